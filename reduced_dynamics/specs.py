@@ -146,3 +146,76 @@ def field_types(spec_class: type) -> dict[str, Any]:
     """Resolved type annotations of a spec class's fields (used by the CLI to parse strings)."""
     hints = typing.get_type_hints(spec_class)
     return {f.name: hints[f.name] for f in dataclasses.fields(spec_class)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# sparse: multi-head linear attention on in-context sparse regression (theory note sparse_multihead.md)
+
+SPARSE_NONZERO_LAWS = ("rademacher", "gaussian")
+SPARSE_OPTIMIZERS = ("adam", "gd")
+
+
+@dataclass(frozen=True)
+class SparseSpec(Spec):
+    """In-context sparse linear regression (SM-1, SM-2) and the multi-head linear-attention model (SM-7..SM-9).
+
+    Task fields: ``dim`` d, ``sparsity`` s (1 <= s <= d), ``noise`` sigma, ``context`` n, ``nonzero_law``.
+    Model/training fields (reference side, §2.5): ``layers`` L, ``heads`` h, ``scratch`` d_s, ``steps``,
+    ``optimizer``, ``lr``, ``batch``, ``init_scale``, ``clip``. Evaluation fields: ``test_prompts`` (risk
+    estimates, >= 2000 per §1.3), ``tune_prompts`` (separate prompts for the one global hyper-parameter of
+    each baseline, §4), ``depth_min``/``depth_max``/``depth_points`` (continuous-depth grid tau of §7).
+    The defaults are the trained-model setting of §9 (SM-C19): d=8, s=2, sigma=0.1, n=24, N(0,1), L=3, h=4.
+    """
+
+    model: ClassVar[str] = "sparse"
+
+    dim: int = param(8, "input dimension d")
+    sparsity: int = param(2, "number of nonzero task coefficients s (1 <= s <= d)")
+    noise: float = param(0.1, "label noise standard deviation sigma")
+    context: int = param(24, "number of in-context examples n")
+    nonzero_law: str = param("gaussian", "law of the nonzero task coefficients", SPARSE_NONZERO_LAWS)
+    layers: int = param(3, "number of attention layers L")
+    heads: int = param(4, "heads per layer h")
+    scratch: int = param(0, "zero-initialised scratch rows d_s in each token")
+    steps: int = param(10000, "training steps of the reference model")
+    optimizer: str = param("adam", "optimiser of the reference model (adam: §2.5 recipe; gd: plain GD)",
+                           SPARSE_OPTIMIZERS)
+    lr: float = param(1e-3, "learning rate of the reference optimiser")
+    batch: int = param(512, "fresh prompts per training step")
+    init_scale: float = param(0.05, "standard deviation of the N(0, init_scale^2) entrywise initialisation")
+    clip: float = param(1.0, "global gradient-norm clip (0 disables clipping)")
+    test_prompts: int = param(2000, "prompts used to estimate each risk")
+    tune_prompts: int = param(1500, "separate prompts used to tune each baseline's global hyper-parameter")
+    depth_min: float = param(0.25, "smallest continuous depth tau on the grid")
+    depth_max: float = param(4096.0, "largest continuous depth tau on the grid")
+    depth_points: int = param(29, "number of geometric grid points in tau")
+    seed: int = param(0, "random seed")
+
+    def _validate(self) -> dict[str, Any]:
+        out = {
+            "dim": positive_int("dim", self.dim),
+            "sparsity": positive_int("sparsity", self.sparsity),
+            "noise": nonnegative_float("noise", self.noise),
+            "context": positive_int("context", self.context),
+            "nonzero_law": one_of("nonzero_law", self.nonzero_law, SPARSE_NONZERO_LAWS),
+            "layers": positive_int("layers", self.layers),
+            "heads": positive_int("heads", self.heads),
+            "scratch": nonnegative_int("scratch", self.scratch),
+            "steps": nonnegative_int("steps", self.steps),
+            "optimizer": one_of("optimizer", self.optimizer, SPARSE_OPTIMIZERS),
+            "lr": positive_float("lr", self.lr),
+            "batch": positive_int("batch", self.batch),
+            "init_scale": nonnegative_float("init_scale", self.init_scale),
+            "clip": nonnegative_float("clip", self.clip),
+            "test_prompts": positive_int("test_prompts", self.test_prompts),
+            "tune_prompts": positive_int("tune_prompts", self.tune_prompts),
+            "depth_min": positive_float("depth_min", self.depth_min),
+            "depth_max": positive_float("depth_max", self.depth_max),
+            "depth_points": positive_int("depth_points", self.depth_points),
+            "seed": nonnegative_int("seed", self.seed),
+        }
+        if out["sparsity"] > out["dim"]:
+            raise SpecError("sparsity", f"at most dim = {out['dim']}", self.sparsity)
+        if out["depth_max"] < out["depth_min"]:
+            raise SpecError("depth_max", f"at least depth_min = {out['depth_min']}", self.depth_max)
+        return out
