@@ -1,0 +1,403 @@
+"""NumPy witness of the sparse family: multi-layer, multi-head linear attention with hand-written gradients.
+
+Implements §2 and §3 of the theory note ``sparse_multihead.md``:
+
+* tokens (SM-7) with ``d_s`` zero scratch rows, width D = d + 1 + d_s; extra query columns (SM-12);
+* layers Z_l = Z_{l-1} + sum_k m_{l,k} P_{l,k} A(Z_{l-1}) Q_{l,k} Z_{l-1}, A(Z) = Z M Z^T / n (SM-8, SM-9);
+* read-out y_q = -e_y^T Z_L e_q (SM-11), exact per-prompt risk through d basis query columns (SM-12, SM-6);
+* the loss (SM-13) and its hand-written gradient (SM-14), checked against central differences (SM-C1);
+* Adam with gradient-norm clipping (the §2.5 recipe) or plain GD (needed when comparing with a flow);
+* head importance by masking (SM-15, SM-16), pruning (SM-17), read-out and preprocessing probes (SM-18, SM-19).
+
+This module NEVER imports ``derivations`` or ``reduced_dynamics.theory``: it is the independent witness. It
+only shares the neutral prompt sampler of ``reduced_dynamics.tasks.sparse_regression`` and the spec. Its
+own small T-step GD baseline for the preprocessing probe (SM-19) is written here for that reason.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from ..specs import SparseSpec, SpecError
+from ..tasks.sparse_regression import Prompts, excess_risk, mean_and_stderr, sample_prompts
+
+
+# ---------------------------------------------------------------------------------------------------------
+# parameters
+
+@dataclass
+class Params:
+    """P and Q of shape (L, h, D, D) each (SM-9); ``scratch`` is d_s, so D = d + 1 + d_s."""
+
+    P: np.ndarray
+    Q: np.ndarray
+    dim: int
+    scratch: int
+
+    @property
+    def layers(self) -> int:
+        return self.P.shape[0]
+
+    @property
+    def heads(self) -> int:
+        return self.P.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.P.shape[2]
+
+    def copy(self) -> "Params":
+        return Params(self.P.copy(), self.Q.copy(), self.dim, self.scratch)
+
+    def flat(self) -> np.ndarray:
+        return np.concatenate([self.P.ravel(), self.Q.ravel()])
+
+
+def init_params(spec: SparseSpec, rng: np.random.Generator, heads: int | None = None) -> Params:
+    """Entrywise N(0, init_scale^2) initialisation (§2.5). ``heads`` overrides spec.heads (e.g. the h = 1
+    comparison model of SM-C19)."""
+    h = spec.heads if heads is None else heads
+    D = spec.dim + 1 + spec.scratch
+    shape = (spec.layers, h, D, D)
+    return Params(spec.init_scale * rng.standard_normal(shape), spec.init_scale * rng.standard_normal(shape),
+                  spec.dim, spec.scratch)
+
+
+def full_mask(params: Params) -> np.ndarray:
+    """All heads on: the (L, h) mask m of SM-9."""
+    return np.ones((params.layers, params.heads))
+
+
+def _check_mask(params: Params, mask: np.ndarray | None) -> np.ndarray:
+    if mask is None:
+        return full_mask(params)
+    mask = np.asarray(mask, dtype=float)
+    if mask.shape != (params.layers, params.heads) or not np.all((mask == 0) | (mask == 1)):
+        raise SpecError("mask", f"a 0/1 array of shape {(params.layers, params.heads)}", mask)
+    return mask
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tokens and forward pass
+
+def tokens(prompts: Prompts, scratch: int, query: str = "prompt") -> np.ndarray:
+    """Token matrix Z_0 (SM-7), shape (B, D, n + Nq). Context columns 0..n-1. Query columns (masked by M):
+    ``query="prompt"`` -> the prompt's x_q (Nq = 1); ``"basis"`` -> e_1..e_d (Nq = d, SM-12);
+    ``"both"`` -> x_q followed by e_1..e_d (Nq = d + 1)."""
+    B, n, d = prompts.X.shape
+    cols = {"prompt": [prompts.xq[:, :, None]],
+            "basis": [np.broadcast_to(np.eye(d), (B, d, d))],
+            "both": [prompts.xq[:, :, None], np.broadcast_to(np.eye(d), (B, d, d))]}
+    if query not in cols:
+        raise SpecError("query", "one of prompt, basis, both", query)
+    xq = np.concatenate(cols[query], axis=2)
+    Z = np.zeros((B, d + 1 + scratch, n + xq.shape[2]))
+    Z[:, :d, :n] = np.transpose(prompts.X, (0, 2, 1))
+    Z[:, d, :n] = prompts.y
+    Z[:, :d, n:] = xq
+    return Z
+
+
+@dataclass
+class Forward:
+    """Cached forward pass: Zs[l] = Z_l (B, D, N) for l = 0..L; per layer A(Z_{l-1}) (B, D, D) and
+    Q_{l,k} Z_{l-1} in head layout (h, D, B, N)."""
+
+    Zs: list = field(default_factory=list)
+    As: list = field(default_factory=list)
+    QZs: list = field(default_factory=list)
+    n: int = 0
+
+
+# Layout helpers. "Head layout" (h, D, B, N) turns the per-head products with the shared P_k, Q_k into one
+# GEMM each; "batch layout" (B, D, h*N) turns the per-prompt product with A into one batched matmul.
+
+def _to_batch(X: np.ndarray) -> np.ndarray:
+    h, D, B, N = X.shape
+    return np.transpose(X, (2, 1, 0, 3)).reshape(B, D, h * N)
+
+
+def _to_heads(X: np.ndarray, h: int) -> np.ndarray:
+    B, D, hN = X.shape
+    return np.transpose(X.reshape(B, D, h, hN // h), (2, 1, 0, 3))
+
+
+def _apply_heads(M: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """(h, D, D) per-head matrices times (D, B, N) shared input or (h, D, B, N) per-head input."""
+    h, D, _ = M.shape
+    if X.ndim == 3:
+        return (M.reshape(h * D, D) @ X.reshape(D, -1)).reshape((h, D) + X.shape[1:])
+    return np.matmul(M, X.reshape(h, D, -1)).reshape(X.shape)
+
+
+def forward(params: Params, Z0: np.ndarray, n: int, mask: np.ndarray | None = None) -> Forward:
+    """Layers (SM-8, SM-9): Z_l = Z_{l-1} + sum_k m_{l,k} P_{l,k} A Q_{l,k} Z_{l-1}, A = Z M Z^T / n."""
+    mask = _check_mask(params, mask)
+    h = params.heads
+    out = Forward(Zs=[Z0], n=n)
+    Z = Z0
+    for l in range(params.layers):
+        ctx = Z[:, :, :n]
+        A = ctx @ np.transpose(ctx, (0, 2, 1)) / n                      # (B, D, D), symmetric
+        QZ = _apply_heads(params.Q[l], np.transpose(Z, (1, 0, 2)))      # (h, D, B, N)
+        AQZ = _to_heads(A @ _to_batch(QZ), h)                           # A Q_k Z
+        heads = _apply_heads(params.P[l] * mask[l][:, None, None], AQZ)  # m_k P_k A Q_k Z
+        Z = Z + np.transpose(heads.sum(axis=0), (1, 0, 2))
+        out.As.append(A)
+        out.QZs.append(QZ)
+        out.Zs.append(Z)
+    return out
+
+
+def predict_query(params: Params, prompts: Prompts, mask: np.ndarray | None = None) -> np.ndarray:
+    """y_q = -e_y^T Z_L e_q for the prompt's own query (SM-11); shape (B,)."""
+    Z0 = tokens(prompts, params.scratch, "prompt")
+    return -forward(params, Z0, prompts.X.shape[1], mask).Zs[-1][:, params.dim, -1]
+
+
+def task_estimate(params: Params, prompts: Prompts, mask: np.ndarray | None = None) -> np.ndarray:
+    """w_theta with w_theta_j = y_q(x_q = e_j), from d basis query columns in one pass (SM-12); (B, d)."""
+    Z0 = tokens(prompts, params.scratch, "basis")
+    return -forward(params, Z0, prompts.X.shape[1], mask).Zs[-1][:, params.dim, -params.dim:]
+
+
+def risk(params: Params, prompts: Prompts, mask: np.ndarray | None = None) -> tuple[float, float]:
+    """Exact per-prompt excess risk ||w_theta - w*||^2 (SM-6 via SM-12), mean and standard error."""
+    mean, se = mean_and_stderr(excess_risk(task_estimate(params, prompts, mask), prompts.w))
+    return float(mean), float(se)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# loss and hand-written gradient
+
+def loss_and_grad(params: Params, prompts: Prompts, mask: np.ndarray | None = None) -> tuple[float, Params]:
+    """Loss (SM-13) 1/2 mean_b (y_q - y_q*)^2 and its gradient (SM-14) by back-propagation.
+
+    Per head with A = A(Z), G = dL/d(head output): dP = sum_b G (A Q Z)^T, dQ = sum_b (A P^T G) Z^T;
+    dZ gets Q^T A P^T G directly and (H + H^T) Z M / n through A, H = P^T G Z^T Q^T. Masked heads get zero
+    gradient and pass no gradient back."""
+    mask = _check_mask(params, mask)
+    n, d = prompts.X.shape[1], params.dim
+    fw = forward(params, tokens(prompts, params.scratch, "prompt"), n, mask)
+    B = prompts.count
+    resid = -fw.Zs[-1][:, d, -1] - prompts.yq          # y_hat - y
+    loss = 0.5 * float(np.mean(resid ** 2))
+    G = np.zeros_like(fw.Zs[-1])
+    G[:, d, -1] = -resid / B                            # G_L = -(y_hat - y)/B e_y e_q^T
+    dP = np.zeros_like(params.P)
+    dQ = np.zeros_like(params.Q)
+    h, D = params.heads, params.width
+    for l in reversed(range(params.layers)):
+        Z, A, QZ = fw.Zs[l], fw.As[l], fw.QZs[l]
+        m = mask[l][:, None, None]
+        G2 = np.transpose(G, (1, 0, 2)).reshape(D, -1)                   # (D, B N)
+        AQZ = _to_heads(A @ _to_batch(QZ), h).reshape(h, D, -1)         # (h, D, B N)
+        dP[l] = (G2 @ np.transpose(AQZ, (0, 2, 1))) * m                 # sum_b G (A Q Z)^T
+        PtG = np.matmul(np.transpose(params.P[l] * m, (0, 2, 1)), G2)    # m_k P_k^T G, (h, D, B N)
+        PtG_b = _to_batch(PtG.reshape(QZ.shape))                        # (B, D, h N)
+        APtG = _to_heads(A @ PtG_b, h)                                  # (h, D, B, N)
+        Z2 = np.transpose(Z, (1, 0, 2)).reshape(D, -1)
+        dQ[l] = APtG.reshape(h, D, -1) @ Z2.T                           # sum_b (A P^T G) Z^T
+        direct = params.Q[l].reshape(h * D, D).T @ APtG.reshape(h * D, -1)  # sum_k Q_k^T A P_k^T G
+        H = PtG_b @ np.transpose(_to_batch(QZ), (0, 2, 1))              # sum_k P_k^T G Z^T Q_k^T, (B, D, D)
+        through_A = np.zeros_like(Z)
+        through_A[:, :, :n] = (H + np.transpose(H, (0, 2, 1))) @ Z[:, :, :n] / n
+        G = G + np.transpose(direct.reshape(D, Z.shape[0], -1), (1, 0, 2)) + through_A
+    return loss, Params(dP, dQ, params.dim, params.scratch)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# training (§2.5)
+
+@dataclass
+class TrainResult:
+    params: Params
+    steps: np.ndarray          # step indices at which the evaluation risk was recorded
+    risk: np.ndarray           # exact evaluation risk (SM-12) at those steps
+    risk_stderr: np.ndarray
+    train_loss: np.ndarray     # mini-batch loss (SM-13) at every step
+
+
+def train(spec: SparseSpec, rng: np.random.Generator, eval_prompts: Prompts, heads: int | None = None,
+          mask: np.ndarray | None = None, record_every: int | None = None, progress: bool = False) -> TrainResult:
+    """Train on fresh prompts each step (batch ``spec.batch``) with Adam (lr ``spec.lr``, betas 0.9/0.999,
+    eps 1e-8) or plain GD, global gradient-norm clip ``spec.clip`` (0 = off), for ``spec.steps`` steps (§2.5).
+
+    A plain-GD run after k steps sits at gradient-flow time t = lr * k for the loss SM-13. Stops with an
+    error if the loss becomes non-finite."""
+    params = init_params(spec, rng, heads)
+    mask = _check_mask(params, mask)
+    record_every = record_every or max(1, spec.steps // 50)
+    m1 = np.zeros_like(params.flat())
+    m2 = np.zeros_like(m1)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    size = params.P.size
+    rec_steps, rec_risk, rec_se, losses = [], [], [], np.empty(spec.steps)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for k in tqdm(range(spec.steps + 1), disable=not progress, desc="train sparse", mininterval=2.0):
+            if k % record_every == 0 or k == spec.steps:
+                mean, se = risk(params, eval_prompts, mask)
+                rec_steps.append(k)
+                rec_risk.append(mean)
+                rec_se.append(se)
+            if k == spec.steps:
+                break
+            loss, grad = loss_and_grad(params, sample_prompts(spec, spec.batch, rng), mask)
+            if not np.isfinite(loss):
+                raise RuntimeError(f"training diverged at step {k}: loss {loss}")
+            losses[k] = loss
+            g = grad.flat()
+            norm = float(np.linalg.norm(g))
+            if spec.clip > 0 and norm > spec.clip:
+                g = g * (spec.clip / norm)
+            if spec.optimizer == "adam":
+                m1 = beta1 * m1 + (1 - beta1) * g
+                m2 = beta2 * m2 + (1 - beta2) * g * g
+                step = spec.lr * (m1 / (1 - beta1 ** (k + 1))) / (np.sqrt(m2 / (1 - beta2 ** (k + 1))) + eps)
+            else:
+                step = spec.lr * g
+            params = Params(params.P - step[:size].reshape(params.P.shape),
+                            params.Q - step[size:].reshape(params.Q.shape), params.dim, params.scratch)
+    return TrainResult(params, np.array(rec_steps), np.array(rec_risk), np.array(rec_se), losses)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# head importance, pruning (§3.1, §3.2)
+
+def head_deltas(params: Params, prompts: Prompts) -> np.ndarray:
+    """Raw importance Delta_{l,k} = R(m_{l,k} = 0) - R(all on) on one fixed prompt set (SM-15); (L, h)."""
+    base = risk(params, prompts)[0]
+    out = np.zeros((params.layers, params.heads))
+    for l in range(params.layers):
+        for k in range(params.heads):
+            mask = full_mask(params)
+            mask[l, k] = 0
+            out[l, k] = risk(params, prompts, mask)[0] - base
+    return out
+
+
+def relative_importance(deltas: np.ndarray) -> np.ndarray:
+    """iota_{l,k} = max(Delta, 0) / sum_k' max(Delta, 0) within each layer (SM-16); a layer where no head
+    helps gets NaN (there is nothing to normalise)."""
+    pos = np.maximum(deltas, 0.0)
+    total = pos.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, pos / np.where(total > 0, total, 1.0), np.nan)
+
+
+def pruning_mask(deltas: np.ndarray) -> np.ndarray:
+    """SM-17: keep every head of layer 1 and only the top head (largest Delta) of each later layer."""
+    mask = np.zeros_like(deltas)
+    mask[0] = 1.0
+    mask[np.arange(1, deltas.shape[0]), np.argmax(deltas[1:], axis=1)] = 1.0
+    return mask
+
+
+def top_first_layer_mask(deltas: np.ndarray) -> np.ndarray:
+    """Companion ablation of §3.2 (SM-C20): keep only the top head of layer 1, all heads elsewhere."""
+    mask = np.ones_like(deltas)
+    mask[0] = 0.0
+    mask[0, np.argmax(deltas[0])] = 1.0
+    return mask
+
+
+# ---------------------------------------------------------------------------------------------------------
+# probes (§3.3; both procedures are ours)
+
+def readout_probe(params: Params, fit: Prompts, test: Prompts) -> np.ndarray:
+    """Read-out probe per layer (SM-18): least squares c_l on h_l = Z_l e_q (fit prompts, target y_q); returns
+    R_probe(l) = mean (c_l^T h_l - <w*, x_q>)^2 on the test prompts for l = 0..L, shape (L + 1, 2) holding
+    (mean, stderr). Needs fit.count >= 10 D (§3.3)."""
+    D = params.width
+    if fit.count < 10 * D:
+        raise SpecError("probe fit prompts", f"at least 10 D = {10 * D}", fit.count)
+    n = fit.X.shape[1]
+    hs_fit = [Z[:, :, -1] for Z in forward(params, tokens(fit, params.scratch), n).Zs]
+    hs_test = [Z[:, :, -1] for Z in forward(params, tokens(test, params.scratch), n).Zs]
+    target = np.einsum("bd,bd->b", test.xq, test.w)
+    out = []
+    for h_fit, h_test in zip(hs_fit, hs_test):
+        c, *_ = np.linalg.lstsq(h_fit, fit.yq, rcond=None)
+        out.append(mean_and_stderr((h_test @ c - target) ** 2))
+    return np.array(out)
+
+
+def preprocessed_features(params: Params, prompts: Prompts) -> tuple[np.ndarray, np.ndarray]:
+    """Layer-1 output on x-rows and scratch rows (Pi Z_1) for context and query (§3.3); (B, n, d + d_s), (B, d + d_s)."""
+    n, d = prompts.X.shape[1], params.dim
+    Z1 = forward(params, tokens(prompts, params.scratch), n).Zs[1]
+    rows = [i for i in range(params.width) if i != d]
+    feats = Z1[:, rows, :]
+    return np.transpose(feats[:, :, :n], (0, 2, 1)), feats[:, :, n]
+
+
+def _gd_prediction(X: np.ndarray, y: np.ndarray, xq: np.ndarray, eta: float, steps: int) -> np.ndarray:
+    """T plain GD steps from 0 on (X, y) for the loss (1/2n)||y - X v||^2, then <v, x_q>."""
+    n = X.shape[1]
+    v = np.zeros(X.shape[::2])
+    for _ in range(steps):
+        v = v - eta * np.einsum("bni,bn->bi", X, np.einsum("bni,bi->bn", X, v) - y) / n
+    return np.einsum("bi,bi->b", v, xq)
+
+
+def preprocessing_gain(params: Params, tune: Prompts, test: Prompts, steps: int,
+                       etas: np.ndarray = np.geomspace(1e-3, 10.0, 41)) -> dict[str, float]:
+    """Preprocessing probe (SM-19): gain(T) = R_GD,T(raw x) - R_GD,T(x~), each with one step size tuned on
+    the ``tune`` prompts (grid ``etas``), labels always the raw y. Risks are mean (prediction - <w*, x_q>)^2."""
+    def risks(p: Prompts, raw: bool, eta_values) -> np.ndarray:
+        X, xq = (p.X, p.xq) if raw else preprocessed_features(params, p)
+        target = np.einsum("bd,bd->b", p.xq, p.w)
+        with np.errstate(over="ignore", invalid="ignore"):
+            r = np.array([np.mean((_gd_prediction(X, p.y, xq, e, steps) - target) ** 2) for e in eta_values])
+        return np.where(np.isfinite(r), r, np.inf)
+
+    out = {}
+    for name, raw in (("raw", True), ("preprocessed", False)):
+        eta = float(etas[np.argmin(risks(tune, raw, etas))])
+        out[name] = float(risks(test, raw, [eta])[0])
+        out[name + "_eta"] = eta
+    out["gain"] = out["raw"] - out["preprocessed"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# one complete experiment (the core of `simulate sparse`)
+
+EVAL_PROMPTS = 4000  # §2.5: evaluation on a fixed set of >= 4000 prompts
+
+
+def experiment_rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Independent generators for training (init + fresh batches) and the fixed evaluation prompts."""
+    train_seq, eval_seq = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(train_seq), np.random.default_rng(eval_seq)
+
+
+@dataclass
+class Experiment:
+    """A trained model with its masking, pruning and ablation results (§3.1, §3.2), all on one evaluation set."""
+
+    training: TrainResult
+    risk: tuple[float, float]            # full model (mean, stderr)
+    deltas: np.ndarray                   # raw Delta_{l,k} (SM-15)
+    importance: np.ndarray               # iota_{l,k} (SM-16)
+    pruned_risk: tuple[float, float]     # SM-17 mask
+    top_first_risk: tuple[float, float]  # only the top layer-1 head kept (SM-C20)
+    eval_prompts: Prompts
+
+
+def run_experiment(spec: SparseSpec, heads: int | None = None, progress: bool = False) -> Experiment:
+    """Train the model of ``spec`` (or with ``heads`` heads) and assess its heads by masking and pruning."""
+    train_rng, eval_rng = experiment_rngs(spec.seed)
+    eval_prompts = sample_prompts(spec, EVAL_PROMPTS, eval_rng)
+    result = train(spec, train_rng, eval_prompts, heads=heads, progress=progress)
+    params = result.params
+    with threadpool_limits(limits=1, user_api="blas"):
+        deltas = head_deltas(params, eval_prompts)
+        return Experiment(training=result, risk=risk(params, eval_prompts), deltas=deltas,
+                          importance=relative_importance(deltas),
+                          pruned_risk=risk(params, eval_prompts, pruning_mask(deltas)),
+                          top_first_risk=risk(params, eval_prompts, top_first_layer_mask(deltas)),
+                          eval_prompts=eval_prompts)
