@@ -1,0 +1,51 @@
+"""Numerical integration of the restricted-family training flow of §8 (SM-38, SM-39; OUR proposal).
+
+The right-hand sides come from ``derivations.sparse_multihead`` (minus the symbolic gradient of the loss),
+turned into NumPy callables with ``sympy.lambdify``; nothing here is typed by hand. Untested against the
+full model (note §6, §8).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+from scipy.integrate import solve_ivp
+
+from derivations import sparse_multihead as der
+
+
+@lru_cache(maxsize=None)
+def _callables():
+    rhs4 = sp.lambdify((der.STATE, der.m3, der.m6), sp.Matrix(der.restricted_rhs()), "numpy")
+    rhs1 = sp.lambdify((der.p, der.m3, der.m6), der.balanced_scalar_rhs(), "numpy")
+    gain = sp.lambdify((der.STATE,), der.gain(), "numpy")
+    return rhs4, rhs1, gain
+
+
+def integrate_restricted(state0, m3: float, m6: float, times: np.ndarray, rtol: float = 1e-10,
+                         atol: float = 1e-14) -> np.ndarray:
+    """Integrate d(a, b, c, g)/dt = -grad L (SM-38) and return the states at ``times``, shape (K, 4)."""
+    rhs4, _, _ = _callables()
+    sol = solve_ivp(lambda t, x: np.asarray(rhs4(x, m3, m6), dtype=float).ravel(), (0.0, float(times[-1])),
+                    np.asarray(state0, dtype=float), method="DOP853", t_eval=times, rtol=rtol, atol=atol)
+    if not sol.success:
+        raise RuntimeError(f"restricted flow integration failed: {sol.message}")
+    return sol.y.T
+
+
+def integrate_balanced(p0: float, m3: float, m6: float, times: np.ndarray, rtol: float = 1e-10,
+                       atol: float = 1e-14) -> np.ndarray:
+    """Integrate the balanced scalar ODE dp/dt (SM-39) and return p at ``times``."""
+    _, rhs1, _ = _callables()
+    sol = solve_ivp(lambda t, x: [float(rhs1(x[0], m3, m6))], (0.0, float(times[-1])), [p0],
+                    method="DOP853", t_eval=times, rtol=rtol, atol=atol)
+    if not sol.success:
+        raise RuntimeError(f"balanced flow integration failed: {sol.message}")
+    return sol.y[0]
+
+
+def gain_of(states: np.ndarray) -> np.ndarray:
+    """u = a^2 b^2 c g for states (K, 4)."""
+    _, _, gain = _callables()
+    return np.array([gain(s) for s in states], dtype=float)
