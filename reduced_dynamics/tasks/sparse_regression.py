@@ -102,3 +102,12 @@ def mean_and_stderr(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.n
     mean = values.mean(axis=axis)
     stderr = values.std(axis=axis, ddof=1) / np.sqrt(count) if count > 1 else np.full_like(mean, np.nan)
     return mean, stderr
+
+
+# The named settings of the note's checks (§9, SM-C12): (a) noisy, d < n; (b) low noise, n < d; (c) n = 3d with
+# N(0,1) nonzeros, where PtO does not help. (c) is also the trained-model setting of SM-C19.
+NOTE_SETTINGS = {
+    "a": SparseSpec(dim=32, sparsity=2, noise=0.5, context=64, nonzero_law="rademacher"),
+    "b": SparseSpec(dim=32, sparsity=2, noise=0.1, context=16, nonzero_law="rademacher"),
+    "c": SparseSpec(dim=8, sparsity=2, noise=0.1, context=24, nonzero_law="gaussian"),
+}

@@ -15,7 +15,8 @@ from typing import Callable
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from ..tasks.sparse_regression import Prompts, context_statistics, excess_risk, mean_and_stderr
+from ..tasks.sparse_regression import (Prompts, context_statistics, excess_risk, mean_and_stderr,
+                                        sample_prompts)
 from . import sparse_algorithms as alg
 
 # hyper-parameter grids (log-spaced); the tuned value is refined between grid neighbours where cheap
@@ -175,3 +176,9 @@ def flow_risk_curves(test_set: Sample, taus: np.ndarray) -> dict[str, tuple[np.n
 def depth_grid(depth_min: float, depth_max: float, points: int) -> np.ndarray:
     """Geometric grid of continuous depths tau (SM-C12 uses 0.25 ... 4096 with 29 points)."""
     return np.geomspace(depth_min, depth_max, points)
+
+
+def sample_test_and_tune(spec, seed: int, test: int, tune: int) -> tuple[Sample, Sample]:
+    """``test`` evaluation prompts, then ``tune`` separate tuning prompts, from one generator seeded ``seed``."""
+    rng = np.random.default_rng(seed)
+    return Sample.of(sample_prompts(spec, test, rng)), Sample.of(sample_prompts(spec, tune, rng))
