@@ -202,15 +202,17 @@ def loss_along_course(U: sp.Expr) -> sp.Expr:
 
 
 def drop_time() -> sp.Expr:
-    """Time at which (LA-27) crosses the midpoint of tau and L* = tau - ||b||^2/a (LA-28)."""
+    """Time at which (LA-27) crosses the midpoint of tau and L* = tau - ||b||^2/a (LA-28).
+
+    The midpoint is reached at the smaller root U_h of L(U) = (tau + L*)/2; (LA-27) is then solved for
+    E = exp(-4 ||b|| t), in which it is linear."""
     ustar = NB_SYM / A_SYM
     half = TAU_SYM - NB_SYM ** 2 / (2 * A_SYM)
-    Ux = sp.Symbol("Ux", positive=True)
+    Ux, E = sp.symbols("Ux E", positive=True)
     roots = sp.solve(sp.Eq(loss_along_course(Ux), half), Ux)
     U_half = min(roots, key=lambda r: float(r.subs({NB_SYM: 1, A_SYM: 1})))  # the root reached first
-    course = ustar / (1 + (ustar / U0_SYM - 1) * sp.exp(-4 * NB_SYM * T_SYM))
-    t = sp.solve(sp.Eq(course, U_half), T_SYM)
-    return sp.simplify(t[0])
+    E_half = sp.solve(sp.Eq(ustar / (1 + (ustar / U0_SYM - 1) * E), U_half), E)[0]
+    return sp.simplify(-sp.log(E_half) / (4 * NB_SYM))
 
 
 def aligned_constants(D: int):

@@ -32,7 +32,7 @@ def simulate(spec_obj: Spec, **options: Any) -> Trajectory:
 
 def compare(theory: Trajectory, reference: Trajectory) -> dict[str, Any]:
     """The family's metrics applied to both curves, their relative gaps and the pointwise gaps."""
-    from .compare import compare as compare_curves
+    from .comparison import compare as compare_curves
     model = theory.meta.get("model")
     if reference.meta.get("model") != model:
         raise SpecError("reference", f"a trajectory of model {model!r}", reference.meta.get("model"))
@@ -41,5 +41,5 @@ def compare(theory: Trajectory, reference: Trajectory) -> dict[str, Any]:
 
 def run_comparison(spec_obj: Spec, **options: Any):
     """Run theory and reference for the spec and return a ``compare.Report``."""
-    from .compare import run
+    from .comparison import run
     return run(spec_obj, **options)

@@ -105,7 +105,7 @@ def _run_model_verb(verb: str, argv: list[str]) -> int:
     start = time.perf_counter()
 
     if verb == "compare":
-        from .compare import plot_report, run
+        from .comparison import plot_report, run
         report = run(spec)
         stem = out_dir / f"{fam.name}-compare"
         written = report.save(stem, plot=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reduced_dynamics import plotting
-from reduced_dynamics.compare import run
+from reduced_dynamics.comparison import run
 from reduced_dynamics.specs import LinearMergedSpec
 
 NAME = "attn_m_loss"

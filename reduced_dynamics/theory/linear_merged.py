@@ -102,7 +102,7 @@ class ReducedFlow:
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         """dtheta_i/dt = (dB_i/dtheta_i)^T G(B) for every head (LA-22 via the derived head pull-back)."""
         G = self.G(y)
-        return self._head_rhs(self.theta(y), G[:, None]).reshape(-1)
+        return self._head_rhs(self.theta(y), np.repeat(G[:, None], self.heads, axis=1)).reshape(-1)
 
     def jacobian(self, t: float, y: np.ndarray) -> np.ndarray:
         """d rhs / d theta = -J^T Hess J + blockdiag(sum_ab G_ab d^2 B_ab / dtheta^2)."""
@@ -110,7 +110,7 @@ class ReducedFlow:
         G = self.G(y)
         J = self._head_jac(th).reshape(self.dim ** 2, self.n * self.heads)
         out = -J.T @ self._hessian @ J
-        curv = self._head_curv(th, G[:, None])                      # (n, n, H)
+        curv = self._head_curv(th, np.repeat(G[:, None], self.heads, axis=1))     # (n, n, H)
         idx = np.arange(self.n)[:, None] * self.heads
         for h in range(self.heads):
             out[np.ix_(idx[:, 0] + h, idx[:, 0] + h)] += curv[:, :, h]
