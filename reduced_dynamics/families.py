@@ -5,6 +5,15 @@ A family is its spec class plus import paths ("module:function") of its predict 
 for comparisons, and its figure scripts. The CLI, the comparison runner, the figure command and the common
 tests iterate ``FAMILIES``; adding a family is one entry here plus its own modules. Functions are imported
 lazily so that the CLI starts quickly and a family's heavy imports happen only when it is used.
+
+Contract of the functions an entry names:
+  predict(spec) -> Trajectory                      theory curve; t = gradient-flow time, float arrays
+  simulate(spec, progress=None) -> Trajectory      reference run on t = lr * step (progress: tqdm on/off/auto)
+  summarise(trajectory) -> dict                    metrics (floats or lists of floats), same for both sides
+  comparison_theories(spec) -> {"theory": Trajectory, label: Trajectory, ...}
+  levels(spec, theory) -> {label: float}           dotted reference levels in figures and reports
+  flow_probe(spec) -> (rhs(y), loss(y), y0)        the common test checks rhs = -grad loss by differences
+  figure script: make_figure(out_dir: Path, quick: bool = False) -> list[Path]   (PDF, PNG, .npz, .json)
 """
 from __future__ import annotations
 
