@@ -105,3 +105,14 @@ def plateau_length(p0: sp.Expr = sp.Symbol("p0", positive=True)) -> sp.Expr:
     """Escape time estimate from small p0: linearised dp/dt ~ 8 m3 p^3 gives t ~ 1/(16 m3 p0^2) (SM-39)."""
     leading = sp.limit(balanced_scalar_rhs() / p ** 3, p, 0)  # = 8 m3
     return sp.simplify(1 / (2 * leading * p0 ** 2))
+
+
+def restricted_system() -> dict:
+    """Builder for ``reduced_dynamics.compile.compile_system``: {name: (argument groups, outputs)}."""
+    state = list(STATE)
+    return {
+        "rhs": ([state, [m3, m6]], list(restricted_rhs())),
+        "loss": ([state, [m3, m6, wsq, sigma]], [restricted_loss()]),
+        "gain": ([state], [gain()]),
+        "scalar_rhs": ([[p], [m3, m6]], [balanced_scalar_rhs()]),
+    }

@@ -1,7 +1,7 @@
 """Numerical integration of the restricted-family training flow of §8 (SM-38, SM-39; OUR proposal).
 
 The right-hand sides come from ``derivations.sparse_multihead`` (minus the symbolic gradient of the loss),
-turned into NumPy callables with ``sympy.lambdify``; nothing here is typed by hand. Untested against the
+compiled to NumPy callables by ``reduced_dynamics.compile`` (disk-cached); nothing here is typed by hand. Untested against the
 full model (note §6, §8).
 """
 from __future__ import annotations
@@ -9,25 +9,32 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import sympy as sp
 from scipy.integrate import solve_ivp
 
 from derivations import sparse_multihead as der
 
+from ..compile import compile_system
+
 
 @lru_cache(maxsize=None)
+def system():
+    """The compiled restricted system: rhs(state, (m3, m6)), loss(state, (m3, m6, W, sigma)), gain(state),
+    scalar_rhs((p,), (m3, m6))."""
+    return compile_system(der, "restricted_system", {})
+
+
 def _callables():
-    rhs4 = sp.lambdify((der.STATE, der.m3, der.m6), sp.Matrix(der.restricted_rhs()), "numpy")
-    rhs1 = sp.lambdify((der.p, der.m3, der.m6), der.balanced_scalar_rhs(), "numpy")
-    gain = sp.lambdify((der.STATE,), der.gain(), "numpy")
-    return rhs4, rhs1, gain
+    compiled = system()
+    return (lambda x, m3, m6: compiled["rhs"](x, (m3, m6)),
+            lambda p, m3, m6: compiled["scalar_rhs"]((p,), (m3, m6))[0],
+            lambda x: compiled["gain"](x)[0])
 
 
 def integrate_restricted(state0, m3: float, m6: float, times: np.ndarray, rtol: float = 1e-10,
                          atol: float = 1e-14) -> np.ndarray:
     """Integrate d(a, b, c, g)/dt = -grad L (SM-38) and return the states at ``times``, shape (K, 4)."""
     rhs4, _, _ = _callables()
-    sol = solve_ivp(lambda t, x: np.asarray(rhs4(x, m3, m6), dtype=float).ravel(), (0.0, float(times[-1])),
+    sol = solve_ivp(lambda t, x: rhs4(x, m3, m6), (0.0, float(times[-1])),
                     np.asarray(state0, dtype=float), method="DOP853", t_eval=times, rtol=rtol, atol=atol)
     if not sol.success:
         raise RuntimeError(f"restricted flow integration failed: {sol.message}")
