@@ -386,21 +386,31 @@ class Experiment:
     pruned_risk: tuple[float, float]     # SM-17 mask
     top_first_risk: tuple[float, float]  # only the top layer-1 head kept (SM-C20)
     eval_prompts: Prompts
+    probe: np.ndarray | None = None      # read-out probe risk per layer l = 0..L, (mean, stderr) (SM-18)
+    gain: dict | None = None             # preprocessing probe at T = L - 1 GD steps (SM-19)
 
 
-def run_experiment(spec: SparseSpec, heads: int | None = None, progress: bool = False) -> Experiment:
-    """Train the model of ``spec`` (or with ``heads`` heads) and assess its heads by masking and pruning."""
+def run_experiment(spec: SparseSpec, heads: int | None = None, progress: bool = False,
+                   probes: bool = False) -> Experiment:
+    """Train the model of ``spec`` (or with ``heads`` heads) and assess its heads by masking and pruning;
+    with ``probes``, also run the read-out probe (SM-18) and the preprocessing probe (SM-19, T = L - 1 GD
+    steps, or 1 if L = 1) on fresh prompts from the evaluation generator."""
     train_rng, eval_rng = experiment_rngs(spec.seed)
     eval_prompts = sample_prompts(spec, EVAL_PROMPTS, eval_rng)
     result = train(spec, train_rng, eval_prompts, heads=heads, progress=progress)
     params = result.params
     with threadpool_limits(limits=1, user_api="blas"):
         deltas = head_deltas(params, eval_prompts)
+        probe = gain = None
+        if probes:
+            fit = sample_prompts(spec, max(2000, 10 * params.width), eval_rng)
+            probe = readout_probe(params, fit, eval_prompts)
+            gain = preprocessing_gain(params, sample_prompts(spec, 1500, eval_rng), sample_prompts(spec, 2000, eval_rng), max(1, spec.layers - 1))
         return Experiment(training=result, risk=risk(params, eval_prompts), deltas=deltas,
                           importance=relative_importance(deltas),
                           pruned_risk=risk(params, eval_prompts, pruning_mask(deltas)),
                           top_first_risk=risk(params, eval_prompts, top_first_layer_mask(deltas)),
-                          eval_prompts=eval_prompts)
+                          eval_prompts=eval_prompts, probe=probe, gain=gain)
 
 
 def simulate(spec: SparseSpec, progress: bool | None = None):
@@ -410,18 +420,22 @@ def simulate(spec: SparseSpec, progress: bool | None = None):
     time of the loss SM-13) and loss = exact evaluation risk (SM-12) on 4000 fixed prompts. Observables:
     ``risk_stderr``; ``head_deltas`` and ``head_importance`` of shape (L, h) (SM-15, SM-16);
     ``masked_risk`` (L, h) = risk with that one head masked; ``pruned_risk`` and ``top_first_risk`` as
-    (mean, stderr) (SM-17 and the layer-1 ablation of §3.2); ``train_loss`` per step (SM-13).
+    (mean, stderr) (SM-17 and the layer-1 ablation of §3.2); ``train_loss`` per step (SM-13); ``probe_risk``
+    (L + 1, 2), the read-out probe per layer (SM-18). ``meta["preprocessing_probe"]`` holds SM-19 at T = L - 1.
     """
     from ..trajectory import Trajectory, provenance
 
-    show = bool(progress) if progress is not None else False
-    exp = run_experiment(spec, progress=show)
+    import sys
+
+    show = bool(progress) if progress is not None else sys.stderr.isatty()
+    exp = run_experiment(spec, progress=show, probes=True)
     tr = exp.training
     observables = {
         "risk_stderr": tr.risk_stderr, "train_loss": tr.train_loss,
         "head_deltas": exp.deltas, "head_importance": exp.importance,
         "masked_risk": exp.risk[0] + exp.deltas,
         "pruned_risk": np.array(exp.pruned_risk), "top_first_risk": np.array(exp.top_first_risk),
+        "probe_risk": exp.probe,
     }
     meta = provenance(
         "sparse", spec, f"reference-{spec.optimizer}",
@@ -429,5 +443,6 @@ def simulate(spec: SparseSpec, progress: bool | None = None):
                                       if spec.optimizer == "adam" else " (plain GD on SM-13)")),
         loss="loss = exact excess risk of the trained network (SM-6 via SM-12) on 4000 fixed prompts",
         final_risk=list(exp.risk), pruned_risk=list(exp.pruned_risk), top_first_risk=list(exp.top_first_risk),
-        pruning_mask=pruning_mask(exp.deltas).tolist())
+        pruning_mask=pruning_mask(exp.deltas).tolist(), preprocessing_probe=exp.gain,
+        probes_status="both probes are our procedures (note §3.3); whether they are the paper's P-probing is unknown")
     return Trajectory(t=spec.lr * tr.steps.astype(float), loss=tr.risk, observables=observables, meta=meta)

@@ -9,6 +9,7 @@ the only thing scanned on the test prompts (its minimum over tau is what SM-C12 
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -91,6 +92,9 @@ def tune(objective: Callable[[np.ndarray], np.ndarray], grid: np.ndarray, refine
     best = int(np.argmin(values))
     if not np.isfinite(values[best]):
         raise RuntimeError("tuning failed: the risk is infinite for every grid value")
+    if best in (0, grid.size - 1):
+        warnings.warn(f"tuned hyper-parameter {grid[best]:.3g} is at the end of its grid "
+                      f"[{grid[0]:.3g}, {grid[-1]:.3g}]; the optimum may lie outside", RuntimeWarning)
     if not refine:
         return float(grid[best])
     lo = np.log(grid[max(best - 1, 0)])
