@@ -39,16 +39,16 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
             ax.axhline(obs[name][0], color="#555555", linestyle=style, linewidth=1.0, label=f"tuned {name}")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("continuous depth tau")
+        ax.set_xlabel("continuous depth τ")
         ax.set_title(f"({key}) d={spec.dim}, s={spec.sparsity}, n={spec.context}\n"
-                     f"sigma={spec.noise}, nonzeros {'±1' if spec.nonzero_law == 'rademacher' else 'N(0,1)'}")
+                     f"σ={spec.noise}, {'±1' if spec.nonzero_law == 'rademacher' else 'N(0,1)'}")
         for name, value in obs.items():
             arrays[f"{key}_{name}"] = value
         summary[key] = {"spec": spec.to_dict(), "minima": traj.meta["minima"],
                         "ridge": float(obs["ridge"][0]), "lasso": float(obs["lasso"][0]),
                         "tuned": traj.meta["tuned_hyper_parameters"]}
     axes[0].set_ylabel("excess risk")
-    axes[1].legend(loc="center right", fontsize=6)
+    axes[1].legend(loc="lower left", bbox_to_anchor=(0.0, 0.06), fontsize=6)
     stem = Path(out_dir) / NAME
     written = plotting.save(fig, stem)
     meta = np.array(to_json({"quick": quick, "settings": summary}))
