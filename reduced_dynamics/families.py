@@ -14,6 +14,8 @@ Contract of the functions an entry names:
   levels(spec, theory) -> {label: float}           dotted reference levels in figures and reports
   flow_probe(spec) -> (rhs(y), loss(y), y0)        the common test checks rhs = -grad loss by differences
   figure script: make_figure(out_dir: Path, quick: bool = False) -> list[Path]   (PDF, PNG, .npz, .json)
+A family whose predict is not a training curve (sparse: risk against continuous depth) sets
+training_curve=False; the common tests that assume a monotone flow loss tracking the reference skip it.
 """
 from __future__ import annotations
 
