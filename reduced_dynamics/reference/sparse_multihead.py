@@ -405,7 +405,8 @@ def run_experiment(spec: SparseSpec, heads: int | None = None, progress: bool = 
         if probes:
             fit = sample_prompts(spec, max(2000, 10 * params.width), eval_rng)
             probe = readout_probe(params, fit, eval_prompts)
-            gain = preprocessing_gain(params, sample_prompts(spec, 1500, eval_rng), sample_prompts(spec, 2000, eval_rng), max(1, spec.layers - 1))
+            tune, test = sample_prompts(spec, 1500, eval_rng), sample_prompts(spec, 2000, eval_rng)
+            gain = preprocessing_gain(params, tune, test, max(1, spec.layers - 1))
         return Experiment(training=result, risk=risk(params, eval_prompts), deltas=deltas,
                           importance=relative_importance(deltas),
                           pruned_risk=risk(params, eval_prompts, pruning_mask(deltas)),
