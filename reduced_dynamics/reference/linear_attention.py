@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..events import midpoint_drop_time
 from ..specs import LinearMergedSpec
 from ..tasks import linear_attention as task
 from ..trajectory import Trajectory, provenance
@@ -170,4 +171,5 @@ def simulate_merged(spec: LinearMergedSpec, progress: bool | None = None) -> Tra
     t = spec.lr * np.arange(steps + 1)
     meta = provenance("attn-m", spec, "reference-gd", train_size=spec.sample_size, c=spec.c,
                       loss="training MSE without 1/2 (LA-12)", time="t = lr * step (LA-13)")
-    return Trajectory(t=t, loss=losses, observables={"beta": beta, "v": v, "balance": balance}, meta=meta)
+    return Trajectory(t=t, loss=losses, observables={"beta": beta, "v": v, "balance": balance},
+                      events={"drop_time": midpoint_drop_time(t, losses)}, meta=meta)
