@@ -24,9 +24,10 @@ def attention(Q: np.ndarray, prompts: Prompts, include_query_token: bool = False
     Returns (alpha, alpha_q): alpha is B x N; with ``include_query_token`` the query column competes with logit
     x_q^T Q x_q and value 0 (the note's [convention] variant) and alpha_q (B) is its weight, else None.
     """
-    logits = np.einsum("bnd,de,be->bn", prompts.tokens, Q, prompts.query)
+    keyed = prompts.query @ Q.T                                  # rows Q x_q
+    logits = np.matmul(prompts.tokens, keyed[:, :, None])[:, :, 0]
     if include_query_token:
-        q_logit = np.einsum("bd,de,be->b", prompts.query, Q, prompts.query)
+        q_logit = np.sum(prompts.query * keyed, axis=1)
         top = np.maximum(logits.max(axis=1), q_logit)
         e = np.exp(logits - top[:, None])
         eq = np.exp(q_logit - top)
@@ -53,10 +54,10 @@ def loss_and_grad(Q: np.ndarray, prompts: Prompts, include_query_token: bool = F
     yhat = np.einsum("bn,bn->b", alpha, prompts.labels)
     r = yhat - prompts.target
     ds = r[:, None] * alpha * (prompts.labels - yhat[:, None])
-    grad = np.einsum("bn,bnd,be->de", ds, prompts.tokens, prompts.query)
+    grad = np.matmul(ds[:, None, :], prompts.tokens)[:, 0, :].T @ prompts.query
     if include_query_token:
         dq = r * alpha_q * (-yhat)
-        grad = grad + np.einsum("b,bd,be->de", dq, prompts.query, prompts.query)
+        grad = grad + (dq[:, None] * prompts.query).T @ prompts.query
     B = prompts.target.shape[0]
     return 0.5 * float(np.mean(r ** 2)), grad / B
 
@@ -71,7 +72,7 @@ def task_averaged_losses(Q: np.ndarray, prompts: Prompts, n_features: int, inclu
     feature no query has).
     """
     alpha, _ = attention(Q, prompts, include_query_token)
-    residual = np.einsum("bn,bnd->bd", alpha, prompts.tokens) - prompts.query
+    residual = np.matmul(alpha[:, None, :], prompts.tokens)[:, 0, :] - prompts.query
     per_prompt = 0.5 * np.sum(residual ** 2, axis=1)
     ids = prompts.query_ids
     sums = np.bincount(ids, weights=per_prompt, minlength=n_features)
