@@ -74,6 +74,15 @@ def test_floor():
     assert floor == pytest.approx(1.2104e-4, rel=1e-3)
 
 
+def test_wide_logit_path_reaches_the_floor():
+    """A column spread beyond 600 takes the log-count path; at A = 650 L_k is the floor (SF-32) to 1e-12."""
+    enum = CountEnumeration([0.25] * 4, 30)
+    L = enum.losses(_symmetric_M(4, 0, 650.0))[0]
+    assert abs(L - symmetric_floor(0.25, 4, 30)) < 1e-12
+    L60, G60 = enum.evaluate(_symmetric_M(4, 0, 60.0))
+    assert abs(L60[0] - symmetric_column(60.0, -20.0, 0.25, 4, 30)[0]) < 1e-15
+
+
 def test_empty_own_feature_gives_zero_attention():
     """A prompt without a token of the query's feature has a_k = 0, so ell_k >= 1/2 (SF-7, SF-32)."""
     ell, _ = per_prompt_terms(np.array([[0, 3, 2]]), np.array([[50.0, 0, 0], [0, 0, 0], [0, 0, 0]]))

@@ -38,32 +38,43 @@ def count_vectors(context: int, n_features: int) -> np.ndarray:
     return np.diff(edges, axis=1) - 1
 
 
-def per_prompt_terms(counts: np.ndarray, M: np.ndarray, include_query_token: bool = False
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def per_prompt_terms(counts: np.ndarray, M: np.ndarray, include_query_token: bool = False,
+                     with_gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Per-count-vector loss ell_k(c; M[:,k]) (SF-8) and gradient d ell_k / d M[n,k] (SF-16), every column k.
 
     ``counts``: (S, K); ``M``: (K, K). Returns ``ell`` of shape (S, K) (column k = query feature k) and
     ``grad`` of shape (S, K, K) with grad[s, n, k] = d ell_k(c_s) / d M[n, k]. Features with c_n = 0 get
-    a_n = 0 (log 0 = -inf inside a max-shifted softmax).
+    a_n = 0. Columns whose logit spread is below 600 use one shift per column; wider ones use log-counts
+    (log 0 = -inf) with a per-prompt max shift, so no present feature underflows.
     """
     counts = np.asarray(counts, dtype=float)
     K = M.shape[0]
-    with np.errstate(divide="ignore"):
-        log_c = np.log(counts)                                  # (S, K), -inf where c_n = 0
-    logits = log_c[:, :, None] + M[None, :, :]                  # (S, n, k)
     diag = np.diag(M)                                           # query logit A_k
-    shift = logits.max(axis=1)                                  # (S, k)
+    column_shift = M.max(axis=0)
     if include_query_token:
-        shift = np.maximum(shift, diag[None, :])
-    weights = np.exp(logits - shift[:, None, :])
+        column_shift = np.maximum(column_shift, diag)
+    if np.ptp(M, axis=0).max() < 600:
+        # Fast path: one shift per column; every weight c_n e^{m_n - shift} is finite and a present feature
+        # keeps a positive weight (no underflow to 0 below a logit gap of 600).
+        weights = counts[:, :, None] * np.exp(M - column_shift[None, :])[None, :, :]
+        query_weight = np.exp(diag - column_shift)[None, :]
+    else:
+        with np.errstate(divide="ignore"):
+            logits = np.log(counts)[:, :, None] + M[None, :, :]     # -inf where c_n = 0
+        shift = logits.max(axis=1)                                  # (S, k)
+        if include_query_token:
+            shift = np.maximum(shift, diag[None, :])
+        weights = np.exp(logits - shift[:, None, :])
+        query_weight = np.exp(diag[None, :] - shift)
     total = weights.sum(axis=1)
     if include_query_token:
-        query_weight = np.exp(diag[None, :] - shift)
         total = total + query_weight
     a = weights / total[:, None, :]                             # (S, n, k)
     eye = np.eye(K)
     g = a - eye[None, :, :]
     ell = 0.5 * np.sum(g ** 2, axis=1)                          # (S, k)
+    if not with_gradient:
+        return ell, None
     gbar = np.sum(a * g, axis=1)                                # (S, k)
     grad = a * (g - gbar[:, None, :])
     if include_query_token:
@@ -102,6 +113,15 @@ class CountEnumeration:
             L += w @ ell
             G += np.tensordot(w, grad, axes=(0, 0))
         return L, G
+
+    def losses(self, M: np.ndarray) -> np.ndarray:
+        """L_k(M[:,k]) for every k (SF-9, SF-19a), without the gradient."""
+        M = np.asarray(M, dtype=float)
+        L = np.zeros(self.p.size)
+        for start in range(0, len(self.counts), self.chunk):
+            sl = slice(start, start + self.chunk)
+            L += self.weights[sl] @ per_prompt_terms(self.counts[sl], M, self.include_query_token, False)[0]
+        return L
 
     def flow_rhs(self, M: np.ndarray) -> np.ndarray:
         """dM/dt = -G diag(p): column k moves by -p_k grad L_k (SF-13, SF-31)."""

@@ -79,7 +79,7 @@ def exact_flow(probabilities, context: int, t_eval, M0=None, include_query_token
     ys = _integrate(lambda y: enum.flow_rhs(y.reshape(K, K)).ravel(), y0, t_eval, rtol, atol,
                     f"exact-N softmax flow (N = {context})")
     Ms = ys.reshape(-1, K, K)
-    loss_k = np.array([enum.evaluate(M)[0] for M in Ms])
+    loss_k = np.array([enum.losses(M) for M in Ms])
     return FlowResult(np.asarray(t_eval, float), Ms, loss_k)
 
 
