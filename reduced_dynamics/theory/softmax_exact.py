@@ -65,7 +65,7 @@ def per_prompt_terms(counts: np.ndarray, M: np.ndarray, include_query_token: boo
         if include_query_token:
             shift = np.maximum(shift, diag[None, :])
         weights = np.exp(logits - shift[:, None, :])
-        query_weight = np.exp(diag[None, :] - shift)
+        query_weight = np.exp(diag[None, :] - shift) if include_query_token else None
     total = weights.sum(axis=1)
     if include_query_token:
         total = total + query_weight
