@@ -62,23 +62,32 @@ def loss_and_grad(Q: np.ndarray, prompts: Prompts, include_query_token: bool = F
     return 0.5 * float(np.mean(r ** 2)), grad / B
 
 
-def task_averaged_losses(Q: np.ndarray, prompts: Prompts, n_features: int, include_query_token: bool = False
-                         ) -> np.ndarray:
-    """Per-query-feature loss of the full model on the given prompts, with the task vector averaged exactly.
+def task_averaged_losses(Q: np.ndarray, prompts: Prompts, include_query_token: bool = False) -> np.ndarray:
+    """Per-prompt loss of the full model with the task vector averaged exactly (SF-9 convention).
 
-    yhat - y_q = <w, sum_i alpha_i x_i - x_q>, and w ~ N(0, I_d), so E_w (1/2)(yhat - y_q)^2 =
-    (1/2) ||sum_i alpha_i x_i - x_q||^2 (same convention as SF-9). Averaging this over the prompts whose query
-    has feature k estimates L_k without the heavy-tailed noise of w. Returns an array of length K (NaN for a
-    feature no query has).
+    yhat - y_q = <w, sum_i alpha_i x_i - x_q> and w ~ N(0, I_d), so E_w (1/2)(yhat - y_q)^2 =
+    (1/2) ||sum_i alpha_i x_i - x_q||^2. Returns an array of length B.
     """
     alpha, _ = attention(Q, prompts, include_query_token)
     residual = np.matmul(alpha[:, None, :], prompts.tokens)[:, 0, :] - prompts.query
-    per_prompt = 0.5 * np.sum(residual ** 2, axis=1)
-    ids = prompts.query_ids
-    sums = np.bincount(ids, weights=per_prompt, minlength=n_features)
-    counts = np.bincount(ids, minlength=n_features)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / counts
+    return 0.5 * np.sum(residual ** 2, axis=1)
+
+
+def per_feature_losses(Q: np.ndarray, prompts: Prompts, features: np.ndarray, include_query_token: bool = False
+                       ) -> np.ndarray:
+    """Estimate of L_k for every feature k on the contexts of ``prompts``, each paired with the query x_q = v_k.
+
+    Every context is used once per query feature (stratified over the query, whose feature is independent of the
+    context by SF-2), and the task vector is averaged exactly (:func:`task_averaged_losses`). Returns length K.
+    """
+    out = np.empty(features.shape[0])
+    B = prompts.tokens.shape[0]
+    for k, v in enumerate(features):
+        query = np.broadcast_to(v, (B, v.size))
+        with_query = Prompts(prompts.tokens, prompts.labels, query, prompts.target, prompts.context_ids,
+                             np.full(B, k), prompts.task)
+        out[k] = task_averaged_losses(Q, with_query, include_query_token).mean()
+    return out
 
 
 @dataclass
@@ -104,8 +113,8 @@ def train(features: np.ndarray, probabilities, context: int, lr: float, steps: i
 
     ``fresh_batches``: draw a new batch of ``batch`` prompts every step, else one fixed batch for the whole run.
     Every ``record_every`` steps (and at the last step) records M = V Q V^T and the per-feature loss on a fixed
-    set of ``eval_prompts`` prompts drawn once from the same ``rng`` (task averaged exactly, see
-    :func:`task_averaged_losses`). A tqdm bar is shown for runs of more than 200 steps unless ``progress`` is
+    set of ``eval_prompts`` contexts drawn once from the same ``rng``, each paired with every query feature
+    (task averaged exactly, see :func:`per_feature_losses`). A tqdm bar is shown for runs of more than 200 steps unless ``progress`` is
     False. Stops with a message if the parameters become non-finite.
     """
     features = np.asarray(features, dtype=float)
@@ -127,7 +136,7 @@ def train(features: np.ndarray, probabilities, context: int, lr: float, steps: i
     def record(step: int) -> None:
         record_steps.append(step)
         Ms.append(features @ Q @ features.T)
-        losses.append(task_averaged_losses(Q, evaluation, K, include_query_token))
+        losses.append(per_feature_losses(Q, evaluation, features, include_query_token))
 
     show = steps > 200 if progress is None else progress
     record(0)
