@@ -1,0 +1,145 @@
+"""Theory against reference on the shared time axis t = lr * step.
+
+The family's own metric function (drop times, plateaus, threshold times ...) is applied identically to the
+theory curve and the gradient-descent curve; for every metric the report holds ``<metric>_theory``,
+``<metric>_reference`` and, for scalars, the relative gap. Pointwise gaps are taken at the reference's
+times, the theory curve being interpolated from its dense output. Extra theory curves (e.g. population
+moments, closed forms) are summarised the same way under their own names.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import plotting
+from .families import Family, family_of
+from .files import atomic_save_npz, atomic_write_json, atomic_write_text, to_json
+from .specs import Spec
+from .trajectory import Trajectory, versions
+
+
+@dataclass
+class Report:
+    model: str
+    spec: Spec
+    metrics: dict[str, Any]
+    theory: Trajectory
+    reference: Trajectory
+    extras: dict[str, Trajectory] = field(default_factory=dict)
+    levels: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "spec": self.spec.to_dict(), **self.metrics,
+                "levels": self.levels, "theory_kind": self.theory.meta.get("kind"),
+                "versions": versions()}
+
+    def text(self) -> str:
+        lines = [f"{self.model}: theory ({self.theory.meta.get('kind')}) against reference "
+                 f"({self.reference.meta.get('kind')}), t = lr * step"]
+        names = sorted({k[: -len("_theory")] for k in self.metrics if k.endswith("_theory")})
+        for name in names:
+            th, ref = self.metrics[f"{name}_theory"], self.metrics[f"{name}_reference"]
+            gap = self.metrics.get(f"{name}_relative_gap")
+            gap_text = f"   gap {100 * gap:+.2f} %" if isinstance(gap, float) and math.isfinite(gap) else ""
+            lines.append(f"  {name:<24} theory {_fmt(th)}   reference {_fmt(ref)}{gap_text}")
+        lines.append(f"  {'max |loss gap|':<24} {self.metrics['max_abs_gap']:.4g}   mean {self.metrics['mean_abs_gap']:.4g}"
+                     f"   over {self.metrics['gap_points']} reference times")
+        for label in self.extras:
+            key = _slug(label)
+            parts = [f"{k[len(key) + 1:]} {_fmt(v)}" for k, v in self.metrics.items()
+                     if k.startswith(key + "_") and not k.endswith("_relative_gap_to_reference")]
+            lines.append(f"  {label:<24} " + "   ".join(parts))
+        for label, value in self.levels.items():
+            lines.append(f"  level {label:<18} {value:.6g}")
+        return "\n".join(lines)
+
+    def save_curves(self, path: str | Path) -> Path:
+        """The curves behind the report: t and loss of the theory, t_reference and loss_reference, and
+        t_<name>, loss_<name> of every extra curve, with the report as the JSON string ``meta``."""
+        arrays = {"t": self.theory.t, "loss": self.theory.loss, "t_reference": self.reference.t,
+                  "loss_reference": self.reference.loss}
+        for label, traj in self.extras.items():
+            arrays[f"t_{_slug(label)}"] = traj.t
+            arrays[f"loss_{_slug(label)}"] = traj.loss
+        return atomic_save_npz(path, meta=np.array(to_json(self.to_dict())), **arrays)
+
+    def save(self, stem: str | Path, plot: bool = True) -> list[Path]:
+        """Write stem.json (report), stem.txt, stem.npz (curves) and, with ``plot``, stem.pdf/png."""
+        stem = Path(stem)
+        written = [atomic_write_json(stem.with_suffix(".json"), self.to_dict()),
+                   atomic_write_text(stem.with_suffix(".txt"), self.text() + "\n"),
+                   self.save_curves(stem.with_suffix(".npz"))]
+        if plot:
+            written += plot_report(self, stem)
+        return written
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.5g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^0-9a-zA-Z]+", "_", label).strip("_").lower()
+
+
+def relative_gap(theory: Any, reference: Any) -> Any:
+    """(theory - reference) / |reference| for numbers, elementwise for equal-length lists."""
+    if isinstance(theory, (list, tuple)) and isinstance(reference, (list, tuple)) and len(theory) == len(reference):
+        return [relative_gap(a, b) for a, b in zip(theory, reference)]
+    if isinstance(theory, (int, float)) and isinstance(reference, (int, float)) and reference != 0:
+        return float((theory - reference) / abs(reference))
+    return math.nan
+
+
+def curve_gaps(theory: Trajectory, reference: Trajectory) -> dict[str, float]:
+    """Largest and mean |L_theory - L_reference| at the reference times inside the theory's time range."""
+    inside = reference.t <= theory.t[-1] + 1e-12
+    gaps = np.abs(theory.at(reference.t[inside]) - reference.loss[inside])
+    return {"max_abs_gap": float(gaps.max()), "mean_abs_gap": float(gaps.mean()), "gap_points": int(inside.sum())}
+
+
+def compare(theory: Trajectory, reference: Trajectory, summarise) -> dict[str, Any]:
+    """Metrics of both curves side by side, their relative gaps, and the pointwise gaps."""
+    th, ref = summarise(theory), summarise(reference)
+    out: dict[str, Any] = {}
+    for name in th:
+        out[f"{name}_theory"], out[f"{name}_reference"] = th[name], ref[name]
+        out[f"{name}_relative_gap"] = relative_gap(th[name], ref[name])
+    out.update(curve_gaps(theory, reference))
+    return out
+
+
+def run(spec: Spec, progress: bool | None = None) -> Report:
+    """Run the family's theory curves and its reference for ``spec`` and compare them."""
+    fam: Family = family_of(spec)
+    if fam.comparison_theories:
+        curves = fam.resolve("comparison_theories")(spec)
+    else:
+        curves = {"theory": fam.resolve("predict")(spec)}
+    theory = curves.pop("theory")
+    reference = fam.resolve("simulate")(spec, progress=progress)
+    summarise = fam.resolve("summarise")
+    metrics = compare(theory, reference, summarise)
+    ref_summary = summarise(reference)
+    for label, traj in curves.items():
+        for name, value in summarise(traj).items():
+            metrics[f"{_slug(label)}_{name}"] = value
+            metrics[f"{_slug(label)}_{name}_relative_gap_to_reference"] = relative_gap(value, ref_summary[name])
+    levels = fam.resolve("levels")(spec, theory) if fam.levels else {}
+    return Report(fam.name, spec, metrics, theory, reference, curves, levels)
+
+
+def plot_report(report: Report, stem: str | Path) -> list[Path]:
+    fig, ax = plotting.figure()
+    plotting.loss_axes(ax, {"theory": report.theory, **report.extras}, report.reference, report.levels)
+    ax.set_title(f"{report.model}: theory vs gradient descent")
+    return plotting.save(fig, stem)

@@ -1,0 +1,108 @@
+"""The in-context linear-regression problem of linear_attention.md §2 and the initial weights of §8.
+
+Neutral ground: both the NumPy reference and the theory import this module, so that a theory curve can
+start from the very same initial weights and use the very same training set as a gradient-descent run.
+It implements only the problem definition (LA-1, LA-2, LA-3 and the initialisation rule of §8), no
+dynamics.
+
+Randomness: one ``numpy.random.SeedSequence(seed)`` is split into independent streams for the covariance
+basis, the initial weights and the training set, so drawing or not drawing the training set (population
+theory) never changes the initial weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Covariance:
+    """Lambda = E diag(eigenvalues) E^T with eigenvalues sorted in decreasing order (§1)."""
+    eigenvalues: np.ndarray   # (D,), decreasing
+    basis: np.ndarray         # (D, D) orthogonal, columns are eigenvectors
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return (self.basis * self.eigenvalues) @ self.basis.T
+
+    @property
+    def trace(self) -> float:
+        return float(np.sum(self.eigenvalues))
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """P sequences: contexts x (P, N, D), labels y (P, N), queries xq (P, D), targets yq (P,), tasks w (P, D)."""
+    x: np.ndarray
+    y: np.ndarray
+    xq: np.ndarray
+    yq: np.ndarray
+    w: np.ndarray
+
+
+def streams(seed: int) -> dict[str, np.random.Generator]:
+    names = ("basis", "init", "data", "test")
+    return {name: np.random.default_rng(s) for name, s in zip(names, np.random.SeedSequence(seed).spawn(len(names)))}
+
+
+def eigenvalues_for(kind: str, dim: int, given: tuple[float, ...] | None = None) -> np.ndarray:
+    """'linear': lambda_d proportional to d with trace 1 (the reference code's choice, §2); 'identity': all 1.
+    Explicit eigenvalues override ``kind``. Returned in decreasing order."""
+    if given is not None:
+        return np.sort(np.asarray(given, dtype=float))[::-1]
+    if kind == "identity":
+        return np.ones(dim)
+    if kind == "linear":
+        return np.arange(dim, 0, -1, dtype=float) / (dim * (dim + 1) / 2)
+    raise ValueError(f"covariance: expected 'identity' or 'linear', got {kind!r}")
+
+
+def random_orthogonal(dim: int, rng: np.random.Generator) -> np.ndarray:
+    """Haar-random orthogonal matrix (QR of a Gaussian matrix with the sign convention fixed)."""
+    q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
+    return q * np.sign(np.diag(r))
+
+
+def draw_covariance(kind: str, dim: int, given: tuple[float, ...] | None, rng: np.random.Generator) -> Covariance:
+    return Covariance(eigenvalues_for(kind, dim, given), random_orthogonal(dim, rng))
+
+
+def draw_training_set(cov: Covariance, context: int, size: int, rng: np.random.Generator,
+                      centre_inputs: bool = False, whiten_tasks: bool = False) -> TrainingSet:
+    """(LA-1, LA-2): x ~ N(0, Lambda), w ~ N(0, I), y = w^T x, no label noise. Optional finite-sample
+    normalisation of §2: (i) centre x across sequences at every position, (ii) centre and whiten the
+    task vectors so that their sample covariance (divisor P - 1) is exactly I."""
+    D = cov.eigenvalues.size
+    root = cov.basis * np.sqrt(cov.eigenvalues)          # x = root @ standard normal
+    x = rng.standard_normal((size, context + 1, D)) @ root.T
+    w = rng.standard_normal((size, D))
+    if centre_inputs:
+        x = x - x.mean(axis=0, keepdims=True)
+    if whiten_tasks:
+        w = w - w.mean(axis=0, keepdims=True)
+        cov_w = w.T @ w / (size - 1)
+        evals, evecs = np.linalg.eigh(cov_w)
+        w = w @ (evecs / np.sqrt(evals)) @ evecs.T
+    labels = np.einsum("pnd,pd->pn", x, w)
+    return TrainingSet(x=x[:, :context], y=labels[:, :context], xq=x[:, context], yq=labels[:, context], w=w)
+
+
+def token_matrices(data: TrainingSet) -> np.ndarray:
+    """Z of (LA-3), shape (P, D+1, N+1): one column per token, query last with its label slot zeroed."""
+    P, N, D = data.x.shape
+    Z = np.zeros((P, D + 1, N + 1))
+    Z[:, :D, :N] = data.x.transpose(0, 2, 1)
+    Z[:, D, :N] = data.y
+    Z[:, :D, N] = data.xq
+    return Z
+
+
+def merged_initial_weights(dim: int, heads: int, scale: float, rng: np.random.Generator):
+    """Reference-code initialisation of ATTN_M (§8): W_i, r_i entries N(0, scale^2), then u_i = W_i[D, :D]
+    and r_i^x = r_i[:D] set to zero (the invariant manifold of §3). Returns (W (H, D+1, D+1), r (H, D+1))."""
+    W = scale * rng.standard_normal((heads, dim + 1, dim + 1))
+    r = scale * rng.standard_normal((heads, dim + 1))
+    W[:, dim, :dim] = 0.0
+    r[:, :dim] = 0.0
+    return W, r

@@ -1,0 +1,23 @@
+"""Test configuration: a deterministic hypothesis profile for CI, and a private compile cache per session."""
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=20, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None, max_examples=20)
+settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Compiled derivations go to a fresh folder, so tests never depend on a user's cache."""
+    path = tmp_path_factory.mktemp("compile-cache")
+    old = os.environ.get("REDUCED_DYNAMICS_CACHE")
+    os.environ["REDUCED_DYNAMICS_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("REDUCED_DYNAMICS_CACHE", None)
+    else:
+        os.environ["REDUCED_DYNAMICS_CACHE"] = old

@@ -1,0 +1,71 @@
+"""The compile cache: round trip, corrupt entries rebuilt (never trusted), keys that follow the sizes."""
+import json
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from derivations import linear_merged as lm
+from reduced_dynamics.compile import compile_system, generate_source
+
+
+def evaluate(system):
+    params = np.array([0.5, 0.3, 9.0, 1.0])
+    b = np.arange(4.0)
+    return system["G"](b, params), system["loss"](b, params)
+
+
+def test_second_build_comes_from_the_cache_and_agrees(tmp_path):
+    first = compile_system(lm, "block_system", {"D": 2, "moments": "population"}, tmp_path)
+    second = compile_system(lm, "block_system", {"D": 2, "moments": "population"}, tmp_path)
+    assert not first.from_cache and second.from_cache
+    assert first.cache_path == second.cache_path
+    for a, b in zip(evaluate(first), evaluate(second)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_other_sizes_get_another_entry(tmp_path):
+    a = compile_system(lm, "block_system", {"D": 2, "moments": "population"}, tmp_path)
+    b = compile_system(lm, "block_system", {"D": 3, "moments": "population"}, tmp_path)
+    assert a.cache_path != b.cache_path
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "tampered", "wrong key", "not python"])
+def test_a_corrupt_entry_is_rebuilt(tmp_path, damage):
+    good = compile_system(lm, "block_system", {"D": 2, "moments": "population"}, tmp_path)
+    expected = evaluate(good)
+    path = good.cache_path
+    text = path.read_text()
+    if damage == "garbage":
+        path.write_bytes(b"\x00\xffnot json")
+    elif damage == "truncated":
+        path.write_text(text[: len(text) // 2])
+    else:
+        payload = json.loads(text)
+        if damage == "tampered":        # a plausible but wrong function, checksum left stale
+            payload["sources"]["G"] = payload["sources"]["G"].replace("return", "return 2*")
+        elif damage == "wrong key":
+            payload["key"] = "0" * 64
+        else:                           # checksum made consistent, but the source does not compile
+            payload["sources"]["G"] = "def G(:\n"
+            import hashlib
+            payload["sha256"] = hashlib.sha256(json.dumps(payload["sources"], sort_keys=True).encode()).hexdigest()
+        path.write_text(json.dumps(payload))
+    with pytest.warns(RuntimeWarning, match="rebuilding"):
+        rebuilt = compile_system(lm, "block_system", {"D": 2, "moments": "population"}, tmp_path)
+    assert not rebuilt.from_cache
+    for a, b in zip(evaluate(rebuilt), expected):
+        np.testing.assert_array_equal(a, b)
+    assert compile_system(lm, "block_system", {"D": 2, "moments": "population"}, tmp_path).from_cache
+
+
+def test_generated_functions_broadcast_over_trailing_axes():
+    x, y = sp.symbols("x y")
+    namespace = {}
+    from reduced_dynamics import compile as compiler
+    exec(generate_source("f", [[x, y]], [x * y, sp.Integer(3), sp.sin(x) + y]), {"numpy": np, "_stack": compiler._stack},
+         namespace)
+    f = namespace["f"]
+    out = f(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    np.testing.assert_allclose(out, [[3.0, 8.0], [3.0, 3.0], [np.sin(1) + 3, np.sin(2) + 4]])
+    assert f(np.array([1.0, 3.0])).shape == (3,)
