@@ -217,3 +217,11 @@ def minor_feature_system() -> MinorFeatureSystem:
     loss = sp.Rational(1, 2) * ((1 - pi_k) ** 2 + pi_1 ** 2 + (K - 2) * pi_o ** 2)
     rhs = (-q * sp.diff(loss, A), -q * sp.diff(loss, B1), -q * sp.diff(loss, Bo) / (K - 2))
     return MinorFeatureSystem(K, p1, A, B1, Bo, q, (pi_k, pi_1, pi_o), loss, rhs, A + B1 + (K - 2) * Bo)
+
+
+def compiled_large_n(n_features: int) -> dict:
+    """Builder for ``reduced_dynamics.compile``: the large-N flow (SF-21) and column losses (SF-20) as
+    functions of (M row-major, p)."""
+    system = large_n_system(n_features)
+    args = [system.state, list(system.p)]
+    return {"rhs": (args, system.rhs_vector), "losses": (args, list(system.column_losses))}

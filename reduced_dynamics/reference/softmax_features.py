@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from ..specs import SpecError
-from ..tasks.softmax_features import Prompts, check_probabilities, sample_prompts
+from ..specs import SoftmaxFeaturesSpec, SpecError
+from ..tasks.softmax_features import Prompts, check_probabilities, curve_events, random_features, sample_prompts
+from ..trajectory import Trajectory, provenance
 
 
 def attention(Q: np.ndarray, prompts: Prompts, include_query_token: bool = False
@@ -73,21 +74,29 @@ def task_averaged_losses(Q: np.ndarray, prompts: Prompts, include_query_token: b
     return 0.5 * np.sum(residual ** 2, axis=1)
 
 
-def per_feature_losses(Q: np.ndarray, prompts: Prompts, features: np.ndarray, include_query_token: bool = False
-                       ) -> np.ndarray:
+def per_feature_losses(Q: np.ndarray, prompts: Prompts, features: np.ndarray, include_query_token: bool = False,
+                       with_attention: bool = False):
     """Estimate of L_k for every feature k on the contexts of ``prompts``, each paired with the query x_q = v_k.
 
     Every context is used once per query feature (stratified over the query, whose feature is independent of the
-    context by SF-2), and the task vector is averaged exactly (:func:`task_averaged_losses`). Returns length K.
+    context by SF-2), and the task vector is averaged exactly (:func:`task_averaged_losses`). Returns length K;
+    with ``with_attention`` also the K x K matrix of mean attention masses (row n = token feature, column k =
+    query feature), summed over the context tokens of feature n.
     """
-    out = np.empty(features.shape[0])
+    K = features.shape[0]
+    out = np.empty(K)
+    masses = np.zeros((K, K))
     B = prompts.tokens.shape[0]
     for k, v in enumerate(features):
         query = np.broadcast_to(v, (B, v.size))
         with_query = Prompts(prompts.tokens, prompts.labels, query, prompts.target, prompts.context_ids,
                              np.full(B, k), prompts.task)
-        out[k] = task_averaged_losses(Q, with_query, include_query_token).mean()
-    return out
+        alpha, _ = attention(Q, with_query, include_query_token)
+        residual = np.matmul(alpha[:, None, :], with_query.tokens)[:, 0, :] - query
+        out[k] = 0.5 * np.mean(np.sum(residual ** 2, axis=1))
+        if with_attention:
+            masses[:, k] = np.bincount(prompts.context_ids.ravel(), weights=alpha.ravel(), minlength=K) / B
+    return (out, masses) if with_attention else out
 
 
 @dataclass
@@ -100,6 +109,7 @@ class GDRun:
     t: np.ndarray
     M: np.ndarray
     loss_k: np.ndarray
+    attention: np.ndarray
     loss: np.ndarray
     Q: np.ndarray
     features: np.ndarray
@@ -131,12 +141,14 @@ def train(features: np.ndarray, probabilities, context: int, lr: float, steps: i
     evaluation = sample_prompts(features, p, eval_prompts, context, rng)
     fixed = None if fresh_batches else sample_prompts(features, p, batch, context, rng)
     Q = np.zeros((d, d))
-    record_steps, Ms, losses = [], [], []
+    record_steps, Ms, losses, masses = [], [], [], []
 
     def record(step: int) -> None:
         record_steps.append(step)
         Ms.append(features @ Q @ features.T)
-        losses.append(per_feature_losses(Q, evaluation, features, include_query_token))
+        loss_k, mass = per_feature_losses(Q, evaluation, features, include_query_token, with_attention=True)
+        losses.append(loss_k)
+        masses.append(mass)
 
     show = steps > 200 if progress is None else progress
     record(0)
@@ -150,7 +162,34 @@ def train(features: np.ndarray, probabilities, context: int, lr: float, steps: i
             record(step)
     steps_arr = np.array(record_steps)
     loss_k = np.array(losses)
-    return GDRun(steps=steps_arr, t=lr * steps_arr, M=np.array(Ms), loss_k=loss_k, loss=loss_k @ p, Q=Q,
+    return GDRun(steps=steps_arr, t=lr * steps_arr, M=np.array(Ms), loss_k=loss_k, attention=np.array(masses),
+                 loss=loss_k @ p, Q=Q,
                  features=features, info={"eval_prompts": eval_prompts, "batch": batch,
                                           "fresh_batches": fresh_batches,
                                           "include_query_token": include_query_token})
+
+
+def simulate(spec: SoftmaxFeaturesSpec, progress: bool | None = None) -> Trajectory:
+    """Gradient descent on the full model for a spec (SF-10, SF-11), as a Trajectory on t = lr * step.
+
+    The features are a random orthonormal set (SF-1) drawn from ``seed``; then the evaluation contexts and the
+    training prompts come from the same generator. ``loss`` = sum_k p_k L_k with the factor 1/2 (SF-9), each L_k
+    estimated on the evaluation contexts with the task vector averaged exactly. Observables as in the theory:
+    ``loss_k``, ``A``, ``M`` = V Q V^T, ``attention``, ``own_attention``; events from the same function
+    (:func:`reduced_dynamics.tasks.softmax_features.curve_events`).
+    """
+    rng = np.random.default_rng(spec.seed)
+    features = random_features(spec.features, spec.dim, rng)
+    run = train(features, spec.p, spec.context, spec.lr, spec.gd_steps, spec.batch, rng,
+                fresh_batches=spec.fresh_batches, include_query_token=spec.include_query_token,
+                eval_prompts=spec.eval_prompts, record_every=spec.record_every, progress=progress)
+    keep = run.t <= spec.final_time + 1e-12
+    t, loss_k, M, att = run.t[keep], run.loss_k[keep], run.M[keep], run.attention[keep]
+    events = curve_events(t, loss_k, M, att, spec.p, spec.levels)
+    meta = provenance("softmax", spec, "reference-gd", probabilities=list(spec.p), thresholds=list(spec.levels),
+                      loss="L = (1/2) E[(yhat - y_q)^2] = sum_k p_k L_k (SF-9, factor 1/2); L_k on "
+                           f"{spec.eval_prompts} evaluation contexts x K queries, task averaged exactly",
+                      time="t = lr * step", column_sum_max=float(np.abs(M.sum(axis=1)).max()))
+    return Trajectory(t=t, loss=loss_k @ np.asarray(spec.p), events=events, meta=meta,
+                      observables={"loss_k": loss_k, "A": np.einsum("tkk->tk", M), "M": M, "attention": att,
+                                   "own_attention": np.einsum("tkk->tk", att)})

@@ -108,3 +108,47 @@ def dominant_probabilities(n_features: int, p1: float) -> tuple[float, ...]:
         raise SpecError("dominant", "a probability strictly between 0 and 1", p1)
     rest = (1.0 - p1) / (n_features - 1)
     return (float(p1),) + (rest,) * (n_features - 1)
+
+
+def curve_events(t: np.ndarray, loss_k: np.ndarray, M: np.ndarray, attention: np.ndarray, p,
+                 thresholds) -> dict:
+    """Events of a softmax-feature run, computed the same way from theory and reference curves.
+
+    ``loss_k`` (T x K), ``M`` (T x K x K), ``attention`` (T x K x K): attention[:, n, k] = attention mass of a
+    query of feature k on tokens of feature n. Returns
+
+    * ``threshold_times``: per feature k, the first times L_k falls to each threshold (linear interpolation);
+    * ``half_attention_times``: per feature, the time its own-feature attention reaches 1/2 (end of phase 1,
+      SF-28; event E4 of §8.2);
+    * ``phases``: for every feature k other than the dominant one (largest p, if unique), the note's phase
+      boundaries (§8.2): E1 = maximum of B_{k,o} (o the first other non-dominant feature), E2 = B_{k,o} back to
+      zero, E3 = own attention overtakes the attention on the dominant feature, E4 = own attention 1/2.
+    NaN where an event does not happen on the curve.
+    """
+    from ..events import first_crossing_below
+
+    p = np.asarray(p, dtype=float)
+    K = p.size
+    rising = lambda y, level: first_crossing_below(t, -np.asarray(y), -level)  # noqa: E731
+    out = {"threshold_times": [[first_crossing_below(t, loss_k[:, k], eps) for eps in thresholds]
+                               for k in range(K)],
+           "half_attention_times": [rising(attention[:, k, k], 0.5) for k in range(K)]}
+    top = np.flatnonzero(p == p.max())
+    phases = {}
+    if top.size == 1:
+        dom = int(top[0])
+        for k in range(K):
+            if k == dom:
+                continue
+            others = [o for o in range(K) if o not in (k, dom)]
+            e1 = e2 = float("nan")
+            if others:
+                b = M[:, others[0], k]
+                i = int(np.argmax(b))
+                if 0 < i < len(t) - 1:
+                    e1 = float(t[i])
+                    e2 = first_crossing_below(t[i:], b[i:], 0.0)
+            e3 = rising(attention[:, k, k] - attention[:, dom, k], 0.0)
+            phases[f"feature_{k + 1}"] = {"E1": e1, "E2": e2, "E3": e3, "E4": rising(attention[:, k, k], 0.5)}
+    out["phases"] = phases
+    return out

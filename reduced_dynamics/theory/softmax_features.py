@@ -7,19 +7,22 @@
   (SF-19b), cheap for any N.
 
 All flows start from M(0) = 0 unless told otherwise (SF-10) and return the states on a time grid.
+:func:`predict` turns a :class:`~reduced_dynamics.specs.SoftmaxFeaturesSpec` into a Trajectory (loss convention
+SF-9, with the factor 1/2), with the observables and events of the note (§8).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-import sympy as sp
-from scipy.integrate import solve_ivp
 
 from derivations import softmax_features as derivation
-from ..specs import SpecError
-from ..tasks.softmax_features import check_probabilities
+
+from .. import compile as compiler
+from ..integrate import integrate
+from ..specs import SoftmaxFeaturesSpec, SpecError
+from ..tasks.softmax_features import check_probabilities, curve_events
+from ..trajectory import Trajectory, provenance
 from .softmax_exact import CountEnumeration, symmetric_column
 
 
@@ -32,40 +35,37 @@ class FlowResult:
     loss_k: np.ndarray
 
 
-@lru_cache(maxsize=None)
-def large_n_functions(n_features: int):
-    """NumPy callables (rhs, column losses) of the derived large-N system (SF-20, SF-21) for K features.
+def large_n_functions(n_features: int, cache_dir=None):
+    """NumPy callables (rhs, column losses) of the derived large-N system (SF-20, SF-21) for K features,
+    compiled through the disk cache of :mod:`reduced_dynamics.compile`.
 
-    ``rhs(M_flat, p) -> dM_flat/dt`` (row-major K x K) and ``losses(M_flat, p) -> (L_1^inf .. L_K^inf)``.
+    ``rhs(M_flat, p) -> dM_flat/dt`` (row-major K x K) and ``losses(M_flat, p) -> (L_1^inf .. L_K^inf)``; both
+    accept trailing batch axes.
     """
-    system = derivation.large_n_system(n_features)
-    args = [system.state, list(system.p)]
-    rhs = sp.lambdify(args, system.rhs_vector, modules="numpy", cse=True)
-    losses = sp.lambdify(args, list(system.column_losses), modules="numpy", cse=True)
-    return rhs, losses
+    system = compiler.compile_system(derivation, "compiled_large_n", {"n_features": int(n_features)}, cache_dir)
+    return system["rhs"], system["losses"]
 
 
 def _integrate(rhs, y0: np.ndarray, t_eval: np.ndarray, rtol: float, atol: float, what: str) -> np.ndarray:
+    """DOP853 through the guarded wrapper of :mod:`reduced_dynamics.integrate` (blow-up / stall stop)."""
     t_eval = np.asarray(t_eval, dtype=float)
     if t_eval.ndim != 1 or t_eval.size < 1 or np.any(np.diff(t_eval) <= 0) or t_eval[0] < 0:
         raise SpecError("t_eval", "an increasing 1-d array of times >= 0", t_eval.shape)
-    sol = solve_ivp(lambda t, y: rhs(y), (0.0, float(t_eval[-1])), y0, t_eval=t_eval, method="DOP853",
-                    rtol=rtol, atol=atol)
-    if not sol.success:
-        raise RuntimeError(f"{what}: integration stopped at t = {sol.t[-1] if sol.t.size else 0.0}: {sol.message}")
-    if not np.all(np.isfinite(sol.y)):
-        raise FloatingPointError(f"{what}: non-finite state")
-    return sol.y.T
+    if t_eval[-1] == 0.0:
+        return np.asarray(y0, float)[None, :]
+    sol = integrate(lambda t, y: rhs(y), y0, float(t_eval[-1]), t_eval=t_eval, rtol=rtol, atol=atol)
+    return sol.y
 
 
-def large_n_flow(probabilities, t_eval, M0=None, rtol: float = 1e-10, atol: float = 1e-12) -> FlowResult:
+def large_n_flow(probabilities, t_eval, M0=None, rtol: float = 1e-10, atol: float = 1e-12,
+                 cache_dir=None) -> FlowResult:
     """Integrate the large-N flow (SF-21) from M0 (default 0) and evaluate L_k^inf (SF-20) on the grid."""
     p = check_probabilities(probabilities)
     K = p.size
-    rhs, losses = large_n_functions(K)
+    rhs, losses = large_n_functions(K, cache_dir)
     y0 = np.zeros(K * K) if M0 is None else np.asarray(M0, float).reshape(K * K)
-    ys = _integrate(lambda y: np.asarray(rhs(y, p), float), y0, t_eval, rtol, atol, "large-N softmax flow")
-    loss_k = np.array([np.asarray(losses(y, p), float) for y in ys])
+    ys = _integrate(lambda y: rhs(y, p), y0, t_eval, rtol, atol, "large-N softmax flow")
+    loss_k = np.asarray(losses(ys.T, p[:, None]), float).T
     return FlowResult(np.asarray(t_eval, float), ys.reshape(-1, K, K), loss_k)
 
 
@@ -98,3 +98,95 @@ def symmetric_exact_flow(q: float, n_features: int, context: int, t_eval, includ
     A = _integrate(rhs, np.zeros(1), t_eval, rtol, atol, f"symmetric softmax flow (N = {context})")[:, 0]
     L = symmetric_column(A, -A / (K - 1), q, K, context, include_query_token)[0]
     return A, L
+
+
+def large_n_attention(M: np.ndarray, p) -> np.ndarray:
+    """pi_n(M[:, k]) = softmax(M[:, k] + log p)_n (SF-20) for states M of shape (..., K, K)."""
+    logits = np.asarray(M, float) + np.log(np.asarray(p, float))[:, None]
+    logits = logits - logits.max(axis=-2, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=-2, keepdims=True)
+
+
+def output_grid(spec: SoftmaxFeaturesSpec) -> np.ndarray:
+    """The reference's record times t = lr * step (every ``record_every`` steps) merged with a log grid, so that
+    theory and reference curves are read on the same points by the same crossing function."""
+    T = spec.final_time
+    steps = np.arange(0, spec.gd_steps + 1, spec.record_every)
+    uniform = spec.lr * steps
+    grid = np.concatenate([uniform[uniform <= T + 1e-12], np.geomspace(min(1e-3, T / 10), T, 60), [T]])
+    return np.unique(np.round(grid, 12))
+
+
+def predict(spec: SoftmaxFeaturesSpec, t_eval: np.ndarray | None = None, cache_dir=None) -> Trajectory:
+    """Reduced flow of M from M = 0 (SF-10): the exact finite-N flow (SF-13 with SF-19a; ``limit='exact'``) or
+    the large-N flow (SF-21; ``limit='large-n'``).
+
+    ``loss`` = sum_k p_k L_k with the factor 1/2 of (SF-9). Observables: ``loss_k`` (T x K), ``A`` (T x K, the
+    own-feature weights A_k = M[k,k]), ``M`` (T x K x K, row n = token feature, column k = query feature; the
+    off-diagonal entries are the B_{k,n}), ``attention`` (T x K x K, expected attention mass of a query of
+    feature k on tokens of feature n; the diagonal is ``own_attention``), ``own_attention`` (T x K).
+    Events: threshold times per feature, half-attention times (SF-28) and the phase boundaries E1-E4 (§8.2).
+    """
+    p = np.asarray(spec.p)
+    K = spec.features
+    t = output_grid(spec) if t_eval is None else np.asarray(t_eval, dtype=float)
+    if spec.limit == "large-n":
+        flow = large_n_flow(p, t, cache_dir=cache_dir)
+        attention = large_n_attention(flow.M, p)
+        kind, note = "theory-large-N", "large-N flow (SF-21) of the derived loss (SF-20)"
+    else:
+        enum = CountEnumeration(p, spec.context, spec.include_query_token)
+        flow = exact_flow(p, spec.context, t, include_query_token=spec.include_query_token)
+        attention = np.array([enum.attention(M) for M in flow.M])
+        kind, note = "theory-exact-N", "exact finite-N flow (SF-13) by count enumeration (SF-19a)"
+    own = np.einsum("tkk->tk", attention)
+    events = curve_events(flow.t, flow.loss_k, flow.M, attention, p, spec.levels)
+    meta = provenance("softmax", spec, kind, compiler.derivation_hash(derivation), probabilities=list(p),
+                      thresholds=list(spec.levels), flow=note,
+                      loss="L = (1/2) E[(yhat - y_q)^2] = sum_k p_k L_k (SF-9, factor 1/2)",
+                      time="gradient-flow time t (GD: t = lr * step)")
+    return Trajectory(t=flow.t, loss=flow.loss_k @ p, events=events, meta=meta,
+                      observables={"loss_k": flow.loss_k, "A": np.einsum("tkk->tk", flow.M), "M": flow.M,
+                                   "attention": attention, "own_attention": own})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Hooks used by the registry (families.py)
+
+def summarise(trajectory: Trajectory) -> dict:
+    """Metrics applied identically to theory and reference curves (same crossing function, same grid rule):
+    per-feature threshold times (one list per feature, one entry per threshold), per-feature times at which the
+    own-feature attention reaches 1/2 (SF-28), the time the total loss reaches the middle threshold, the
+    final loss."""
+    meta = trajectory.meta
+    p = np.asarray(meta["probabilities"], float)
+    levels = list(meta["thresholds"])
+    obs = trajectory.observables
+    events = curve_events(trajectory.t, obs["loss_k"], obs["M"], obs["attention"], p, levels)
+    from ..events import first_crossing_below
+    middle = levels[len(levels) // 2]
+    return {"threshold_times": events["threshold_times"],
+            "half_attention_times": events["half_attention_times"],
+            "loss_threshold_time": first_crossing_below(trajectory.t, trajectory.loss, middle),
+            "final_loss": float(trajectory.loss[-1])}
+
+
+def comparison_theories(spec: SoftmaxFeaturesSpec) -> dict[str, Trajectory]:
+    """The spec's theory curve and, for the exact limit, the large-N flow beside it."""
+    out = {"theory": predict(spec)}
+    if spec.limit == "exact":
+        out["large-N flow"] = predict(spec.replace(limit="large-n"))
+    return out
+
+
+def flow_probe(spec: SoftmaxFeaturesSpec):
+    """(rhs(y), loss(y), y0) of the spec's reduced flow on y = M row-major, for the common RHS = -grad test."""
+    p = np.asarray(spec.p)
+    K = spec.features
+    if spec.limit == "large-n":
+        rhs, losses = large_n_functions(K)
+        return (lambda y: np.asarray(rhs(y, p), float)), (lambda y: float(np.asarray(losses(y, p)) @ p)), np.zeros(K * K)
+    enum = CountEnumeration(p, spec.context, spec.include_query_token)
+    return (lambda y: enum.flow_rhs(y.reshape(K, K)).ravel()), (lambda y: float(enum.losses(y.reshape(K, K)) @ p)), \
+        np.zeros(K * K)
