@@ -82,8 +82,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
         flow_probe="reduced_dynamics.theory.softmax_features:flow_probe",
         figures=("scripts.softmax_balanced:make_figure", "scripts.softmax_imbalanced:make_figure",
                  "scripts.softmax_large_n:make_figure"),
-        test_spec={"features": 3, "dim": 4, "context": 10, "lr": 1.0, "steps": 40, "batch": 4000,
-                   "eval_prompts": 4000, "thresholds": (0.2, 0.1, 0.07)},
+        # lr 0.5 keeps the O(lr) GD-flow gap (SF-10) near 1 %: at lr 1 it is about 2 % at these sizes.
+        test_spec={"features": 3, "dim": 4, "context": 10, "lr": 0.5, "steps": 80, "batch": 5000,
+                   "eval_prompts": 4000, "record_every": 2, "thresholds": (0.2, 0.1, 0.07)},
         # GD's loss at step 0 is estimated on eval_prompts sampled contexts: 4000 contexts give a relative
         # standard error of about 0.3 % at M = 0 (K = 3, N = 10); 2 % is over six standard errors.
         start_tolerance=0.02,
