@@ -121,7 +121,7 @@ def curve_events(t: np.ndarray, loss_k: np.ndarray, M: np.ndarray, attention: np
     * ``half_attention_times``: per feature, the time its own-feature attention reaches 1/2 (end of phase 1,
       SF-28; event E4 of §8.2);
     * ``phases``: for every feature k other than the dominant one (largest p, if unique), the note's phase
-      boundaries (§8.2): E1 = maximum of B_{k,o} (o the first other non-dominant feature), E2 = B_{k,o} back to
+      boundaries (§8.2): E1 = maximum of B_{k,o} (o the first other non-dominant feature; parabolic refinement), E2 = B_{k,o} back to
       zero, E3 = own attention overtakes the attention on the dominant feature, E4 = own attention 1/2.
     NaN where an event does not happen on the curve.
     """
@@ -146,9 +146,18 @@ def curve_events(t: np.ndarray, loss_k: np.ndarray, M: np.ndarray, attention: np
                 b = M[:, others[0], k]
                 i = int(np.argmax(b))
                 if 0 < i < len(t) - 1:
-                    e1 = float(t[i])
+                    e1 = _vertex(t[i - 1:i + 2], b[i - 1:i + 2])
                     e2 = first_crossing_below(t[i:], b[i:], 0.0)
             e3 = rising(attention[:, k, k] - attention[:, dom, k], 0.0)
             phases[f"feature_{k + 1}"] = {"E1": e1, "E2": e2, "E3": e3, "E4": rising(attention[:, k, k], 0.5)}
     out["phases"] = phases
     return out
+
+
+def _vertex(t3: np.ndarray, y3: np.ndarray) -> float:
+    """Abscissa of the parabola through three points around a sampled maximum (refines E1 below the grid)."""
+    (t0, t1, t2), (y0, y1, y2) = t3, y3
+    denominator = (t1 - t0) * (y1 - y2) - (t1 - t2) * (y1 - y0)
+    if denominator == 0:
+        return float(t1)
+    return float(t1 - 0.5 * ((t1 - t0) ** 2 * (y1 - y2) - (t1 - t2) ** 2 * (y1 - y0)) / denominator)
