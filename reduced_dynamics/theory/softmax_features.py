@@ -190,3 +190,27 @@ def flow_probe(spec: SoftmaxFeaturesSpec):
     enum = CountEnumeration(p, spec.context, spec.include_query_token)
     return (lambda y: enum.flow_rhs(y.reshape(K, K)).ravel()), (lambda y: float(enum.losses(y.reshape(K, K)) @ p)), \
         np.zeros(K * K)
+
+
+def large_n_error(n_features: int, sizes, t_eval, eps: float = 0.05) -> dict:
+    """Size of the large-N error (SF-23) for balanced features on the symmetric subspace.
+
+    For every N in ``sizes`` the exact flow of A (SF-19b) is compared with the large-N flow (SF-21):
+    ``sup_error[j] = max_t |A_N(t) - A_inf(t)|``, the least-squares slope of log sup_error against log N
+    (``slope``; -1 for an O(1/N) error), and the times at which L_k reaches ``eps`` (``threshold_times``, and
+    ``threshold_time_inf`` for the large-N flow).
+    """
+    from ..events import first_crossing_below
+
+    K = int(n_features)
+    t = np.asarray(t_eval, dtype=float)
+    big = large_n_flow([1.0 / K] * K, t)
+    A_inf = big.M[:, 0, 0]
+    A, L = zip(*(symmetric_exact_flow(1.0 / K, K, N, t) for N in sizes))
+    A, L = np.array(A), np.array(L)
+    sup_error = np.abs(A - A_inf[None, :]).max(axis=1)
+    slope, intercept = np.polyfit(np.log(np.asarray(sizes, float)), np.log(sup_error), 1)
+    return {"A": A, "loss": L, "A_inf": A_inf, "sup_error": sup_error, "slope": float(slope),
+            "intercept": float(intercept),
+            "threshold_times": [first_crossing_below(t, row, eps) for row in L],
+            "threshold_time_inf": first_crossing_below(t, big.loss_k[:, 0], eps)}
