@@ -22,7 +22,7 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     report = run(spec, progress=False)
     th, ref, big = report.theory, report.reference, report.extras["large-N flow"]
     stride = plotting.thin_markers(len(ref.t))
-    fig, (left, right) = plotting.figure(width=plotting.FULL_WIDTH, height=2.6, ncols=2)
+    fig, (left, right) = plotting.figure(width=plotting.FULL_WIDTH, height=3.4, ncols=2)
     for k in range(spec.features):
         colour = plotting.COLOURS[k % len(plotting.COLOURS)]
         left.plot(th.t, th.observables["loss_k"][:, k], color=colour, label=f"exact N, L_{k + 1}" if k == 0 else None)
@@ -34,7 +34,7 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     left.set_yscale("log")
     left.set_xlabel("gradient-flow time t")
     left.set_ylabel("L_k (factor 1/2, SF-9)")
-    left.legend(loc="upper right")
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=6)
     M_th, M_ref = th.observables["M"], ref.observables["M"]
     for label, (n, k), colour in (("A_1", (0, 0), plotting.COLOURS[0]), ("B_{1,2}", (1, 0), plotting.COLOURS[1])):
         right.plot(th.t, M_th[:, n, k], color=colour, label=f"{label} exact N")
@@ -43,7 +43,7 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
         right.plot(big.t, big.observables["M"][:, n, k], "--", color=colour, linewidth=1.0, label=f"{label} large N")
     right.set_xlabel("gradient-flow time t")
     right.set_ylabel("attention weight")
-    right.legend(loc="center right")
+    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=6)
     fig.suptitle(f"softmax, balanced: K={spec.features}, d={spec.dim}, N={spec.context}, lr={spec.lr}, B={spec.batch}")
     stem = Path(out_dir) / NAME
     written = plotting.save(fig, stem)

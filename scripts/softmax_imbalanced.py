@@ -23,7 +23,7 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     report = run(spec, progress=False)
     th, ref, big = report.theory, report.reference, report.extras["large-N flow"]
     stride = plotting.thin_markers(len(ref.t))
-    fig, (left, right) = plotting.figure(width=plotting.FULL_WIDTH, height=2.6, ncols=2)
+    fig, (left, right) = plotting.figure(width=plotting.FULL_WIDTH, height=3.4, ncols=2)
     for k, name in ((0, "dominant L_1"), (1, "minor L_2")):
         colour = plotting.COLOURS[k]
         left.plot(th.t, th.observables["loss_k"][:, k], color=colour, label=f"{name} exact N")
@@ -33,7 +33,7 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     left.set_yscale("log")
     left.set_xlabel("gradient-flow time t")
     left.set_ylabel("L_k (factor 1/2, SF-9)")
-    left.legend(loc="upper right")
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=6)
     a_th, a_ref = th.observables["attention"], ref.observables["attention"]
     curves = (("minor query: own", (1, 1)), ("minor query: on dominant", (0, 1)),
               ("minor query: on other minor", (2, 1)), ("dominant query: own", (0, 0)))
@@ -47,9 +47,10 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
             right.axvline(value, color="#999999", linestyle=":", linewidth=0.8)
             right.text(value, 1.0, name, fontsize=6, ha="center", va="bottom")
     right.set_xlabel("gradient-flow time t")
-    right.set_ylabel("attention mass (lines: exact N, markers: GD)")
+    right.set_ylabel("attention mass")
     right.set_ylim(0, 1.05)
-    right.legend(loc="center right")
+    right.set_title("lines: exact N; markers: GD", fontsize=7)
+    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=6)
     fig.suptitle(f"softmax, dominant p1={spec.dominant}: K={spec.features}, N={spec.context}, lr={spec.lr}, "
                  f"B={spec.batch}")
     stem = Path(out_dir) / NAME
