@@ -3,21 +3,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from reduced_dynamics.events import first_crossing_below
 from reduced_dynamics.theory.softmax_exact import CountEnumeration
 from reduced_dynamics.theory.softmax_features import (exact_flow, large_n_flow, symmetric_exact_flow)
 
 IMBALANCED = (0.6, 0.4 / 3, 0.4 / 3, 0.4 / 3)
 
 
-def first_crossing(t, y, level):
-    """First time y falls to ``level``, linearly interpolated between grid points (nan if never)."""
-    below = np.nonzero(y <= level)[0]
-    if below.size == 0:
-        return np.nan
-    i = below[0]
-    if i == 0:
-        return t[0]
-    return t[i - 1] + (y[i - 1] - level) * (t[i] - t[i - 1]) / (y[i - 1] - y[i])
+first_crossing = first_crossing_below
 
 
 def test_one_dimensional_flow_reproduces_the_k2_flow():
