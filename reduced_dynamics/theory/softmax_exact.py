@@ -44,8 +44,8 @@ def per_prompt_terms(counts: np.ndarray, M: np.ndarray, include_query_token: boo
 
     ``counts``: (S, K); ``M``: (K, K). Returns ``ell`` of shape (S, K) (column k = query feature k) and
     ``grad`` of shape (S, K, K) with grad[s, n, k] = d ell_k(c_s) / d M[n, k]. Features with c_n = 0 get
-    a_n = 0. ``with_gradient=False`` skips the gradient; ``"attention"`` returns the masses a (S, n, k) instead
-    of ell. Columns whose logit spread is below 600 use one shift per column; wider ones use log-counts
+    a_n = 0. ``with_gradient=False`` skips the gradient; ``"attention"`` returns the masses a (S, n, k) in
+    place of the gradient. Columns whose logit spread is below 600 use one shift per column; wider ones use log-counts
     (log 0 = -inf) with a per-prompt max shift, so no present feature underflows.
     """
     counts = np.asarray(counts, dtype=float)
@@ -71,11 +71,11 @@ def per_prompt_terms(counts: np.ndarray, M: np.ndarray, include_query_token: boo
     if include_query_token:
         total = total + query_weight
     a = weights / total[:, None, :]                             # (S, n, k)
-    if with_gradient == "attention":
-        return a, None
     eye = np.eye(K)
     g = a - eye[None, :, :]
     ell = 0.5 * np.sum(g ** 2, axis=1)                          # (S, k)
+    if with_gradient == "attention":
+        return ell, a
     if not with_gradient:
         return ell, None
     gbar = np.sum(a * g, axis=1)                                # (S, k)
@@ -126,16 +126,18 @@ class CountEnumeration:
             L += self.weights[sl] @ per_prompt_terms(self.counts[sl], M, self.include_query_token, False)[0]
         return L
 
-    def attention(self, M: np.ndarray) -> np.ndarray:
-        """Expected attention masses E[a_n(c; M[:,k])] (SF-7) as a K x K matrix (row n = token feature, column k =
-        query feature); the diagonal is the attention on the query's own feature."""
+    def losses_and_attention(self, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """L_k (SF-9) and the expected attention masses E[a_n(c; M[:,k])] (SF-7) in one pass; the K x K
+        attention matrix has row n = token feature, column k = query feature (diagonal: own feature)."""
         M = np.asarray(M, dtype=float)
+        L = np.zeros(self.p.size)
         out = np.zeros((self.p.size, self.p.size))
         for start in range(0, len(self.counts), self.chunk):
             sl = slice(start, start + self.chunk)
-            a, _ = per_prompt_terms(self.counts[sl], M, self.include_query_token, "attention")
+            ell, a = per_prompt_terms(self.counts[sl], M, self.include_query_token, "attention")
+            L += self.weights[sl] @ ell
             out += np.tensordot(self.weights[sl], a, axes=(0, 0))
-        return out
+        return L, out
 
     def flow_rhs(self, M: np.ndarray) -> np.ndarray:
         """dM/dt = -G diag(p): column k moves by -p_k grad L_k (SF-13, SF-31)."""

@@ -70,8 +70,10 @@ def large_n_flow(probabilities, t_eval, M0=None, rtol: float = 1e-10, atol: floa
 
 
 def exact_flow(probabilities, context: int, t_eval, M0=None, include_query_token: bool = False,
-               rtol: float = 1e-8, atol: float = 1e-10) -> FlowResult:
-    """Integrate the exact finite-N flow dM[:,k]/dt = -p_k grad L_k(M[:,k]) (SF-13, SF-31) by enumeration (SF-19a)."""
+               rtol: float = 1e-8, atol: float = 1e-10, observe: bool = True) -> FlowResult:
+    """Integrate the exact finite-N flow dM[:,k]/dt = -p_k grad L_k(M[:,k]) (SF-13, SF-31) by enumeration (SF-19a).
+
+    With ``observe=False`` the losses are left as NaN (the caller evaluates them)."""
     p = check_probabilities(probabilities)
     K = p.size
     enum = CountEnumeration(p, context, include_query_token)
@@ -79,7 +81,7 @@ def exact_flow(probabilities, context: int, t_eval, M0=None, include_query_token
     ys = _integrate(lambda y: enum.flow_rhs(y.reshape(K, K)).ravel(), y0, t_eval, rtol, atol,
                     f"exact-N softmax flow (N = {context})")
     Ms = ys.reshape(-1, K, K)
-    loss_k = np.array([enum.losses(M) for M in Ms])
+    loss_k = np.array([enum.losses(M) for M in Ms]) if observe else np.full((len(Ms), K), np.nan)
     return FlowResult(np.asarray(t_eval, float), Ms, loss_k)
 
 
@@ -137,8 +139,10 @@ def predict(spec: SoftmaxFeaturesSpec, t_eval: np.ndarray | None = None, cache_d
         kind, note = "theory-large-N", "large-N flow (SF-21) of the derived loss (SF-20)"
     else:
         enum = CountEnumeration(p, spec.context, spec.include_query_token)
-        flow = exact_flow(p, spec.context, t, include_query_token=spec.include_query_token)
-        attention = np.array([enum.attention(M) for M in flow.M])
+        flow = exact_flow(p, spec.context, t, include_query_token=spec.include_query_token, observe=False)
+        observed = [enum.losses_and_attention(M) for M in flow.M]
+        flow.loss_k = np.array([L for L, _ in observed])
+        attention = np.array([a for _, a in observed])
         kind, note = "theory-exact-N", "exact finite-N flow (SF-13) by count enumeration (SF-19a)"
     own = np.einsum("tkk->tk", attention)
     events = curve_events(flow.t, flow.loss_k, flow.M, attention, p, spec.levels)
