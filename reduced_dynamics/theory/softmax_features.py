@@ -137,6 +137,8 @@ def predict(spec: SoftmaxFeaturesSpec, t_eval: np.ndarray | None = None, cache_d
         flow = large_n_flow(p, t, cache_dir=cache_dir)
         attention = large_n_attention(flow.M, p)
         kind, note = "theory-large-N", "large-N flow (SF-21) of the derived loss (SF-20)"
+        if spec.include_query_token:
+            note += "; the query token's O(1/N) share of the softmax vanishes in this limit (SF-6)"
     else:
         enum = CountEnumeration(p, spec.context, spec.include_query_token)
         flow = exact_flow(p, spec.context, t, include_query_token=spec.include_query_token, observe=False)
