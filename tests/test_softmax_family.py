@@ -88,3 +88,14 @@ def test_cli_predict_simulate_compare(tmp_path, capsys):
     assert len(report["threshold_times_theory"]) == 3 and len(report["threshold_times_reference"]) == 3
     assert main(["predict", "softmax", "--probabilities", "0.5,0.6,-0.1,0"]) == 2
     assert "probabilities: expected" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("limit", ["exact", "large-n"])
+def test_flow_probe_rhs_is_minus_gradient(limit):
+    """(SF-13)/(SF-21): the registered flow's rhs equals minus the finite-difference gradient of its loss."""
+    spec = SoftmaxFeaturesSpec(features=3, dim=3, context=8, probabilities=(0.5, 0.3, 0.2), limit=limit)
+    rhs, loss, y0 = rd.family("softmax").resolve("flow_probe")(spec)
+    y = y0 + 0.7 * np.random.default_rng(4).standard_normal(y0.shape)
+    h = 1e-6
+    grad = np.array([(loss(y + h * e) - loss(y - h * e)) / (2 * h) for e in np.eye(y.size)])
+    np.testing.assert_allclose(rhs(y), -grad, rtol=1e-6, atol=1e-10)
