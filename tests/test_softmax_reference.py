@@ -38,30 +38,30 @@ def test_features_are_orthonormal_and_random():
     assert not np.allclose(V, random_features(3, 7, rng))
 
 
-def _full_model_mc(Q, V, p, N, batches, size, rng):
+def _full_model_mc(Q, V, p, N, batches, size, rng, include_query_token=False):
     """Per-batch full-model loss and projected gradient V grad_Q V^T, with w sampled (SF-2, SF-9, SF-11)."""
     losses, grads = [], []
     for _ in range(batches):
         prompts = sample_prompts(V, p, size, N, rng)
-        loss, grad = loss_and_grad(Q, prompts)
+        loss, grad = loss_and_grad(Q, prompts, include_query_token)
         losses.append(loss)
         grads.append(V @ grad @ V.T)
     return np.array(losses), np.array(grads)
 
 
-CASES = [(3, 10, (0.5, 0.3, 0.2), 5), (4, 20, (0.25, 0.25, 0.25, 0.25), 6)]
+CASES = [(3, 10, (0.5, 0.3, 0.2), 5), (4, 12, (0.25, 0.25, 0.25, 0.25), 6)]
 SLOW_CASES = [(K, N, p, K + 2) for K in (3, 4) for N in (10, 20, 30)
               for p in ((1 / K,) * K, (0.6,) + ((0.4 / (K - 1)),) * (K - 1))]
 
 
-def _check_reduction(K, N, p, d, batches, seed):
+def _check_reduction(K, N, p, d, batches, seed, include_query_token=False):
     """Checks 3 and 4: exact L (SF-19a) and G diag(p) (SF-12/13) vs the full-model Monte Carlo, z-scores."""
     rng = np.random.default_rng(seed)
     V = random_features(K, d, rng)
     Q = 1.5 * rng.standard_normal((d, d))
     M = V @ Q @ V.T
-    L_k, G = CountEnumeration(p, N).evaluate(M)
-    losses, grads = _full_model_mc(Q, V, p, N, batches, 20000, rng)
+    L_k, G = CountEnumeration(p, N, include_query_token).evaluate(M)
+    losses, grads = _full_model_mc(Q, V, p, N, batches, 20000, rng, include_query_token)
     z_loss = (losses.mean() - np.dot(p, L_k)) / (losses.std(ddof=1) / np.sqrt(batches))
     z_grad = (grads.mean(0) - G * np.asarray(p)[None, :]) / (grads.std(0, ddof=1) / np.sqrt(batches))
     return z_loss, np.abs(z_grad).max()
@@ -70,6 +70,14 @@ def _check_reduction(K, N, p, d, batches, seed):
 @pytest.mark.parametrize("K,N,p,d", CASES)
 def test_reduced_loss_and_gradient_equal_full_model_monte_carlo(K, N, p, d):
     z_loss, z_grad = _check_reduction(K, N, p, d, batches=50, seed=K * 100 + N)
+    assert abs(z_loss) < 4
+    assert z_grad < 4.5
+
+
+def test_query_token_variant_equals_its_reduction():
+    """The SF-6 variant (query token in the softmax, value 0): full-model Monte Carlo vs the enumeration with
+    e^{A_k} added to the denominator, same z-score protocol as checks 3 and 4."""
+    z_loss, z_grad = _check_reduction(3, 10, (0.5, 0.3, 0.2), 5, batches=50, seed=11, include_query_token=True)
     assert abs(z_loss) < 4
     assert z_grad < 4.5
 
@@ -93,7 +101,7 @@ def test_per_feature_losses_equal_sampled_full_model_losses():
     exact = CountEnumeration(p, 8).losses(V @ Q @ V.T)
     sampled = np.zeros((40, 3))
     for b in range(40):
-        prompts = sample_prompts(V, p, 30000, 8, rng)
+        prompts = sample_prompts(V, p, 15000, 8, rng)
         sq = 0.5 * (predict(Q, prompts) - prompts.target) ** 2
         sampled[b] = np.bincount(prompts.query_ids, weights=sq, minlength=3) / np.bincount(prompts.query_ids)
     z = (sampled.mean(0) - estimate) / (sampled.std(0, ddof=1) / np.sqrt(40))
