@@ -1,4 +1,4 @@
-"""Figure: balanced features, two phases (softmax_features.md §8.1). Left: per-feature loss L_k against flow time,
+"""Figure: balanced features, two phases (softmax_features.md §8.1). Left: per-feature loss L_k against flow time (log-log),
 exact finite-N flow (SF-13, SF-19a) as a line, large-N flow (SF-21) dashed, full-model gradient descent as
 markers; phase-1 end (own attention 1/2, SF-28) dotted. Right: A_k and B_{k,n} (theory lines, GD markers).
 Default sizes are check 10 of the note's §11 (K = 4, d = 6, N = 30, lr 1, 300 steps, B = 4000).
@@ -32,6 +32,8 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     t1 = th.events["half_attention_times"][0]
     left.axvline(t1, color="#999999", linestyle=":", linewidth=1.0, label=f"own attention 1/2 (t={t1:.1f})")
     left.set_yscale("log")
+    left.set_xscale("log")       # phase 2 decays like 1/t (SF-27): a straight line on these axes
+    left.set_xlim(left=1.0)
     left.set_xlabel("gradient-flow time t")
     left.set_ylabel("L_k (factor 1/2, SF-9)")
     left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=6)

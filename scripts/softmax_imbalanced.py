@@ -42,10 +42,10 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
         right.plot(th.t, a_th[:, n, k], color=colour, label=label)
         right.plot(ref.t[::stride], a_ref[::stride, n, k], "o", color=colour, markerfacecolor="none",
                    markeredgewidth=0.6)
-    for name, value in th.events["phases"].get("feature_2", {}).items():
+    for j, (name, value) in enumerate(th.events["phases"].get("feature_2", {}).items()):
         if value == value:
             right.axvline(value, color="#999999", linestyle=":", linewidth=0.8)
-            right.text(value, 1.0, name, fontsize=6, ha="center", va="bottom")
+            right.text(value, 1.0 - 0.06 * (j % 2), name, fontsize=6, ha="center", va="bottom")
     right.set_xlabel("gradient-flow time t")
     right.set_ylabel("attention mass")
     right.set_ylim(0, 1.05)
