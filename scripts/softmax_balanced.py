@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from reduced_dynamics import plotting
 from reduced_dynamics.comparison import run

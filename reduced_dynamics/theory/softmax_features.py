@@ -131,7 +131,6 @@ def predict(spec: SoftmaxFeaturesSpec, t_eval: np.ndarray | None = None, cache_d
     Events: threshold times per feature, half-attention times (SF-28) and the phase boundaries E1-E4 (§8.2).
     """
     p = np.asarray(spec.p)
-    K = spec.features
     t = output_grid(spec) if t_eval is None else np.asarray(t_eval, dtype=float)
     if spec.limit == "large-n":
         flow = large_n_flow(p, t, cache_dir=cache_dir)
