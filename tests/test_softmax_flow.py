@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from reduced_dynamics.events import first_crossing_below
+from reduced_dynamics.tasks.softmax_features import _vertex
 from reduced_dynamics.theory.softmax_exact import CountEnumeration
 from reduced_dynamics.theory.softmax_features import (exact_flow, large_n_flow, symmetric_exact_flow)
 
@@ -112,3 +113,16 @@ def test_gd_flow_gap_is_first_order_in_eta():
     ratios = [(_reduced_gd(p, 30, eta, 100.0)[0, 0] - A_flow) / eta for eta in (0.25, 0.5, 1.0, 2.0)]
     assert max(ratios) / min(ratios) < 1.05
     assert np.mean(ratios) == pytest.approx(0.0065, rel=0.1)
+
+
+def test_sign_pattern_at_n_50():
+    """Check 13 at finite N (exact flow, N = 50): B_{k,o} rises, has one interior maximum and falls; B_{k,1} falls.
+    The note quotes E1 "about 12" for N = 50 (read off a grid of step 2); measured here 11.14, later than the
+    large-N 10.89 as finite N is slower (SF-23)."""
+    t = np.linspace(0, 30, 61)
+    flow = exact_flow(IMBALANCED, 50, t, observe=False)
+    B1, Bo = flow.M[:, 0, 1], flow.M[:, 2, 1]
+    assert np.all(np.diff(B1) < 0)
+    i = int(np.argmax(Bo))
+    assert np.all(np.diff(Bo[: i + 1]) > 0) and np.all(np.diff(Bo[i:]) < 0)
+    assert 10.89 < _vertex(t[i - 1:i + 2], Bo[i - 1:i + 2]) < 13.0
