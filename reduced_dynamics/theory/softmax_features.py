@@ -111,13 +111,12 @@ def large_n_attention(M: np.ndarray, p) -> np.ndarray:
 
 
 def output_grid(spec: SoftmaxFeaturesSpec) -> np.ndarray:
-    """The reference's record times t = lr * step (every ``record_every`` steps) merged with a log grid, so that
-    theory and reference curves are read on the same points by the same crossing function."""
+    """The reference's record times t = lr * step (every ``record_every`` steps, and t_max): theory and reference
+    curves are then read on the same points by the same crossing function, so linear interpolation between
+    samples biases both threshold times alike (it matters when a threshold falls inside the first steps)."""
     T = spec.final_time
-    steps = np.arange(0, spec.gd_steps + 1, spec.record_every)
-    uniform = spec.lr * steps
-    grid = np.concatenate([uniform[uniform <= T + 1e-12], np.geomspace(min(1e-3, T / 10), T, 60), [T]])
-    return np.unique(np.round(grid, 12))
+    uniform = spec.lr * np.arange(0, spec.gd_steps + 1, spec.record_every)
+    return np.unique(np.round(np.concatenate([uniform[uniform <= T + 1e-12], [T]]), 12))
 
 
 def predict(spec: SoftmaxFeaturesSpec, t_eval: np.ndarray | None = None, cache_dir=None) -> Trajectory:
