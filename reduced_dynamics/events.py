@@ -35,10 +35,13 @@ def midpoint_drop_time(t: np.ndarray, loss: np.ndarray) -> float:
 # Staircases: plateaus and the drops between them (saddle-to-saddle dynamics, linear_attention.md §7.2)
 
 def plateaus(t: np.ndarray, loss: np.ndarray, window: float = 0.02, flat: float = 0.01,
-             grid: int = 4000) -> list[dict]:
+             grid: int = 4000, log_time: bool = False, decades: float = 3.0) -> list[dict]:
     """Plateaus of a loss curve, found from the curve alone (so theory and reference are treated alike).
 
-    The curve is resampled on ``grid`` uniform times. A time is *flat* when the loss falls by at most
+    The curve is resampled on ``grid`` times, uniform in t or, with ``log_time``, uniform in log t over the
+    last ``decades`` decades of the run (saddle-to-saddle plateaus grow in length roughly geometrically,
+    so a window of fixed relative length resolves short early and long late plateaus alike). A time is
+    *flat* when the loss falls by at most
     ``flat`` times the curve's total fall (L(0) - min L) across a centred window of ``window`` times the
     duration; a plateau is a maximal run of flat times lasting at least one window. Its level is the loss at
     its slowest point (smallest fall across the window). Returns [{"start", "end", "level", "time"}], in
@@ -47,7 +50,10 @@ def plateaus(t: np.ndarray, loss: np.ndarray, window: float = 0.02, flat: float 
     loss = np.asarray(loss, dtype=float)
     if t.size < 2 or not np.all(np.isfinite(loss)):
         return []
-    tg = np.linspace(t[0], t[-1], grid)
+    if log_time:
+        tg = np.geomspace(t[-1] * 10.0 ** (-decades), t[-1], grid)
+    else:
+        tg = np.linspace(t[0], t[-1], grid)
     lg = np.interp(tg, t, loss)
     total = lg[0] - lg.min()
     if total <= 0:

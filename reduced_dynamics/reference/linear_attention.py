@@ -121,7 +121,7 @@ class SeparateAttention:
     def tensor(params: dict) -> np.ndarray:
         """K[a,b,c] = sum_{i,rho} K_i[rho,a] r_i[b] Q_i[rho,c], so that (K_i M r_i)^T Q_i z_q summed over
         heads is sum M[a,b] z_q[c] K[a,b,c]."""
-        KQ = params["K"].transpose(0, 2, 1) @ params["Q"]          # (H, D+1, D+1): K_i^T Q_i over (a, c)
+        KQ = np.einsum("hra,hrc->hac", params["K"], params["Q"])     # (H, D+1, D+1): K_i^T Q_i over (a, c)
         return np.einsum("hb,hac->abc", params["r"], KQ)
 
     def predict(self, params: dict, batch: Batch) -> np.ndarray:
@@ -138,7 +138,7 @@ class SeparateAttention:
         Er = np.einsum("abc,hb->hac", gK, r)              # E contracted with r_i: (H, D+1, D+1) over (a, c)
         grad_K = np.einsum("hac,hrc->hra", Er, Q)
         grad_Q = np.einsum("hac,hra->hrc", Er, K)
-        grad_r = np.einsum("abc,hac->hb", gK, K.transpose(0, 2, 1) @ Q)
+        grad_r = np.einsum("abc,hac->hb", gK, np.einsum("hra,hrc->hac", K, Q))
         return loss, {"K": grad_K, "Q": grad_Q, "r": grad_r}
 
     @staticmethod

@@ -30,6 +30,7 @@ from ..tasks import linear_attention as task
 from ..trajectory import Trajectory, provenance
 from .linear_merged import Moments, ReducedFlow, population_moments, sample_moments
 
+STAIRCASE = {"log_time": True, "window": 0.02, "flat": 0.01}   # plateau detection (events.plateaus)
 LEARNED = 0.5          # a component counts as learned once beta_d reaches half of B*_dd
 
 
@@ -235,11 +236,12 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
 # Hooks used by the registry (families.py)
 
 def summarise(trajectory: Trajectory) -> dict:
-    """Staircase metrics applied identically to theory and reference curves (``events.staircase``):
+    """Staircase metrics applied identically to theory and reference curves (``events.staircase`` on a
+    log-time axis, settings ``STAIRCASE``):
     plateau levels, the ladder step m of (LA-30) each is nearest to, the drop times between consecutive
     plateaus, the first drop time and the final loss."""
     spec = LinearSeparateSpec.from_dict(trajectory.meta["spec"])
-    st = staircase(trajectory.t, trajectory.loss, ladder(spec))
+    st = staircase(trajectory.t, trajectory.loss, ladder(spec), **STAIRCASE)
     first = st["drop_times"][0] if st["drop_times"] else math.nan
     return {"plateaus": st["plateaus"], "plateau_steps": st["steps"], "drop_times": st["drop_times"],
             "first_drop_time": first, "final_loss": float(trajectory.loss[-1])}
