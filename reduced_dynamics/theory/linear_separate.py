@@ -217,9 +217,12 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
     learned = beta / population_b_star(spec, cov)
     components = np.sum(learned >= LEARNED, axis=1)
     h, xq, yq = held_out_prompts(spec, cov, test_size)
-    B_orig = np.einsum("ia,tab,jb->tij", flow.moments.basis, B, flow.moments.basis)
-    yhat = spec.c * np.einsum("pi,tij,pj->tp", h, B_orig, xq)
-    test_loss = np.mean((yhat - yq) ** 2, axis=1)
+    B_orig = np.einsum("ia,tab,jb->tij", flow.moments.basis, B, flow.moments.basis).reshape(len(sol.t), -1)
+    # mean (c h^T B x_q - y_q)^2 over the prompts, through their moments (cost independent of the number
+    # of output times): phi = c vec(h x_q^T), row-major like B.
+    phi = spec.c * (h[:, :, None] * xq[:, None, :]).reshape(len(h), -1)
+    A_test, g_test = phi.T @ phi / len(h), phi.T @ yq / len(h)
+    test_loss = np.einsum("ti,ij,tj->t", B_orig, A_test, B_orig) - 2 * B_orig @ g_test + np.mean(yq ** 2)
     pcr = np.array([np.mean((pcr_predict(h, xq, cov, spec.context, m) - yq) ** 2) for m in range(spec.dim + 1)])
     v, K, _ = flow.unpack(sol.y)
     balance = v ** 2 - np.sum(K ** 2, axis=(2, 3))
