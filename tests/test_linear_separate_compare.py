@@ -88,7 +88,8 @@ def test_c9_frozen_small_sample():
 @pytest.mark.parametrize("train_size", [5000, 20000])
 def test_c9_note_sizes(train_size):
     """C9 at the note's sizes, frozen: GD against the sample flow within 1 % (drop times and plateaus); the
-    sample flow's plateaus against the ladder (LA-30) within 1.5 %."""
+    plateaus reached by drops (m >= 1, the ones the note measures) against the ladder (LA-30) within 1.5 %.
+    The m = 0 plateau is the training set's own mean of y_q^2 (1.028 at P = 5000 for this draw)."""
     spec, report = c9_report(train_size, True)
     m = report.metrics
     gd = {k: m[f"{k}_reference"] for k in ("plateaus", "plateau_steps", "drop_times")}
@@ -96,5 +97,5 @@ def test_c9_note_sizes(train_size):
     print(report.text())
     check_same_staircase(gd, emp, 0.01)
     ladder = m["ladder"]
-    for step, level in zip(emp["plateau_steps"], emp["plateaus"]):
+    for step, level in zip(emp["plateau_steps"][1:], emp["plateaus"][1:]):
         assert abs(level - ladder[step]) / ladder[step] < 0.015, (step, level, ladder[step])
