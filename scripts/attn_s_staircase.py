@@ -42,8 +42,8 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
         ax.text(base.final_time, level, f" L(M_{m})", fontsize=6, va="bottom", ha="right", color="#555555")
     ax.set_xlabel("gradient-flow time t = lr x step")
     ax.set_ylabel("training loss (MSE)")
-    ax.set_title(f"attn-s staircase: D={base.dim}, N={base.context}, H={base.heads}, R=1, P={base.sample_size}"
-                 " (lines: reduced flow, markers: GD)")
+    ax.set_title(f"attn-s: D={base.dim}, N={base.context}, H={base.heads}, R=1, P={base.sample_size}; "
+                 "lines: reduced flow, markers: GD (off-manifold blocks free)")
     ax.legend(loc="upper right", ncol=2)
     written = plotting.save(fig, stem)
     written.append(atomic_save_npz(stem.with_suffix(".npz"), ladder=np.array(summary["ladder"]),
