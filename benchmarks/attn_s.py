@@ -1,7 +1,7 @@
 """attn-s speed table, measured in one run: cold derive + compile of the block route, cache hit, warm theory
 curve (population flow), the integration alone, reference gradient descent on the full model to the same
 final time, and their ratios. Sizes: D = 8, H = 9 (the rank sweep of §7.6), c = N = 31, the code's
-initialisation with sigma = 0.01, lr 0.02, t = 200.
+initialisation with sigma = 0.01, lr 0.02, seed 0, t = 500 (the first two drops of the rank sweep).
 
     python -m benchmarks.attn_s [--repeat 3] [--ranks 1,2] [--train-size 2000] [--full-route]
 
@@ -55,7 +55,7 @@ def main(argv=None) -> None:
     parser.add_argument("--full-route", action="store_true")
     args = parser.parse_args(argv)
     for rank in (int(r) for r in args.ranks.split(",")):
-        spec = LinearSeparateSpec(dim=8, heads=9, rank=rank, seed=0, t_max=200.0, train_size=args.train_size)
+        spec = LinearSeparateSpec(dim=8, heads=9, rank=rank, seed=0, t_max=500.0, train_size=args.train_size)
         table = rows(spec, args.repeat, args.full_route)
         print(f"attn-s D={spec.dim}, H={spec.heads}, R={rank}, N={spec.context}, t = {spec.final_time:g}")
         print(f"{'measurement':<58} {'seconds':>10}")
