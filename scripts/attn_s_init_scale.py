@@ -37,8 +37,8 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     ax.set_xscale("log")
     ax.set_xlabel("gradient-flow time t")
     ax.set_ylabel("population loss")
-    ax.set_title(f"attn-s initial-scale sweep: D={base.dim}, H={base.heads}, R=1, c=N={base.context}")
-    ax.legend(loc="lower left")
+    ax.set_title(f"attn-s initial-scale sweep: D={base.dim}, H={base.heads}, R=1, c=N={base.context}", fontsize=8)
+    ax.legend(loc="lower left", fontsize=6)
     written = plotting.save(fig, stem)
     written.append(atomic_save_npz(stem.with_suffix(".npz"), ladder=np.array(summary["ladder"]),
                                    scales=np.array(scales), meta=np.array(to_json({"figure": NAME,

@@ -44,8 +44,8 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     ax.set_xscale("log")
     ax.set_xlabel("gradient-flow time t")
     ax.set_ylabel("population loss")
-    ax.set_title(f"attn-s rank sweep: D={base.dim}, H={base.heads}, N={base.context}, population flow")
-    ax.legend(loc="lower left")
+    ax.set_title(f"attn-s rank sweep: D={base.dim}, H={base.heads}, N={base.context}, population flow", fontsize=8)
+    ax.legend(loc="lower left", fontsize=6)
     written = plotting.save(fig, stem)
     written.append(atomic_save_npz(stem.with_suffix(".npz"), ladder=np.array(summary["ladder"]),
                                    meta=np.array(to_json({"figure": NAME, "spec": base.to_dict(),

@@ -43,8 +43,8 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     ax.set_xlabel("gradient-flow time t = lr x step")
     ax.set_ylabel("training loss (MSE)")
     ax.set_title(f"attn-s: D={base.dim}, N={base.context}, H={base.heads}, R=1, P={base.sample_size}; "
-                 "lines: reduced flow, markers: GD (off-manifold blocks free)")
-    ax.legend(loc="upper right", ncol=2)
+                 "\nlines: reduced flow (sample moments), markers: GD (off-manifold blocks free)", fontsize=8)
+    ax.legend(loc="upper right", ncol=2, fontsize=6)
     written = plotting.save(fig, stem)
     written.append(atomic_save_npz(stem.with_suffix(".npz"), ladder=np.array(summary["ladder"]),
                                    meta=np.array(to_json({"figure": NAME, "spec": base.to_dict(),
