@@ -22,6 +22,6 @@ def test_plateaus_only_at_multiples_of_the_rank(rank):
 
 def test_rank_one_heads_rest_on_intermediate_steps():
     """The contrast: with R = 1 the same draw rests on a step that is not a multiple of 2 (here m = 3)."""
-    spec = LinearSeparateSpec(dim=4, heads=5, rank=1, seed=0, t_max=300.0)
+    spec = LinearSeparateSpec(dim=4, heads=5, rank=1, seed=0, t_max=600.0)        # m = 3 is reached at t ~ 400
     steps = th.summarise(th.predict(spec, test_size=50))["plateau_steps"]
     assert any(m % 2 == 1 for m in steps)
