@@ -1,5 +1,8 @@
-"""Figure (b) of issue 4: the rank sweep, D = 8, H = 9, R in {1, 2, 4, 8} (§7.6): long plateaus occur only at
-m in {0, R, 2R, ...}. Population reduced flow (LA-29) from the projected initial weights (LA-35) of one draw
+"""Figure (b) of issue 4: the rank sweep, D = 8, H = 9, R in {1, 2, 4, 8}, testing §7.6 (long plateaus only at
+m in {0, R, 2R, ...}). Measured (seed 0, t = 3000): R = 2 rests at m = 0, 2, 4, 6, 8 and R = 4 at m = 0, 4, 8,
+as stated; R = 8 shows, besides m = 0 and 8, a shoulder at L(M_7) (t ~ 330-480): the weakest direction
+(lambda_8 = 1/36) grows exponentially at a rate ~ lambda_8^2, 64 times slower than the first, so it is learned
+last even inside one head. Population reduced flow (LA-29) from the projected initial weights (LA-35) of one draw
 (c = N, the code's initialisation with sigma = 0.01), log time, the ladder (LA-30) dotted; the detected
 plateaus and their ladder steps are written to the .json. ``quick``: D = 4, H = 5, R in {1, 2, 4}, t = 600.
 """
