@@ -90,12 +90,11 @@ def test_c9_frozen_small_sample():
 def test_c9_note_sizes(train_size):
     """C9 at the note's sizes, frozen: GD against the sample flow within 1 % (drop times and plateaus); each
     flow plateau within 1 % of the sample-moment fixed point of its learned subset (§7.2 on the §5 moments);
-    the plateaus reached by drops (m >= 1, the ones the note measures) against the ladder (LA-30) within
-    1.5 %. The m = 0 plateau is the training set's own mean of y_q^2 (1.028 at P = 5000 for this draw).
+    the comparison with the ladder (LA-30) is the separate test below. The m = 0 plateau is the training
+    set's own mean of y_q^2 (1.028 at P = 5000 for this draw).
 
-    Measured (seed 4): the last check FAILS, m = 2 at P = 5000 (0.36981 vs 0.37737, -2.0 %) and m = 3 at
-    P = 20000 (0.21389 vs 0.20980, +1.9 %), while the same plateaus sit within 0.7 % of the sample fixed
-    points: the finite training set's moments, not the dynamics, move the levels (note §10.2 (a))."""
+    Measured (seed 4): the plateaus sit within 0.7 % of the sample fixed points, while those are up to 2.1 %
+    from the ladder: the finite training set's moments, not the dynamics, move the levels (note §10.2 (a))."""
     spec, report = c9_report(train_size, True)
     m = report.metrics
     gd = {k: m[f"{k}_reference"] for k in ("plateaus", "plateau_steps", "drop_times")}
@@ -115,6 +114,16 @@ def test_c9_note_sizes(train_size):
         print(f"m = {step}: flow plateau {level:.5f}, sample fixed point {sample_level:.5f}, "
               f"ladder {m['ladder'][step]:.5f}")
         assert abs(level - sample_level) / sample_level < 0.01
-    ladder = m["ladder"]
-    for step, level in zip(emp["plateau_steps"][1:], emp["plateaus"][1:]):
-        assert abs(level - ladder[step]) / ladder[step] < 0.015, (step, level, ladder[step])
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="not reproduced for seed 4: plateaus -2.0 % (m = 2, P = 5000) and +1.9 % "
+                   "(m = 3, P = 20000) from the ladder, because the finite training set's own fixed points are up "
+                   "to 2.1 % away from it (note §10.2 (a)); the note's 1.5 % was measured on other draws")
+@pytest.mark.parametrize("train_size", [5000, 20000])
+def test_c9_plateaus_against_the_ladder(train_size):
+    """C9's last clause: the plateaus reached by drops (m >= 1) within 1.5 % of the ladder (LA-30)."""
+    _, report = c9_report(train_size, True)
+    m = report.metrics
+    for step, level in zip(m["plateau_steps_theory"][1:], m["plateaus_theory"][1:]):
+        assert abs(level - m["ladder"][step]) / m["ladder"][step] < 0.015, (step, level, m["ladder"][step])
