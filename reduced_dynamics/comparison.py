@@ -56,6 +56,7 @@ class Report:
             lines.append(f"  {label:<24} " + "   ".join(parts))
         for label, value in self.levels.items():
             lines.append(f"  level {label:<18} {value:.6g}")
+        lines += staircase_table(self.metrics)
         return "\n".join(lines)
 
     def save_curves(self, path: str | Path) -> Path:
@@ -77,6 +78,32 @@ class Report:
         if plot:
             written += plot_report(self, stem)
         return written
+
+
+def staircase_table(metrics: dict[str, Any]) -> list[str]:
+    """Per-step lines of a staircase comparison (any family whose summary has ``plateaus``, ``plateau_steps``
+    and ``drop_times`` and whose report has a ``ladder``): ladder level, theory plateau, reference plateau,
+    theory drop time, reference drop time. A drop is listed on the step it lands on."""
+    needed = ("ladder", "plateaus_theory", "plateaus_reference", "plateau_steps_theory",
+              "plateau_steps_reference", "drop_times_theory", "drop_times_reference")
+    if not all(k in metrics for k in needed):
+        return []
+    rows: dict[int, dict[str, float]] = {}
+    for side in ("theory", "reference"):
+        steps = metrics[f"plateau_steps_{side}"]
+        for j, (m, level) in enumerate(zip(steps, metrics[f"plateaus_{side}"])):
+            rows.setdefault(int(m), {})[f"plateau_{side}"] = level
+            if j > 0 and j - 1 < len(metrics[f"drop_times_{side}"]):
+                rows[int(m)][f"drop_{side}"] = metrics[f"drop_times_{side}"][j - 1]
+    ladder = metrics["ladder"]
+    lines = [f"  {'step m':<7}{'ladder L(M_m)':>14}{'theory plateau':>16}{'GD plateau':>12}"
+             f"{'theory drop t':>15}{'GD drop t':>11}"]
+    for m in sorted(rows):
+        r = rows[m]
+        cells = [ladder[m] if m < len(ladder) else math.nan] + [
+            r.get(k, math.nan) for k in ("plateau_theory", "plateau_reference", "drop_theory", "drop_reference")]
+        lines.append(f"  {m:<7}{cells[0]:>14.6g}{cells[1]:>16.6g}{cells[2]:>12.6g}{cells[3]:>15.6g}{cells[4]:>11.6g}")
+    return lines
 
 
 def _fmt(value: Any) -> str:
@@ -134,6 +161,8 @@ def run(spec: Spec, progress: bool | None = None) -> Report:
         for name, value in summarise(traj).items():
             metrics[f"{_slug(label)}_{name}"] = value
             metrics[f"{_slug(label)}_{name}_relative_gap_to_reference"] = relative_gap(value, ref_summary[name])
+    if fam.report_extras:
+        metrics.update(fam.resolve("report_extras")(spec))
     levels = fam.resolve("levels")(spec, theory) if fam.levels else {}
     return Report(fam.name, spec, metrics, theory, reference, curves, levels)
 

@@ -29,3 +29,75 @@ def midpoint_drop_time(t: np.ndarray, loss: np.ndarray) -> float:
     definition, with the curve's own end points so that it needs nothing but the curve)."""
     loss = np.asarray(loss, dtype=float)
     return first_crossing_below(t, loss, 0.5 * (loss[0] + float(np.min(loss))))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Staircases: plateaus and the drops between them (saddle-to-saddle dynamics, linear_attention.md §7.2)
+
+def plateaus(t: np.ndarray, loss: np.ndarray, window: float = 0.02, flat: float = 0.01,
+             grid: int = 4000, log_time: bool = False, decades: float = 3.0) -> list[dict]:
+    """Plateaus of a loss curve, found from the curve alone (so theory and reference are treated alike).
+
+    The curve is resampled on ``grid`` times, uniform in t or, with ``log_time``, uniform in log t over the
+    last ``decades`` decades of the run (saddle-to-saddle plateaus grow in length roughly geometrically,
+    so a window of fixed relative length resolves short early and long late plateaus alike). A time is
+    *flat* when the loss falls by at most
+    ``flat`` times the curve's total fall (L(0) - min L) across a centred window of ``window`` times the
+    duration; a plateau is a maximal run of flat times lasting at least one window. Its level is the loss at
+    its slowest point (smallest fall across the window). Returns [{"start", "end", "level", "time"}], in
+    time order (``time`` is where the level was read)."""
+    t = np.asarray(t, dtype=float)
+    loss = np.asarray(loss, dtype=float)
+    if t.size < 2 or not np.all(np.isfinite(loss)):
+        return []
+    if log_time:
+        tg = np.geomspace(t[-1] * 10.0 ** (-decades), t[-1], grid)
+    else:
+        tg = np.linspace(t[0], t[-1], grid)
+    lg = np.interp(tg, t, loss)
+    total = lg[0] - lg.min()
+    if total <= 0:
+        return [{"start": float(tg[0]), "end": float(tg[-1]), "level": float(lg[0]), "time": float(tg[0])}]
+    half = max(1, int(round(0.5 * window * (grid - 1))))
+    idx = np.arange(grid)
+    fall = lg[np.maximum(idx - half, 0)] - lg[np.minimum(idx + half, grid - 1)]
+    is_flat = fall <= flat * total
+    out = []
+    k = 0
+    while k < grid:
+        if not is_flat[k]:
+            k += 1
+            continue
+        j = k
+        while j + 1 < grid and is_flat[j + 1]:
+            j += 1
+        if j - k + 1 >= 2 * half:
+            slowest = k + int(np.argmin(fall[k:j + 1]))
+            out.append({"start": float(tg[k]), "end": float(tg[j]), "level": float(lg[slowest]),
+                        "time": float(tg[slowest])})
+        k = j + 1
+    return out
+
+
+def drop_times(t: np.ndarray, loss: np.ndarray, found: list[dict]) -> list[float]:
+    """For consecutive plateaus j, j+1: the first time after plateau j starts that the loss crosses the
+    midpoint of their levels (LA-28's midpoint definition, per step)."""
+    t = np.asarray(t, dtype=float)
+    loss = np.asarray(loss, dtype=float)
+    out = []
+    for here, there in zip(found, found[1:]):
+        start = int(np.searchsorted(t, here["time"]))
+        out.append(first_crossing_below(t[start:], loss[start:], 0.5 * (here["level"] + there["level"])))
+    return out
+
+
+def staircase(t: np.ndarray, loss: np.ndarray, ladder=None, **options) -> dict:
+    """Plateau levels, their times, the drop times between them and, given the ladder of saddle levels
+    (e.g. LA-30), the index m of the ladder level nearest to each plateau (``steps``)."""
+    found = plateaus(t, loss, **options)
+    out = {"plateaus": [p["level"] for p in found], "plateau_times": [p["time"] for p in found],
+           "drop_times": drop_times(t, loss, found)}
+    if ladder is not None:
+        ladder = np.asarray(ladder, dtype=float)
+        out["steps"] = [int(np.argmin(np.abs(ladder - p["level"]))) for p in found]
+    return out

@@ -13,6 +13,8 @@ Contract of the functions an entry names:
   comparison_theories(spec) -> {"theory": Trajectory, label: Trajectory, ...}
   levels(spec, theory) -> {label: float}           dotted reference levels in figures and reports
   flow_probe(spec) -> (rhs(y), loss(y), y0)        the common test checks rhs = -grad loss by differences
+  report_extras(spec) -> {key: value}              optional entries added to the comparison report (e.g. a
+                                                   ladder of saddle levels as a list)
   figure script: make_figure(out_dir: Path, quick: bool = False) -> list[Path]   (PDF, PNG, .npz, .json)
 A family whose predict is not a training curve (sparse: risk against continuous depth) sets
 training_curve=False; the common tests that assume a monotone flow loss tracking the reference skip it.
@@ -23,7 +25,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .specs import LinearMergedSpec, SparseSpec, Spec, SpecError
+from .specs import LinearMergedSpec, LinearSeparateSpec, SoftmaxFeaturesSpec, SparseSpec, Spec, SpecError
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Family:
     test_spec: dict = field(default_factory=dict)     # small sizes for the common tests
     start_tolerance: float = 1e-9     # |theory loss(0) - reference loss(0)| / loss(0) in the common tests
     bad_inputs: tuple = ()            # (field values, parameter that must be named in the error)
+    report_extras: str | None = None  # (spec) -> dict of extra report entries (lists allowed)
     training_curve: bool = True       # False: predict is not a training curve (sparse: risk against depth),
                                       # so the common tests of a monotone flow loss that tracks the reference
                                       # over training do not apply and are skipped with that reason
@@ -75,6 +78,56 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
                     ({"eigenvalues": (1.0, -1.0, 1.0, 1.0)}, "eigenvalues"),
                     ({"eigenvalues": (1.0, 1.0)}, "eigenvalues"), ({"covariance": "diagonal"}, "covariance"),
                     ({"output_scale": "half"}, "output_scale")),
+    ),
+    Family(
+        name="softmax",
+        title="softmax attention on orthonormal features (two-weight competition)",
+        spec_class=SoftmaxFeaturesSpec,
+        predict="reduced_dynamics.theory.softmax_features:predict",
+        simulate="reduced_dynamics.reference.softmax_features:simulate",
+        summarise="reduced_dynamics.theory.softmax_features:summarise",
+        comparison_theories="reduced_dynamics.theory.softmax_features:comparison_theories",
+        flow_probe="reduced_dynamics.theory.softmax_features:flow_probe",
+        figures=("scripts.softmax_balanced:make_figure", "scripts.softmax_imbalanced:make_figure",
+                 "scripts.softmax_large_n:make_figure"),
+        # lr 0.5 keeps the O(lr) GD-flow gap (SF-10) near 1 %: at lr 1 it is about 2 % at these sizes.
+        test_spec={"features": 3, "dim": 4, "context": 10, "lr": 0.5, "steps": 80, "batch": 5000,
+                   "eval_prompts": 10000, "record_every": 2, "thresholds": (0.2, 0.1, 0.07)},
+        # GD's loss at step 0 is estimated on eval_prompts sampled contexts: at M = 0 (K = 3, N = 10) one
+        # feature's loss has a relative standard error of 0.41 % with 10000 contexts; 2 % is about 5 of them.
+        start_tolerance=0.02,
+        bad_inputs=(({"features": 1}, "features"), ({"dim": 3}, "dim"), ({"context": 0}, "context"),
+                    ({"probabilities": (0.5, 0.6, -0.1, 0.0)}, "probabilities"),
+                    ({"probabilities": (0.4, 0.3, 0.2, 0.2)}, "probabilities"),
+                    ({"probabilities": (0.5, 0.5)}, "probabilities"),
+                    ({"dominant": 1.5}, "dominant"), ({"dominant": 0.6, "balanced": True}, "balanced"),
+                    ({"lr": 0.0}, "lr"), ({"batch": 0}, "batch"), ({"limit": "infinite"}, "limit"),
+                    ({"t_max": float("nan")}, "t_max"), ({"thresholds": (0.1, -0.1)}, "thresholds")),
+    ),
+    Family(
+        name="attn-s",
+        title="linear attention, separate key-query (rank R per head)",
+        spec_class=LinearSeparateSpec,
+        predict="reduced_dynamics.theory.linear_separate:predict",
+        simulate="reduced_dynamics.reference.linear_attention:simulate_separate",
+        summarise="reduced_dynamics.theory.linear_separate:summarise",
+        comparison_theories="reduced_dynamics.theory.linear_separate:comparison_theories",
+        levels="reduced_dynamics.theory.linear_separate:levels",
+        flow_probe="reduced_dynamics.theory.linear_separate:flow_probe",
+        report_extras="reduced_dynamics.theory.linear_separate:report_extras",
+        figures=("scripts.attn_s_staircase:make_figure", "scripts.attn_s_rank_sweep:make_figure",
+                 "scripts.attn_s_init_scale:make_figure", "scripts.attn_s_components:make_figure"),
+        test_spec={"dim": 2, "context": 5, "heads": 2, "rank": 1, "init_scale": 0.1, "init_rule": "normal",
+                   "output_scale": "paper", "train_size": 200, "lr": 0.05, "t_max": 60.0,
+                   "freeze_off_manifold": True},
+        bad_inputs=(({"dim": 0}, "dim"), ({"rank": 0}, "rank"), ({"rank": -1}, "rank"), ({"rank": 5}, "rank"),
+                    ({"rank": 1.5}, "rank"), ({"heads": 0}, "heads"), ({"context": 0}, "context"),
+                    ({"init_rule": "xavier"}, "init_rule"), ({"init_scale": -1.0}, "init_scale"),
+                    ({"init_scale": float("nan")}, "init_scale"), ({"train_size": 0}, "train_size"),
+                    ({"lr": 0.0}, "lr"), ({"steps": 2.5}, "steps"), ({"t_max": -3.0}, "t_max"),
+                    ({"eigenvalues": (1.0, 2.0)}, "eigenvalues"), ({"covariance": "wishart"}, "covariance"),
+                    ({"output_scale": "half"}, "output_scale"), ({"freeze_off_manifold": "yes"},
+                                                                 "freeze_off_manifold")),
     ),
     Family(
         name="sparse",

@@ -239,6 +239,211 @@ class LinearMergedSpec(Spec):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# softmax: one-layer softmax attention on orthonormal features (softmax_features.md)
+
+@dataclass(frozen=True)
+class SoftmaxFeaturesSpec(Spec):
+    """Softmax attention on feature-structured prompts (softmax_features.md, SF-1 to SF-11).
+
+    Defaults are check 10 of the note's §11: K = 4 balanced features in d = 6, N = 30, lr 1, 300 steps,
+    fresh batches of 4000 prompts. At most one of ``probabilities``, ``balanced``, ``dominant`` may be given;
+    none means balanced (SF-3). Loss convention (SF-9): L = (1/2) E[(yhat - y_q)^2]; time t = lr * step.
+    """
+
+    model: ClassVar[str] = "softmax"
+
+    features: int = param(4, "number of features K (at least 2)")
+    dim: int = param(6, "ambient dimension d of the tokens (at least K)")
+    context: int = param(30, "context length N (labelled tokens; the query is extra)")
+    probabilities: tuple[float, ...] | None = param(
+        None, "feature probabilities p1,p2,... (K positive numbers summing to one)")
+    balanced: bool = param(False, "balanced features, p_k = 1/K (the default when no probabilities are given)")
+    dominant: float | None = param(None, "one dominant feature with probability p1, the others sharing 1 - p1")
+    limit: str = param("exact", "theory: exact finite-N flow (SF-13, SF-19a) or the large-N flow (SF-21)",
+                       choices=("exact", "large-n"))
+    include_query_token: bool = param(False, "let the query token compete in the softmax (SF-6 variant)")
+    lr: float = param(1.0, "gradient-descent learning rate eta (t = eta * step)")
+    steps: int | None = param(None, "gradient-descent steps (default: t_max / lr, or 300)")
+    t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 300)")
+    batch: int = param(4000, "prompts per gradient-descent step")
+    fresh_batches: bool = param(True, "draw a fresh batch every step (else one fixed batch)")
+    eval_prompts: int = param(10000, "contexts (each paired with every query feature) for the GD loss curves")
+    record_every: int = param(1, "record the GD state every this many steps")
+    thresholds: tuple[float, ...] | None = param(None, "loss levels for the threshold times (default 0.1,0.05,0.02)")
+    seed: int = param(0, "random seed (features, prompts)")
+
+    def _validate(self) -> dict[str, Any]:
+        out = {
+            "features": positive_int("features", self.features),
+            "dim": positive_int("dim", self.dim),
+            "context": positive_int("context", self.context),
+            "limit": one_of("limit", self.limit, ("exact", "large-n")),
+            "balanced": boolean("balanced", self.balanced),
+            "include_query_token": boolean("include_query_token", self.include_query_token),
+            "fresh_batches": boolean("fresh_batches", self.fresh_batches),
+            "lr": positive_float("lr", self.lr),
+            "batch": positive_int("batch", self.batch),
+            "eval_prompts": positive_int("eval_prompts", self.eval_prompts),
+            "record_every": positive_int("record_every", self.record_every),
+            "seed": nonnegative_int("seed", self.seed),
+        }
+        K = out["features"]
+        if K < 2:
+            raise SpecError("features", "an integer >= 2", self.features)
+        if out["dim"] < K:
+            raise SpecError("dim", f"an integer >= features ({K})", self.dim)
+        given = [name for name, value in (("probabilities", self.probabilities), ("dominant", self.dominant))
+                 if value is not None] + (["balanced"] if out["balanced"] else [])
+        if len(given) > 1:
+            raise SpecError(given[1], "only one of probabilities, balanced, dominant", f"both {given[0]} and {given[1]}")
+        if self.probabilities is not None:
+            p = float_tuple("probabilities", self.probabilities)
+            if len(p) != K:
+                raise SpecError("probabilities", f"{K} numbers (one per feature)", self.probabilities)
+            if any(x <= 0 for x in p):
+                raise SpecError("probabilities", "positive probabilities", self.probabilities)
+            if abs(sum(p) - 1.0) > 1e-9:
+                raise SpecError("probabilities", "probabilities summing to one", f"sum {sum(p):.12g}")
+            out["probabilities"] = p
+        if self.dominant is not None:
+            p1 = positive_float("dominant", self.dominant)
+            if not p1 < 1.0:
+                raise SpecError("dominant", "a probability strictly between 0 and 1", self.dominant)
+            out["dominant"] = p1
+        if self.steps is not None:
+            out["steps"] = positive_int("steps", self.steps)
+        if self.t_max is not None:
+            out["t_max"] = positive_float("t_max", self.t_max)
+        if self.thresholds is not None:
+            levels = float_tuple("thresholds", self.thresholds)
+            if not levels or any(x <= 0 for x in levels):
+                raise SpecError("thresholds", "positive loss levels", self.thresholds)
+            out["thresholds"] = levels
+        return out
+
+    @property
+    def p(self) -> tuple[float, ...]:
+        """Feature probabilities (SF-3): explicit, dominant (p1, (1-p1)/(K-1), ...) or balanced."""
+        K = self.features
+        if self.probabilities is not None:
+            return tuple(self.probabilities)
+        if self.dominant is not None:
+            return (self.dominant,) + ((1.0 - self.dominant) / (K - 1),) * (K - 1)
+        return (1.0 / K,) * K
+
+    @property
+    def levels(self) -> tuple[float, ...]:
+        return self.thresholds if self.thresholds is not None else (0.1, 0.05, 0.02)
+
+    @property
+    def final_time(self) -> float:
+        if self.t_max is not None:
+            return self.t_max
+        return self.lr * self.steps if self.steps is not None else 300.0
+
+    @property
+    def gd_steps(self) -> int:
+        return self.steps if self.steps is not None else int(math.ceil(self.final_time / self.lr - 1e-9))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# attn-s: separate key-query linear attention (linear_attention.md §3, §7-§11)
+
+@dataclass(frozen=True)
+class LinearSeparateSpec(Spec):
+    """Separate key-query linear attention on in-context linear regression (ATTN_S), rank R per head.
+
+    Defaults are check C9 of linear_attention.md §11: D = 4, N = 31, eigenvalues (0.4, 0.3, 0.2, 0.1) in a
+    random basis, the code's output scale (c = N), H = 5, R = 1, the code's initialisation rule with
+    sigma = 0.01 (§8), learning rate 0.02, t = 200, P = 20000 for gradient descent. Drop times depend on
+    the initial draw (§11 C9); the default seed 4 is a draw whose first three drops are well separated
+    (population flow: t = 63, 89, 123), so the default run shows the staircase.
+    """
+
+    model: ClassVar[str] = "attn-s"
+
+    dim: int = param(4, "token dimension D")
+    context: int = param(31, "context length N (labelled tokens; the query is extra)")
+    heads: int = param(5, "number of attention heads H")
+    rank: int = param(1, "key/query rank R per head (1 <= R <= D)")
+    init_scale: float = param(1e-2, "initial scale sigma (§8): per-entry std (normal) or sigma/sqrt(fan) (code)")
+    init_rule: str = param("code", "initialisation rule of §8: normal (every entry N(0, sigma^2)) or code "
+                                   "(N(0, sigma^2/n_layer), the authors' rule)", choices=("normal", "code"))
+    covariance: str = param("linear", "input covariance: identity (Lambda = I) or linear (lambda_d ~ d, trace 1)",
+                            choices=("identity", "linear"))
+    eigenvalues: tuple[float, ...] | None = param(
+        None, "explicit covariance eigenvalues a,b,... (dim of them, positive); overrides --covariance")
+    output_scale: str = param("code", "attention output scale: paper (1/N, c = 1) or code (1, c = N)",
+                              choices=("paper", "code"))
+    train_size: int | None = param(
+        None, f"training sequences P; predict uses population moments when omitted, simulate and compare "
+              f"use {DEFAULT_TRAIN_SIZE}")
+    centre_inputs: bool = param(False, "centre x across the training sequences at every position (§2 (i))")
+    whiten_tasks: bool = param(False, "centre and whiten the training task vectors (§2 (ii))")
+    freeze_off_manifold: bool = param(False, "keep k_i^y and r_i^x at zero during gradient descent (§10.2 (b))")
+    seed: int = param(4, "random seed (covariance basis, initial weights, training set)")
+    lr: float = param(0.02, "gradient-descent learning rate eta (t = eta * step)")
+    steps: int | None = param(None, "gradient-descent steps (default: t_max / lr)")
+    t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 200)")
+
+    def _validate(self) -> dict[str, Any]:
+        out = {
+            "dim": positive_int("dim", self.dim),
+            "context": positive_int("context", self.context),
+            "heads": positive_int("heads", self.heads),
+            "rank": positive_int("rank", self.rank),
+            "init_scale": positive_float("init_scale", self.init_scale),
+            "init_rule": one_of("init_rule", self.init_rule, ("normal", "code")),
+            "covariance": one_of("covariance", self.covariance, ("identity", "linear")),
+            "output_scale": one_of("output_scale", self.output_scale, ("paper", "code")),
+            "centre_inputs": boolean("centre_inputs", self.centre_inputs),
+            "whiten_tasks": boolean("whiten_tasks", self.whiten_tasks),
+            "freeze_off_manifold": boolean("freeze_off_manifold", self.freeze_off_manifold),
+            "seed": nonnegative_int("seed", self.seed),
+            "lr": positive_float("lr", self.lr),
+        }
+        if out["rank"] > out["dim"]:
+            raise SpecError("rank", f"an integer from 1 to dim = {out['dim']}", self.rank)
+        if self.eigenvalues is not None:
+            ev = float_tuple("eigenvalues", self.eigenvalues)
+            if len(ev) != out["dim"] or any(x <= 0 for x in ev):
+                raise SpecError("eigenvalues", f"{out['dim']} positive numbers (one per dimension)", self.eigenvalues)
+            out["eigenvalues"] = ev
+        if self.train_size is not None:
+            out["train_size"] = positive_int("train_size", self.train_size)
+            if out["whiten_tasks"] and out["train_size"] <= out["dim"]:
+                raise SpecError("train_size", "more sequences than dimensions when whitening tasks", self.train_size)
+        if self.steps is not None:
+            out["steps"] = positive_int("steps", self.steps)
+        if self.t_max is not None:
+            out["t_max"] = positive_float("t_max", self.t_max)
+        return out
+
+    @property
+    def c(self) -> float:
+        """Output scale c = kappa N: 1 for the paper's model, N for the code's (§1)."""
+        return 1.0 if self.output_scale == "paper" else float(self.context)
+
+    @property
+    def kappa(self) -> float:
+        return self.c / self.context
+
+    @property
+    def final_time(self) -> float:
+        if self.t_max is not None:
+            return self.t_max
+        return self.lr * self.steps if self.steps is not None else 200.0
+
+    @property
+    def gd_steps(self) -> int:
+        return self.steps if self.steps is not None else int(math.ceil(self.final_time / self.lr - 1e-9))
+
+    @property
+    def sample_size(self) -> int:
+        return self.train_size if self.train_size is not None else DEFAULT_TRAIN_SIZE
+
+
+# ---------------------------------------------------------------------------------------------------------
 # sparse: multi-head linear attention on in-context sparse regression (theory note sparse_multihead.md)
 
 SPARSE_NONZERO_LAWS = ("rademacher", "gaussian")

@@ -5,8 +5,8 @@ request), full-batch gradient descent on the training loss (LA-12) with hand-wri
 This module never imports ``derivations`` or ``reduced_dynamics.theory``: it is the independent check of
 the reduced flows. It shares only the problem definition (``reduced_dynamics.tasks.linear_attention``).
 
-A parametrization is a small object with ``predict_and_grads(params, batch)``; ATTN_M (LA-5, LA-7) is
-here, and the separate key/query parametrization (LA-6, LA-8) slots in beside it with the same interface.
+A parametrization is a small object with ``loss_and_grads(params, batch)``: ATTN_M (LA-5, LA-7) and the
+separate key/query parametrization ATTN_S (LA-6, LA-8), with rank R per head.
 
 Loss convention: mean squared error without a factor 1/2 (§1); time t = lr * step (LA-13), the loss at
 step k is computed before the k-th update.
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..specs import LinearMergedSpec
+from ..events import midpoint_drop_time
+from ..specs import LinearMergedSpec, LinearSeparateSpec
 from ..tasks import linear_attention as task
 from ..trajectory import Trajectory, provenance
 
@@ -108,6 +109,67 @@ class MergedAttention:
         return np.einsum("h,hab->ab", params["r"][:, D], params["W"][:, :D, :D])
 
 
+class SeparateAttention:
+    """ATTN_S (LA-6): yhat = kappa sum_i (K_i M r_i)^T (Q_i z_q), parameters {"K": (H, R, D+1),
+    "Q": (H, R, D+1), "r": (H, D+1)}."""
+
+    name = "separate"
+
+    def __init__(self, kappa: float):
+        self.kappa = kappa
+
+    @staticmethod
+    def tensor(params: dict) -> np.ndarray:
+        """K[a,b,c] = sum_{i,rho} K_i[rho,a] r_i[b] Q_i[rho,c], so that (K_i M r_i)^T Q_i z_q summed over
+        heads is sum M[a,b] z_q[c] K[a,b,c]."""
+        KQ = np.einsum("hra,hrc->hac", params["K"], params["Q"])     # (H, D+1, D+1): K_i^T Q_i over (a, c)
+        return np.einsum("hb,hac->abc", params["r"], KQ)
+
+    def predict(self, params: dict, batch: Batch) -> np.ndarray:
+        return batch.predict_from_tensor(self.tensor(params), self.kappa)
+
+    def loss_and_grads(self, params: dict, batch: Batch) -> tuple[float, dict]:
+        """Training loss (LA-12) and its gradient, (LA-8) summed over the batch through the chain rule:
+        with a_i = Q_i z_q, g_i = K_i M r_i and E = dL/dK (the batch mean of 2 err kappa M (x) z_q),
+        dL/dr_i[b]       = sum_{rho,a,c} E[a,b,c] K_i[rho,a] Q_i[rho,c]   (mean of 2 err kappa M K_i^T a_i),
+        dL/dK_i[rho,a]   = sum_{b,c}     E[a,b,c] r_i[b] Q_i[rho,c]        (mean of 2 err kappa a_i (M r_i)^T),
+        dL/dQ_i[rho,c]   = sum_{a,b}     E[a,b,c] K_i[rho,a] r_i[b]        (mean of 2 err kappa g_i z_q^T)."""
+        K, Q, r = params["K"], params["Q"], params["r"]
+        loss, gK = batch.loss_and_tensor_grad(self.tensor(params), self.kappa)
+        Er = np.einsum("abc,hb->hac", gK, r)              # E contracted with r_i: (H, D+1, D+1) over (a, c)
+        grad_K = np.einsum("hac,hrc->hra", Er, Q)
+        grad_Q = np.einsum("hac,hra->hrc", Er, K)
+        grad_r = np.einsum("abc,hac->hb", gK, np.einsum("hra,hrc->hac", K, Q))
+        return loss, {"K": grad_K, "Q": grad_Q, "r": grad_r}
+
+    @staticmethod
+    def off_manifold_mask(params: dict) -> dict:
+        """1 where a weight may move, 0 on k_i^y = K_i[:, D] and r_i^x = r_i[:D] (§3 invariant manifold)."""
+        K, r = params["K"], params["r"]
+        D = r.shape[1] - 1
+        mK, mr = np.ones_like(K), np.ones_like(r)
+        mK[:, :, D] = 0.0
+        mr[:, :D] = 0.0
+        return {"K": mK, "Q": np.ones_like(params["Q"]), "r": mr}
+
+    @staticmethod
+    def balance(params: dict) -> np.ndarray:
+        """||r_i||^2 - ||K_i||_F^2 per head, conserved by gradient flow (LA-37)."""
+        return np.sum(params["r"] ** 2, axis=1) - np.sum(params["K"] ** 2, axis=(1, 2))
+
+    @staticmethod
+    def gram_difference(params: dict) -> np.ndarray:
+        """K_i K_i^T - Q_i Q_i^T per head (H, R, R), conserved by gradient flow (LA-37)."""
+        K, Q = params["K"], params["Q"]
+        return np.einsum("hra,hsa->hrs", K, K) - np.einsum("hra,hsa->hrs", Q, Q)
+
+    @staticmethod
+    def effective_b(params: dict) -> np.ndarray:
+        """B = sum_i v_i (K_i^x)^T Q_i^x (LA-11), read off the full weights (v_i = r_i[D])."""
+        D = params["r"].shape[1] - 1
+        return np.einsum("h,hra,hrb->ab", params["r"][:, D], params["K"][:, :, :D], params["Q"][:, :, :D])
+
+
 def gradient_descent(model, params: dict, batch: Batch, lr: float, steps: int, *, mask: dict | None = None,
                      record=None, progress: bool | None = None, desc: str = "gradient descent"):
     """Full-batch GD (LA-13). Returns (losses (steps+1,), records list, final params).
@@ -170,4 +232,49 @@ def simulate_merged(spec: LinearMergedSpec, progress: bool | None = None) -> Tra
     t = spec.lr * np.arange(steps + 1)
     meta = provenance("attn-m", spec, "reference-gd", train_size=spec.sample_size, c=spec.c,
                       loss="training MSE without 1/2 (LA-12)", time="t = lr * step (LA-13)")
-    return Trajectory(t=t, loss=losses, observables={"beta": beta, "v": v, "balance": balance}, meta=meta)
+    return Trajectory(t=t, loss=losses, observables={"beta": beta, "v": v, "balance": balance},
+                      events={"drop_time": midpoint_drop_time(t, losses)}, meta=meta)
+
+
+def problem_separate(spec: LinearSeparateSpec):
+    """Covariance, initial weights (§8 rule of the spec) and training set for the spec's seed."""
+    rngs = task.streams(spec.seed)
+    cov = task.draw_covariance(spec.covariance, spec.dim, spec.eigenvalues, rngs["basis"])
+    K, Q, r = task.separate_initial_weights(spec.dim, spec.heads, spec.rank, spec.init_scale, spec.init_rule,
+                                            rngs["init"])
+    data = task.draw_training_set(cov, spec.context, spec.sample_size, rngs["data"],
+                                  spec.centre_inputs, spec.whiten_tasks)
+    return cov, {"K": K, "Q": Q, "r": r}, data
+
+
+def run_separate(spec: LinearSeparateSpec, params: dict, cov: task.Covariance, data: task.TrainingSet,
+                 progress: bool | None = None) -> Trajectory:
+    """Gradient descent on the full ATTN_S model from given weights; observables ``beta`` (diagonal of B in
+    the covariance eigenbasis), ``v`` (r_i[D]), ``balance`` and ``gram`` (LA-37), ``leak`` (largest |entry|
+    of the off-manifold blocks k_i^y, r_i^x: zero when frozen, O(P^-1/2) drift otherwise, §10.2 (b))."""
+    model = SeparateAttention(spec.kappa)
+    batch = Batch.from_training_set(data)
+    mask = model.off_manifold_mask(params) if spec.freeze_off_manifold else None
+    D = spec.dim
+
+    def record(p):
+        B = model.effective_b(p)
+        leak = max(float(np.max(np.abs(p["K"][:, :, D]))), float(np.max(np.abs(p["r"][:, :D]))))
+        return (np.diag(cov.basis.T @ B @ cov.basis), p["r"][:, D].copy(), model.balance(p),
+                model.gram_difference(p), leak)
+
+    steps = spec.gd_steps
+    losses, records, _ = gradient_descent(model, params, batch, spec.lr, steps, mask=mask, record=record,
+                                          progress=progress, desc="attn-s GD")
+    beta, v, balance, gram, leak = (np.array(x) for x in zip(*records))
+    t = spec.lr * np.arange(steps + 1)
+    meta = provenance("attn-s", spec, "reference-gd", train_size=data.yq.size, c=spec.c,
+                      loss="training MSE without 1/2 (LA-12)", time="t = lr * step (LA-13)")
+    return Trajectory(t=t, loss=losses, observables={"beta": beta, "v": v, "balance": balance, "gram": gram,
+                                                     "leak": leak}, meta=meta)
+
+
+def simulate_separate(spec: LinearSeparateSpec, progress: bool | None = None) -> Trajectory:
+    """Train the full ATTN_S model by gradient descent; loss and observables on t = lr * step."""
+    cov, params, data = problem_separate(spec)
+    return run_separate(spec, params, cov, data, progress)

@@ -106,3 +106,26 @@ def merged_initial_weights(dim: int, heads: int, scale: float, rng: np.random.Ge
     W[:, dim, :dim] = 0.0
     r[:, :dim] = 0.0
     return W, r
+
+
+def separate_initial_weights(dim: int, heads: int, rank: int, scale: float, rule: str, rng: np.random.Generator):
+    """Initialisation of ATTN_S (§8), then the off-manifold blocks k_i^y = K_i[:, D] and r_i^x = r_i[:D] set
+    to zero (the invariant manifold of §3).
+
+    ``rule`` "normal": every entry N(0, scale^2). ``rule`` "code" (the reference code): key and query entries
+    N(0, (scale/sqrt(n))^2) with n = H R (D+1), value entries N(0, (scale/sqrt(n_v))^2) with n_v = H (D+1)^2
+    (r_i is the last row of the (D+1) x (D+1) value matrix). Draw order: K, Q, r.
+    Returns (K (H, R, D+1), Q (H, R, D+1), r (H, D+1))."""
+    if rule == "normal":
+        std_kq = std_v = scale
+    elif rule == "code":
+        std_kq = scale / np.sqrt(heads * rank * (dim + 1))
+        std_v = scale / np.sqrt(heads * (dim + 1) ** 2)
+    else:
+        raise ValueError(f"init_rule: expected 'normal' or 'code', got {rule!r}")
+    K = std_kq * rng.standard_normal((heads, rank, dim + 1))
+    Q = std_kq * rng.standard_normal((heads, rank, dim + 1))
+    r = std_v * rng.standard_normal((heads, dim + 1))
+    K[:, :, dim] = 0.0
+    r[:, :dim] = 0.0
+    return K, Q, r

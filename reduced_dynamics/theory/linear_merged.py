@@ -169,7 +169,8 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
     meta = provenance("attn-m", spec, f"theory-{flow.moments.kind}", flow.system.derivation_hash,
                       L_star=flow.moments.minimum, tau=cov.trace, c=spec.c, rhs_evaluations=sol.nfev,
                       loss="MSE without 1/2 (LA-12)", time="gradient-flow time t")
-    return Trajectory(t=sol.t, loss=loss, observables={"beta": beta, "v": v, "balance": balance}, meta=meta)
+    return Trajectory(t=sol.t, loss=loss, observables={"beta": beta, "v": v, "balance": balance},
+                      events={"drop_time": midpoint_drop_time(sol.t, loss)}, meta=meta)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,273 @@
+"""Theory of separate key-query linear attention (ATTN_S): the reduced flow (LA-29), the saddle ladder
+(LA-30), the aligned scalar laws (LA-31 to LA-33) and in-context principal-component regression (LA-34).
+
+``predict(spec)`` integrates the reduced gradient flow on the invariant manifold, state (v_i, K_i^x, Q_i^x)
+per head, from the projection (LA-35) of the very initial weights the reference draws for the spec's seed
+and initialisation rule (§8), with population moments (LA-16 to LA-19, covariance eigenbasis) or, with
+``train_size``, the sample moments of §5 of the reference's own training set (original basis): the exact
+small-learning-rate limit of the reference run up to the leakage of §10.2 (b).
+
+The right-hand side is assembled from the derived pieces of ``derivations.linear_separate.block_system``;
+the flow class is the attn-m one (``theory.linear_merged.ReducedFlow``) with the ATTN_S head map
+B_head = v (K^x)^T Q^x.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import sympy as sp
+from scipy.integrate import solve_ivp
+
+from derivations import linear_separate as derivation
+
+from .. import compile as compiler
+from ..events import staircase
+from ..integrate import integrate
+from ..specs import LinearSeparateSpec
+from ..tasks import linear_attention as task
+from ..trajectory import Trajectory, provenance
+from .linear_merged import Moments, ReducedFlow, population_moments, sample_moments
+
+STAIRCASE = {"log_time": True, "window": 0.02, "flat": 0.01}   # plateau detection (events.plateaus)
+LEARNED = 0.5          # a component counts as learned once beta_d reaches half of B*_dd
+
+
+class SeparateFlow(ReducedFlow):
+    """Gradient flow (LA-29) of the H-head, rank-R reduced model for given moments.
+
+    State vector: theta of shape (1 + 2RD, H) flattened row-major; column i is head i's
+    (v_i, K_i^x row-major, Q_i^x row-major), K^x and Q^x written in ``moments.basis`` (columns rotated).
+    Everything but the head map is inherited from the attn-m flow (loss, G, rhs, Jacobian, solve).
+    """
+
+    def __init__(self, dim: int, heads: int, rank: int, moments: Moments, cache_dir=None):
+        self.dim, self.heads, self.rank, self.moments = dim, heads, rank, moments
+        self.system = compiler.compile_system(derivation, "block_system",
+                                              {"D": dim, "R": rank, "moments": moments.kind}, cache_dir)
+        f = self.system.functions
+        self._G, self._loss, self._head_b, self._head_rhs = f["G"], f["loss"], f["head_b"], f["head_rhs"]
+        self._head_jac, self._head_curv = f["head_jac"], f["head_curv"]
+        self._hessian = f["hessian"](moments.values)
+        self.n = 1 + 2 * rank * dim
+        self._G0 = self._G(np.zeros(dim * dim), moments.values)
+
+    def unpack(self, y: np.ndarray):
+        """(v (..., H), K (..., H, R, D), Q (..., H, R, D)) from one state or stacked states (T, n H)."""
+        th = np.asarray(y).reshape(-1, self.n, self.heads)
+        R, D = self.rank, self.dim
+        v = th[:, 0, :]
+        K = th[:, 1:1 + R * D, :].transpose(0, 2, 1).reshape(-1, self.heads, R, D)
+        Q = th[:, 1 + R * D:, :].transpose(0, 2, 1).reshape(-1, self.heads, R, D)
+        return v, K, Q
+
+
+def projection(K: np.ndarray, Q: np.ndarray, r: np.ndarray):
+    """(LA-35): v_i = r_i[D], K_i^x = K_i[:, :D], Q_i^x = Q_i[:, :D] (original basis)."""
+    D = r.shape[1] - 1
+    return r[:, D].copy(), K[:, :, :D].copy(), Q[:, :, :D].copy()
+
+
+def pack(v: np.ndarray, K: np.ndarray, Q: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """State vector from v (H,), K, Q (H, R, D) in the original basis, rotated to ``basis`` (K^x E, Q^x E)."""
+    H = v.size
+    K_rot, Q_rot = K @ basis, Q @ basis
+    theta = np.concatenate([v[None, :], K_rot.reshape(H, -1).T, Q_rot.reshape(H, -1).T], axis=0)
+    return theta.reshape(-1)
+
+
+def draw(spec: LinearSeparateSpec):
+    """Covariance and the projected initial weights (LA-35) for the spec's seed and rule (§8)."""
+    rngs = task.streams(spec.seed)
+    cov = task.draw_covariance(spec.covariance, spec.dim, spec.eigenvalues, rngs["basis"])
+    K, Q, r = task.separate_initial_weights(spec.dim, spec.heads, spec.rank, spec.init_scale, spec.init_rule,
+                                            rngs["init"])
+    return rngs, cov, projection(K, Q, r)
+
+
+def setup(spec: LinearSeparateSpec, moments: str | None = None, cache_dir=None):
+    """(flow, initial state, covariance) with ``moments`` population or sample (default: sample when
+    ``spec.train_size`` is given)."""
+    rngs, cov, (v, K, Q) = draw(spec)
+    kind = moments or ("sample" if spec.train_size is not None else "population")
+    if kind == "population":
+        mom = population_moments(spec, cov)
+    else:
+        data = task.draw_training_set(cov, spec.context, spec.sample_size, rngs["data"],
+                                      spec.centre_inputs, spec.whiten_tasks)
+        mom = sample_moments(spec, data)
+    flow = SeparateFlow(spec.dim, spec.heads, spec.rank, mom, cache_dir)
+    return flow, pack(v, K, Q, mom.basis), cov
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Closed forms evaluated numerically (lambdified from the derivation)
+
+@functools.lru_cache(maxsize=None)
+def _ladder_function(D: int):
+    lam = sp.symbols(f"lam1:{D + 1}", positive=True)
+    return sp.lambdify([lam, derivation.N_SYM], derivation.ladder(lam))
+
+
+def ladder(spec: LinearSeparateSpec) -> list[float]:
+    """(LA-30): L(M_m) for m = 0 .. min(D, H R) (population moments; depends on Lambda and N only)."""
+    lam = task.eigenvalues_for(spec.covariance, spec.dim, spec.eigenvalues)
+    full = [float(x) for x in _ladder_function(spec.dim)(tuple(lam), spec.context)]
+    return full[:min(spec.dim, spec.heads * spec.rank) + 1]
+
+
+@functools.lru_cache(maxsize=None)
+def _pcr_function(D: int):
+    lam = sp.symbols(f"lam1:{D + 1}", positive=True)
+    return sp.lambdify([lam, derivation.N_SYM, derivation.C_SYM], derivation.pcr_coefficients(lam))
+
+
+def pcr_coefficients(eigenvalues: np.ndarray, context: int) -> np.ndarray:
+    """(LA-34): 1 / (((N+1)/N) lambda_d + tau/N), d = 1..D (eigenvalues in decreasing order)."""
+    return np.array(_pcr_function(len(eigenvalues))(tuple(eigenvalues), context, 1.0), dtype=float)
+
+
+def pcr_predict(h: np.ndarray, xq: np.ndarray, cov: task.Covariance, context: int, m: int) -> np.ndarray:
+    """In-context principal-component regression with the top m components (LA-34):
+    yhat = sum_{d<=m} (e_d^T x_q)(e_d^T h) / (((N+1)/N) lambda_d + tau/N), for prompts h, xq of shape (P, D)."""
+    coef = pcr_coefficients(cov.eigenvalues, context)[:m]
+    E = cov.basis[:, :m]
+    return np.sum((xq @ E) * (h @ E) * coef, axis=1)
+
+
+def population_b_star(spec: LinearSeparateSpec, cov: task.Covariance) -> np.ndarray:
+    """Diagonal of B* in the eigenbasis (LA-20): the PCR coefficients divided by c."""
+    return pcr_coefficients(cov.eigenvalues, spec.context) / spec.c
+
+
+@functools.lru_cache(maxsize=None)
+def _scalar_functions():
+    rhs, _, a = derivation.scalar_law()
+    syms = (derivation.LAM_SYM, derivation.S_SYM, derivation.C_SYM)
+    t_half = derivation.escape_time()
+    t_lead = derivation.leading_order_escape_time()
+    args = [derivation.A0_SYM, *syms]
+    return (sp.lambdify([a, *syms], rhs), sp.lambdify(args, t_half), sp.lambdify(args, t_lead))
+
+
+def second_moments(eigenvalues: np.ndarray, context: int) -> np.ndarray:
+    """s_d of (LA-16)."""
+    lam = np.asarray(eigenvalues, dtype=float)
+    return (context + 1) / context * lam ** 2 + lam.sum() / context * lam
+
+
+def scalar_laws(eigenvalues, context: int, c: float, a0, t: np.ndarray, rtol: float = 1e-11) -> np.ndarray:
+    """Integrate the balanced scalar law (LA-31) of every component from a_0 (scalar or one per component)
+    and return beta_d(t) = a_d(t)^3, shape (len(t), D)."""
+    lam = np.asarray(eigenvalues, dtype=float)
+    s = second_moments(lam, context)
+    a0 = np.broadcast_to(np.asarray(a0, dtype=float), lam.shape)
+    rhs = _scalar_functions()[0]
+    sol = solve_ivp(lambda _, a: rhs(a, lam, s, c), (0.0, float(t[-1])), a0, method="DOP853", t_eval=t,
+                    rtol=rtol, atol=1e-14)
+    return sol.y.T ** 3
+
+
+def scalar_loss(eigenvalues, context: int, c: float, beta: np.ndarray) -> np.ndarray:
+    """tau + sum_d (-2c lambda_d^2 beta_d + c^2 s_d lambda_d beta_d^2) (LA-19 on the aligned set, LA-31)."""
+    lam = np.asarray(eigenvalues, dtype=float)
+    s = second_moments(lam, context)
+    return lam.sum() + np.sum(-2 * c * lam ** 2 * beta + c ** 2 * s * lam * beta ** 2, axis=-1)
+
+
+def escape_times(eigenvalues, context: int, c: float, a0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Midpoint time of every component from a_0: closed form (LA-32) and leading order (LA-33)."""
+    lam = np.asarray(eigenvalues, dtype=float)
+    s = second_moments(lam, context)
+    _, t_half, t_lead = _scalar_functions()
+    return (np.array([t_half(a0, l, sd, c) for l, sd in zip(lam, s)], dtype=float),
+            np.array([t_lead(a0, l, sd, c) for l, sd in zip(lam, s)], dtype=float))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Prediction
+
+def held_out_prompts(spec: LinearSeparateSpec, cov: task.Covariance, size: int = 2000):
+    """(h, x_q, y_q) of ``size`` fresh prompts from the spec's "test" stream (never the training set)."""
+    data = task.draw_training_set(cov, spec.context, size, task.streams(spec.seed)["test"])
+    h = np.einsum("pn,pnd->pd", data.y, data.x) / spec.context
+    return h, data.xq, data.yq
+
+
+def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.ndarray | None = None,
+            cache_dir=None, y0: np.ndarray | None = None, test_size: int = 2000) -> Trajectory:
+    """Loss curve of the reduced flow (LA-29) from the projected initial weights (LA-35) (or ``y0``).
+
+    Observables along the trajectory:
+      ``beta``         diagonal of B in the covariance eigenbasis (T, D)
+      ``learned``      beta_d / B*_dd (LA-20): the learned amount of each principal component (T, D)
+      ``components``   number of components with learned >= 1/2 (T,)
+      ``test_loss``    mean squared error of the model's predictor c h^T B x_q (LA-11) on held-out prompts
+      ``pcr_test_loss`` the same for the PCR predictor (LA-34) with m(t) = ``components`` components
+      ``v``, ``balance`` value weights and v_i^2 - ||K_i^x||_F^2 (LA-37)
+    Meta: ``L_star`` (minimum of the moments used), ``ladder`` (LA-30)."""
+    flow, start, cov = setup(spec, moments, cache_dir)
+    y0 = start if y0 is None else np.asarray(y0, dtype=float)
+    sol = integrate(flow.rhs, y0, spec.final_time, t_eval=t_eval)
+    loss = flow.loss(sol.y)
+    B = flow.b_vector(sol.y).T.reshape(-1, spec.dim, spec.dim)
+    to_eigen = cov.basis.T @ flow.moments.basis
+    beta = np.einsum("da,tab,db->td", to_eigen, B, to_eigen)
+    learned = beta / population_b_star(spec, cov)
+    components = np.sum(learned >= LEARNED, axis=1)
+    h, xq, yq = held_out_prompts(spec, cov, test_size)
+    B_orig = np.einsum("ia,tab,jb->tij", flow.moments.basis, B, flow.moments.basis).reshape(len(sol.t), -1)
+    # mean (c h^T B x_q - y_q)^2 over the prompts, through their moments (cost independent of the number
+    # of output times): phi = c vec(h x_q^T), row-major like B.
+    phi = spec.c * (h[:, :, None] * xq[:, None, :]).reshape(len(h), -1)
+    A_test, g_test = phi.T @ phi / len(h), phi.T @ yq / len(h)
+    test_loss = np.einsum("ti,ij,tj->t", B_orig, A_test, B_orig) - 2 * B_orig @ g_test + np.mean(yq ** 2)
+    pcr = np.array([np.mean((pcr_predict(h, xq, cov, spec.context, m) - yq) ** 2) for m in range(spec.dim + 1)])
+    v, K, _ = flow.unpack(sol.y)
+    balance = v ** 2 - np.sum(K ** 2, axis=(2, 3))
+    meta = provenance("attn-s", spec, f"theory-{flow.moments.kind}", flow.system.derivation_hash,
+                      L_star=flow.moments.minimum, tau=cov.trace, c=spec.c, ladder=ladder(spec),
+                      pcr_test_losses=pcr.tolist(), rhs_evaluations=sol.nfev,
+                      loss="MSE without 1/2 (LA-12)", time="gradient-flow time t")
+    return Trajectory(t=sol.t, loss=loss, meta=meta, observables={
+        "beta": beta, "learned": learned, "components": components.astype(float), "test_loss": test_loss,
+        "pcr_test_loss": pcr[components], "v": v, "balance": balance})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Hooks used by the registry (families.py)
+
+def summarise(trajectory: Trajectory) -> dict:
+    """Staircase metrics applied identically to theory and reference curves (``events.staircase`` on a
+    log-time axis, settings ``STAIRCASE``):
+    plateau levels, the ladder step m of (LA-30) each is nearest to, the drop times between consecutive
+    plateaus, the first drop time and the final loss."""
+    spec = LinearSeparateSpec.from_dict(trajectory.meta["spec"])
+    st = staircase(trajectory.t, trajectory.loss, ladder(spec), **STAIRCASE)
+    first = st["drop_times"][0] if st["drop_times"] else math.nan
+    return {"plateaus": st["plateaus"], "plateau_steps": st["steps"], "drop_times": st["drop_times"],
+            "first_drop_time": first, "final_loss": float(trajectory.loss[-1])}
+
+
+def comparison_theories(spec: LinearSeparateSpec) -> dict[str, Trajectory]:
+    """The sample-moment flow on the reference's own training set (main theory curve, §5) and the
+    population flow."""
+    return {"theory": predict(spec.replace(train_size=spec.sample_size)),
+            "population flow": predict(spec, moments="population")}
+
+
+def levels(spec: LinearSeparateSpec, theory: Trajectory) -> dict[str, float]:
+    """The saddle ladder (LA-30) as dotted levels."""
+    return {f"L(M_{m})": value for m, value in enumerate(ladder(spec))}
+
+
+def report_extras(spec: LinearSeparateSpec) -> dict:
+    """Entries added to the comparison report: the ladder (LA-30) as a list."""
+    return {"ladder": ladder(spec)}
+
+
+def flow_probe(spec: LinearSeparateSpec):
+    """(rhs(y), loss(y), y0) of the reduced flow, for the common test RHS = -grad loss."""
+    flow, y0, _ = setup(spec)
+    return (lambda y: flow.rhs(0.0, y)), (lambda y: float(flow.loss(y))), y0
