@@ -286,6 +286,8 @@ def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise SpecError("workers", "a positive integer", workers)
     out_dir = Path(out_dir)
+    for stale in (out_dir / "points").glob(".*.tmp"):    # half-written files of a killed run
+        stale.unlink()
     result = SweepResult(points, {}, measures=names)
     pending = []
     for point in points:

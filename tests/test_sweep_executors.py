@@ -1,0 +1,52 @@
+"""Sweeps on real worker processes: the default process pool (BLAS pinned to one thread) and a real local
+Dask cluster of two worker processes giving the same numbers."""
+import numpy as np
+import pytest
+
+from reduced_dynamics import sweep
+
+SMALL = {"dim": 2, "context": 5, "heads": 2, "t_max": 20.0}
+GRID = {"init_scale": [0.2, 0.1, 0.05, 0.02], "seed": [0, 1, 2]}
+
+
+def numbers(result):
+    """The table without the per-point wall times."""
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in sweep.read_table(result.csv_path)]
+
+
+@pytest.fixture(scope="module")
+def pool_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pool")
+    with sweep.blas_pinned_environment():
+        pool = sweep.process_pool(2)
+    try:
+        result = sweep.run_sweep("attn-m", GRID, ["drop_time", "final_loss"], out, fixed=SMALL, executor=pool)
+        threads = [pool.submit(sweep.blas_threads).result() for _ in range(4)]
+    finally:
+        pool.shutdown()
+    return out, result, threads
+
+
+def test_process_pool_workers_run_blas_on_one_thread(pool_run):
+    pytest.importorskip("threadpoolctl")
+    _, result, threads = pool_run
+    assert not result.failed and len(result.computed) == 12
+    for info in threads:
+        assert info and set(info.values()) == {1}, info
+
+
+def test_local_dask_cluster_gives_the_same_numbers_as_the_process_pool(pool_run, tmp_path):
+    pytest.importorskip("distributed")
+    pytest.importorskip("threadpoolctl")
+    pool_out, pool_result, _ = pool_run
+    with sweep.dask_executor(workers=2) as executor:
+        result = sweep.run_sweep("attn-m", GRID, ["drop_time", "final_loss"], tmp_path, fixed=SMALL,
+                                 executor=executor)
+        dask_threads = executor.submit(sweep.blas_threads).result()
+    assert not result.failed and len(result.computed) == 12
+    assert numbers(result) == numbers(pool_result)                 # every digit of every measure
+    for point in result.points:
+        a, b = sweep.load_trajectory(pool_out, point), sweep.load_trajectory(tmp_path, point)
+        np.testing.assert_array_equal(a.t, b.t)
+        np.testing.assert_array_equal(a.loss, b.loss)
+    assert set(dask_threads.values()) == {1}          # Dask's nanny pins BLAS threads too
