@@ -166,6 +166,9 @@ def _run_model_verb(verb: str, argv: list[str]) -> int:
     return 0
 
 
+FIGURE_FILES = (".pdf", ".png", ".npz", ".json")
+
+
 def figure_registry() -> dict[str, str]:
     """Figure name (the script's module name) -> "module:function", over every family."""
     out = {}
@@ -173,6 +176,39 @@ def figure_registry() -> dict[str, str]:
         for path in fam.figures:
             out[path.partition(":")[0].rsplit(".", 1)[-1]] = path
     return out
+
+
+def figure_families() -> dict[str, str]:
+    """Figure name -> the family that registers it."""
+    return {path.partition(":")[0].rsplit(".", 1)[-1]: fam.name for fam in FAMILIES.values() for path in fam.figures}
+
+
+def make_figures(names: list[str], out_dir: Path, quick: bool = False) -> dict[str, tuple[float, list[Path]]]:
+    """Run the named figure scripts; each must write its PDF, PNG, .npz and .json (spec and versions)
+    beside each other (the registry's contract), else a RuntimeError names what is missing.
+
+    BLAS runs on one thread here: with more, OpenBLAS splits sums differently and the gradient-descent
+    curves (hence the figure files) change in their last bits with the machine's core count; on this
+    2-core machine one thread is also 2-10x faster for the reference runs."""
+    from threadpoolctl import threadpool_limits
+    registry = figure_registry()
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        raise SpecError("figures", "one of " + ", ".join(registry), unknown[0])
+    done = {}
+    for name in names:
+        start = time.perf_counter()
+        with threadpool_limits(limits=1):
+            written = [Path(p) for p in resolve(registry[name])(Path(out_dir), quick=quick)]
+        seconds = time.perf_counter() - start
+        missing = [suffix for suffix in FIGURE_FILES if not any(p.suffix == suffix and p.exists() for p in written)]
+        if missing:
+            raise RuntimeError(f"figure {name} did not write its {', '.join(missing)} file(s)")
+        done[name] = (seconds, written)
+        print(f"{name}: {seconds:.1f} s")
+        for path in written:
+            print(f"  {path}")
+    return done
 
 
 def _run_figures(argv: list[str]) -> int:
@@ -185,22 +221,25 @@ def _run_figures(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     registry = figure_registry()
     if args.list:
-        for name in registry:
-            print(name)
+        owners = figure_families()
+        for name, path in registry.items():
+            print(f"{name:32} {owners[name]:10} {path}")
         return 0
     names = list(registry) if args.all else args.names
     if not names:
         raise UsageError("figures: name at least one figure, or --all (see --list)")
-    unknown = [n for n in names if n not in registry]
-    if unknown:
-        raise SpecError("figures", "one of " + ", ".join(registry), unknown[0])
-    for name in names:
-        start = time.perf_counter()
-        written = resolve(registry[name])(Path(args.out), quick=args.quick)
-        print(f"{name}: {time.perf_counter() - start:.1f} s")
-        for path in written:
-            print(f"  {path}")
+    start = time.perf_counter()
+    done = make_figures(names, Path(args.out), quick=args.quick)
+    print(f"{len(done)} figure(s){' (quick)' if args.quick else ''} in {time.perf_counter() - start:.1f} s:")
+    for name, (seconds, _) in done.items():
+        print(f"  {name:32} {seconds:8.1f} s")
     return 0
+
+
+def run_figure_script(name: str, argv: list[str] | None = None) -> int:
+    """``python -m scripts.NAME [--quick] [--out DIR]``: the figures command for one script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return main(["figures", name, *argv])
 
 
 def parse_grid(spec_class: type[Spec], texts: list[str]) -> dict[str, list[Any]]:

@@ -180,19 +180,16 @@ def check_measures(fam: Family, measures: Sequence[str], known: Sequence[str] | 
 
 def pin_blas_threads() -> None:
     """Worker initializer: one BLAS/OpenMP thread. The environment variables reach libraries loaded later
-    and child processes; threadpoolctl (when installed) also limits the libraries already loaded, which is
-    what counts in a forked worker whose NumPy was imported by the parent."""
+    and child processes; threadpoolctl also limits the libraries already loaded, which is what counts in a
+    forked worker whose NumPy was imported by the parent."""
+    from threadpoolctl import threadpool_limits
     for name in BLAS_VARIABLES:
         os.environ[name] = "1"
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
     threadpool_limits(limits=1)
 
 
 def blas_threads() -> dict[str, int]:
-    """BLAS/OpenMP libraries loaded in this process and their thread counts (needs threadpoolctl)."""
+    """BLAS/OpenMP libraries loaded in this process and their thread counts."""
     from threadpoolctl import threadpool_info
     return {f"{info['internal_api']}:{Path(info['filepath']).name}": info["num_threads"] for info in threadpool_info()}
 

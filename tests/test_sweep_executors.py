@@ -28,7 +28,6 @@ def pool_run(tmp_path_factory):
 
 
 def test_process_pool_workers_run_blas_on_one_thread(pool_run):
-    pytest.importorskip("threadpoolctl")
     _, result, threads = pool_run
     assert not result.failed and len(result.computed) == 12
     for info in threads:
@@ -37,7 +36,6 @@ def test_process_pool_workers_run_blas_on_one_thread(pool_run):
 
 def test_local_dask_cluster_gives_the_same_numbers_as_the_process_pool(pool_run, tmp_path):
     pytest.importorskip("distributed")
-    pytest.importorskip("threadpoolctl")
     pool_out, pool_result, _ = pool_run
     with sweep.dask_executor(workers=2) as executor:
         result = sweep.run_sweep("attn-m", GRID, ["drop_time", "final_loss"], tmp_path, fixed=SMALL,
