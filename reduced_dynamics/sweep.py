@@ -134,7 +134,8 @@ def write_point(out_dir: Path, point: Point, result: dict[str, Any]) -> dict[str
     npz, meta = point_paths(out_dir, point)
     result["trajectory"].save(npz)
     record = {"point": point.key, "model": point.model, "side": point.side, "spec": point.spec.to_dict(),
-              "measures": result["measures"], "seconds": result["seconds"], "versions": versions(),
+              "measures": result["measures"], "seconds": result["seconds"],
+              "versions": result["trajectory"].meta.get("versions") or versions(),    # the worker's libraries
               "kind": result["trajectory"].meta.get("kind"), "npz_sha256": _sha256(npz)}
     atomic_write_json(meta, record)
     return json.loads(meta.read_text())

@@ -1,0 +1,114 @@
+"""Sweep scaling, measured in one run: the same attn-m drop-time sweep (theory side, C6 sizes, init_scale x
+seed) on a process pool of 1 and of 2 workers and on a local Dask cluster of 2 worker processes, with the
+speed-up against one worker and a check that all three give identical numbers.
+
+    python -m benchmarks.sweep [--scales 50] [--seeds 4] [--repeat 2]      (default: 200 points, best of 2)
+
+Each executor is started and warmed (every worker imports the package and evaluates one point) before the
+clock starts; the start-up time is reported in its own column. Each sweep writes into a fresh temporary
+folder, so nothing is skipped. The load average before and after is printed: the machine may be shared.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from reduced_dynamics import sweep
+from reduced_dynamics.specs import LinearMergedSpec
+from reduced_dynamics.theory.linear_merged import predict
+
+
+def grid(scales: int, seeds: int) -> dict[str, list]:
+    return {"init_scale": [float(x) for x in np.geomspace(1e-4, 1e-2, scales)], "seed": list(range(seeds))}
+
+
+def _warm_point(model: str, fields: dict, index: int) -> int:
+    time.sleep(0.5)              # long enough that every worker gets one of these tasks (index: distinct
+                                 # arguments, or Dask would merge identical calls into one task)
+    sweep.evaluate(model, fields, "theory")
+    return os.getpid()
+
+
+def timed_sweep(label: str, make_executor, workers: int, the_grid: dict) -> dict:
+    first = sweep.plan("attn-m", the_grid, {}, "theory")[0]
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        with make_executor() as executor:
+            pids = {f.result() for f in [executor.submit(_warm_point, "attn-m", first.spec.to_dict(), k)
+                                         for k in range(2 * workers)]}
+            startup = time.perf_counter() - start
+            start = time.perf_counter()
+            result = sweep.run_sweep("attn-m", the_grid, ["drop_time"], folder, executor=executor, progress=False)
+            seconds = time.perf_counter() - start
+        rows = sweep.read_table(result.csv_path)
+    if result.failed or len(rows) != len(result.points):
+        raise RuntimeError(f"{label}: {len(result.failed)} points failed")
+    return {"label": label, "workers": workers, "distinct_pids": len(pids), "startup": startup, "seconds": seconds,
+            "points": len(rows), "drop_times": [r["drop_time"] for r in rows]}
+
+
+class _Pool:
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def __enter__(self):
+        with sweep.blas_pinned_environment():
+            self.pool = sweep.process_pool(self.workers)
+        return self.pool
+
+    def __exit__(self, *exc):
+        self.pool.shutdown()
+
+
+def run(scales: int, seeds: int, repeat: int) -> list[dict]:
+    """Every executor ``repeat`` times, interleaved (so a change in the machine's load hits all alike);
+    the fastest sweep of each is kept."""
+    the_grid = grid(scales, seeds)
+    predict(LinearMergedSpec())          # fill the compile cache once, so workers only load it
+    executors = [("process pool, 1 worker", lambda: _Pool(1), 1), ("process pool, 2 workers", lambda: _Pool(2), 2)]
+    try:
+        import distributed  # noqa: F401
+        executors.append(("local Dask cluster, 2 workers", lambda: sweep.dask_executor(workers=2), 2))
+    except ImportError:
+        print("(distributed not installed: pip install -e '.[dask]' for the Dask row)")
+    best: dict[str, dict] = {}
+    for _ in range(repeat):
+        for label, make, workers in executors:
+            row = timed_sweep(label, make, workers, the_grid)
+            row["all"] = best.get(label, {}).get("all", []) + [row["seconds"]]
+            if label not in best or row["seconds"] < best[label]["seconds"]:
+                best[label] = row
+            best[label]["all"] = row["all"]
+    return [best[label] for label, _, _ in executors]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", type=int, default=50, help="init_scale values (log-spaced 1e-4 .. 1e-2)")
+    parser.add_argument("--seeds", type=int, default=4, help="seeds per init_scale")
+    parser.add_argument("--repeat", type=int, default=2, help="interleaved repetitions; the fastest is kept")
+    args = parser.parse_args(argv)
+    load_before = os.getloadavg()
+    rows = run(args.scales, args.seeds, args.repeat)
+    load_after = os.getloadavg()
+    n = rows[0]["points"]
+    print(f"attn-m sweep scaling: {n} drop-time points (theory, C6 sizes: D=4, N=31, H=8), "
+          f"{os.cpu_count()} CPUs; load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)")
+    print(f"{'executor':<32} {'start-up s':>10} {'sweep s':>9} {'points/s':>9} {'speed-up':>9}   all runs (s)")
+    base = rows[0]["seconds"]
+    for row in rows:
+        print(f"{row['label']:<32} {row['startup']:>10.2f} {row['seconds']:>9.2f} {n / row['seconds']:>9.1f} "
+              f"{base / row['seconds']:>8.2f}x   " + " ".join(f"{s:.1f}" for s in row["all"]))
+    same = all(row["drop_times"] == rows[0]["drop_times"] for row in rows)
+    print(f"identical drop times (every digit) across executors: {'yes' if same else 'NO'}")
+    for row in rows:
+        if row["distinct_pids"] != row["workers"]:
+            print(f"note: {row['label']}: warm-up reached {row['distinct_pids']} of {row['workers']} workers")
+
+
+if __name__ == "__main__":
+    main()
