@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reduced_dynamics import sweep
 from reduced_dynamics.cli import main
@@ -212,3 +214,16 @@ def test_list_valued_measures_are_one_json_cell_and_none_is_empty(tmp_path):
     row = dict(zip(header, rows[0]))
     assert json.loads(row["plateaus"]) == [0.5, 0.25] and json.loads(row["eigenvalues"]) == [0.3, 0.7]
     assert row["train_size"] == "" and row["drop_time"] == "nan"
+
+
+@settings(max_examples=15)
+@given(dims=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+       scales=st.lists(st.floats(1e-4, 1.0), min_size=1, max_size=4),
+       side=st.sampled_from(sweep.SIDE_CHOICES))
+def test_plan_is_the_product_of_distinct_values_with_unique_keys(dims, scales, side):
+    points = sweep.plan("attn-m", {"dim": dims, "init_scale": scales}, {"heads": 2}, side)
+    sides = 2 if side == "both" else 1
+    assert len(points) == len(set(dims)) * len(set(scales)) * sides
+    assert len({p.key for p in points}) == len(points)
+    assert {(p.spec.dim, p.spec.init_scale) for p in points} == {(d, s) for d in dims for s in scales}
+    assert all(p.spec.heads == 2 for p in points)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from reduced_dynamics import sweep
+from reduced_dynamics.cli import main
 
 SMALL = {"dim": 2, "context": 5, "heads": 2, "t_max": 20.0}
 GRID = {"init_scale": [0.2, 0.1, 0.05, 0.02], "seed": [0, 1, 2]}
@@ -34,17 +35,25 @@ def test_process_pool_workers_run_blas_on_one_thread(pool_run):
         assert info and set(info.values()) == {1}, info
 
 
-def test_local_dask_cluster_gives_the_same_numbers_as_the_process_pool(pool_run, tmp_path):
-    pytest.importorskip("distributed")
+def test_local_dask_cluster_gives_the_same_numbers_as_the_process_pool(pool_run, tmp_path, capsys):
+    """A real local Dask cluster (2 worker processes, one thread each), reached through the CLI's
+    --scheduler ADDRESS, gives every digit of the process pool's table and the same curves."""
+    distributed = pytest.importorskip("distributed")
     pool_out, pool_result, _ = pool_run
-    with sweep.dask_executor(workers=2) as executor:
-        result = sweep.run_sweep("attn-m", GRID, ["drop_time", "final_loss"], tmp_path, fixed=SMALL,
-                                 executor=executor)
-        dask_threads = executor.submit(sweep.blas_threads).result()
-    assert not result.failed and len(result.computed) == 12
-    assert numbers(result) == numbers(pool_result)                 # every digit of every measure
-    for point in result.points:
+    argv = ["sweep", "attn-m", "--grid", "init-scale=" + ",".join(map(str, GRID["init_scale"])),
+            "--grid", "seed=" + ",".join(map(str, GRID["seed"])), "--measure", "drop_time,final_loss",
+            "--no-progress", "--out", str(tmp_path)]
+    argv += [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        assert main(argv + ["--scheduler", cluster.scheduler_address]) == 0
+        with sweep.dask_executor(cluster.scheduler_address) as executor:
+            dask_threads = executor.submit(sweep.blas_threads).result()
+    assert "12 computed" in capsys.readouterr().out
+    rows = sweep.read_table(tmp_path / "sweep.csv")
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in rows] == numbers(pool_result)
+    for point in pool_result.points:
         a, b = sweep.load_trajectory(pool_out, point), sweep.load_trajectory(tmp_path, point)
         np.testing.assert_array_equal(a.t, b.t)
         np.testing.assert_array_equal(a.loss, b.loss)
-    assert set(dask_threads.values()) == {1}          # Dask's nanny pins BLAS threads too
+    assert dask_threads and set(dask_threads.values()) == {1}      # Dask's nanny pins BLAS threads too
