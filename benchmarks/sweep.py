@@ -7,6 +7,10 @@ speed-up against one worker and a check that all three give identical numbers.
 Each executor is started and warmed (every worker imports the package and evaluates one point) before the
 clock starts; the start-up time is reported in its own column. Each sweep writes into a fresh temporary
 folder, so nothing is skipped. The load average before and after is printed: the machine may be shared.
+CPU time per point is given for the workers (process time of each point, summed over its threads) and for
+the driving process (which receives and writes every point; for the local Dask cluster it also hosts the
+scheduler): on a busy machine the wall-clock speed-up says more about the other load than about the sweep,
+and the CPU columns show whether parallel running adds work.
 """
 from __future__ import annotations
 
@@ -41,14 +45,15 @@ def timed_sweep(label: str, make_executor, workers: int, the_grid: dict) -> dict
             pids = {f.result() for f in [executor.submit(_warm_point, "attn-m", first.spec.to_dict(), k)
                                          for k in range(2 * workers)]}
             startup = time.perf_counter() - start
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             result = sweep.run_sweep("attn-m", the_grid, ["drop_time"], folder, executor=executor, progress=False)
-            seconds = time.perf_counter() - start
+            seconds, driver_cpu = time.perf_counter() - start, time.process_time() - cpu
         rows = sweep.read_table(result.csv_path)
     if result.failed or len(rows) != len(result.points):
         raise RuntimeError(f"{label}: {len(result.failed)} points failed")
     return {"label": label, "workers": workers, "distinct_pids": len(pids), "startup": startup, "seconds": seconds,
-            "points": len(rows), "drop_times": [r["drop_time"] for r in rows]}
+            "points": len(rows), "drop_times": [r["drop_time"] for r in rows],
+            "worker_cpu": sum(float(r["cpu_seconds"]) for r in rows) / len(rows), "driver_cpu": driver_cpu / len(rows)}
 
 
 class _Pool:
@@ -98,11 +103,16 @@ def main(argv=None) -> None:
     n = rows[0]["points"]
     print(f"attn-m sweep scaling: {n} drop-time points (theory, C6 sizes: D=4, N=31, H=8), "
           f"{os.cpu_count()} CPUs; load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)")
-    print(f"{'executor':<32} {'start-up s':>10} {'sweep s':>9} {'points/s':>9} {'speed-up':>9}   all runs (s)")
+    print(f"{'executor':<32} {'start-up s':>10} {'sweep s':>9} {'points/s':>9} {'speed-up':>9} "
+          f"{'worker CPU ms/pt':>17} {'driver CPU ms/pt':>17}   all runs (s)")
     base = rows[0]["seconds"]
     for row in rows:
         print(f"{row['label']:<32} {row['startup']:>10.2f} {row['seconds']:>9.2f} {n / row['seconds']:>9.1f} "
-              f"{base / row['seconds']:>8.2f}x   " + " ".join(f"{s:.1f}" for s in row["all"]))
+              f"{base / row['seconds']:>8.2f}x {1e3 * row['worker_cpu']:>17.1f} {1e3 * row['driver_cpu']:>17.1f}   "
+              + " ".join(f"{s:.1f}" for s in row["all"]))
+    w, d = rows[1]["worker_cpu"], rows[1]["driver_cpu"]
+    print(f"estimated ceiling for 2 workers on 2 otherwise idle cores (workers and driver share them): "
+          f"2 w / (w + d) = {2 * w / (w + d):.2f}x")
     same = all(row["drop_times"] == rows[0]["drop_times"] for row in rows)
     print(f"identical drop times (every digit) across executors: {'yes' if same else 'NO'}")
     for row in rows:

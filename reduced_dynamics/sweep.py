@@ -13,7 +13,8 @@ sweep, as each point completes (so workers need no shared file system, e.g. on a
 * ``points/<key>.json``: model, side, spec, every measure of ``summarise``, versions, seconds, and the
   SHA-256 of the ``.npz``; written after the ``.npz``, so it marks the point as done.
 * ``sweep.csv``: the tidy table, one row per point in grid order (grid fields vary fastest to the right),
-  columns ``point``, ``model``, ``side``, every spec field, then the requested measures, then ``seconds``.
+  columns ``point``, ``model``, ``side``, every spec field, the requested measures, then the point's wall
+  ``seconds`` and ``cpu_seconds`` in its worker (both vary from run to run; everything else is exact).
   A list-valued measure (plateaus, threshold times) or a tuple field is ONE cell holding a JSON list, so
   each point is exactly one row; ``None`` is an empty cell, floats are written with ``repr`` (exact).
 
@@ -52,6 +53,7 @@ from .trajectory import Trajectory, versions
 SIDES = ("theory", "reference")
 SIDE_CHOICES = ("theory", "reference", "both")
 BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+TIMING_COLUMNS = ("seconds", "cpu_seconds")      # the table's only columns that vary from run to run
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -108,13 +110,14 @@ def evaluate(model: str, spec_fields: dict[str, Any], side: str) -> dict[str, An
     """Run one point (in a worker): the family's predict or simulate, then its summarise."""
     fam = family(model)
     spec = fam.spec_class.from_dict(spec_fields)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if side == "theory":
         trajectory = fam.resolve("predict")(spec)
     else:
         trajectory = fam.resolve("simulate")(spec, progress=False)
     measures = fam.resolve("summarise")(trajectory)
-    return {"trajectory": trajectory, "measures": measures, "seconds": time.perf_counter() - start}
+    return {"trajectory": trajectory, "measures": measures, "seconds": time.perf_counter() - start,
+            "cpu_seconds": time.process_time() - cpu}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -135,6 +138,7 @@ def write_point(out_dir: Path, point: Point, result: dict[str, Any]) -> dict[str
     result["trajectory"].save(npz)
     record = {"point": point.key, "model": point.model, "side": point.side, "spec": point.spec.to_dict(),
               "measures": result["measures"], "seconds": result["seconds"],
+              "cpu_seconds": result["cpu_seconds"],
               "versions": result["trajectory"].meta.get("versions") or versions(),    # the worker's libraries
               "kind": result["trajectory"].meta.get("kind"), "npz_sha256": _sha256(npz)}
     atomic_write_json(meta, record)
@@ -239,19 +243,6 @@ def dask_executor(scheduler: str | None = None, workers: int = 2) -> Iterator[cf
                                                        dashboard_address=None))
             client = stack.enter_context(Client(cluster))
         yield client.get_executor()
-
-
-def warm_up(executor: cf.Executor, workers: int) -> None:
-    """Start every worker (and import the package in it) before timing: one blocking task per worker."""
-    futures = [executor.submit(_warm, 0.2) for _ in range(workers)]
-    for future in futures:
-        future.result()
-
-
-def _warm(seconds: float) -> int:
-    import reduced_dynamics.theory  # noqa: F401  (NumPy, SciPy, SymPy and the package, as a point would)
-    time.sleep(seconds)
-    return os.getpid()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -363,7 +354,7 @@ def table_rows(points: Sequence[Point], records: dict[str, dict[str, Any]],
     if not points:
         return [], []
     fields = [f.name for f in dataclasses.fields(type(points[0].spec))]
-    header = ["point", "model", "side", *fields, *measures, "seconds"]
+    header = ["point", "model", "side", *fields, *measures, *TIMING_COLUMNS]
     rows = []
     for point in points:
         record = records.get(point.key)
@@ -371,7 +362,8 @@ def table_rows(points: Sequence[Point], records: dict[str, dict[str, Any]],
             continue
         spec = record["spec"]
         rows.append([point.key, point.model, point.side, *(_cell(spec[f]) for f in fields),
-                     *(_cell(record["measures"][m]) for m in measures), _cell(record["seconds"])])
+                     *(_cell(record["measures"][m]) for m in measures), _cell(record["seconds"]),
+                     _cell(record.get("cpu_seconds"))])
     return header, rows
 
 

@@ -12,7 +12,11 @@ GRID = {"init_scale": [0.2, 0.1, 0.05, 0.02], "seed": [0, 1, 2]}
 
 def numbers(result):
     """The table without the per-point wall times."""
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in sweep.read_table(result.csv_path)]
+    return exact(sweep.read_table(result.csv_path))
+
+
+def exact(rows):
+    return [{k: v for k, v in row.items() if k not in sweep.TIMING_COLUMNS} for row in rows]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +55,7 @@ def test_local_dask_cluster_gives_the_same_numbers_as_the_process_pool(pool_run,
             dask_threads = executor.submit(sweep.blas_threads).result()
     assert "12 computed" in capsys.readouterr().out
     rows = sweep.read_table(tmp_path / "sweep.csv")
-    assert [{k: v for k, v in r.items() if k != "seconds"} for r in rows] == numbers(pool_result)
+    assert exact(rows) == numbers(pool_result)
     for point in pool_result.points:
         a, b = sweep.load_trajectory(pool_out, point), sweep.load_trajectory(tmp_path, point)
         np.testing.assert_array_equal(a.t, b.t)
