@@ -10,7 +10,8 @@ folder, so nothing is skipped. The load average before and after is printed: the
 CPU time per point is given for the workers (process time of each point, summed over its threads) and for
 the driving process (which receives and writes every point; for the local Dask cluster it also hosts the
 scheduler): on a busy machine the wall-clock speed-up says more about the other load than about the sweep,
-and the CPU columns show whether parallel running adds work.
+and the CPU columns show whether parallel running adds work. As a control, each executor also runs 100
+identical pure-Python CPU tasks just before its sweep: their speed-up is what the machine could give.
 """
 from __future__ import annotations
 
@@ -37,6 +38,17 @@ def _warm_point(model: str, fields: dict, index: int) -> int:
     return os.getpid()
 
 
+CONTROL_TASKS = 100
+
+
+def _spin(index: int) -> int:
+    """A fixed pure-Python CPU task (about 30 ms on an idle core): the control for how much parallelism the machine gives."""
+    total = index
+    for k in range(400_000):
+        total = (total + k * k) % 1_000_003
+    return total
+
+
 def timed_sweep(label: str, make_executor, workers: int, the_grid: dict) -> dict:
     first = sweep.plan("attn-m", the_grid, {}, "theory")[0]
     with tempfile.TemporaryDirectory() as folder:
@@ -45,6 +57,9 @@ def timed_sweep(label: str, make_executor, workers: int, the_grid: dict) -> dict
             pids = {f.result() for f in [executor.submit(_warm_point, "attn-m", first.spec.to_dict(), k)
                                          for k in range(2 * workers)]}
             startup = time.perf_counter() - start
+            start = time.perf_counter()
+            list(executor.map(_spin, range(CONTROL_TASKS)))
+            control = time.perf_counter() - start
             start, cpu = time.perf_counter(), time.process_time()
             result = sweep.run_sweep("attn-m", the_grid, ["drop_time"], folder, executor=executor, progress=False)
             seconds, driver_cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -52,6 +67,7 @@ def timed_sweep(label: str, make_executor, workers: int, the_grid: dict) -> dict
     if result.failed or len(rows) != len(result.points):
         raise RuntimeError(f"{label}: {len(result.failed)} points failed")
     return {"label": label, "workers": workers, "distinct_pids": len(pids), "startup": startup, "seconds": seconds,
+            "control": control,
             "points": len(rows), "drop_times": [r["drop_time"] for r in rows],
             "worker_cpu": sum(float(r["cpu_seconds"]) for r in rows) / len(rows), "driver_cpu": driver_cpu / len(rows)}
 
@@ -104,12 +120,14 @@ def main(argv=None) -> None:
     print(f"attn-m sweep scaling: {n} drop-time points (theory, C6 sizes: D=4, N=31, H=8), "
           f"{os.cpu_count()} CPUs; load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)")
     print(f"{'executor':<32} {'start-up s':>10} {'sweep s':>9} {'points/s':>9} {'speed-up':>9} "
-          f"{'worker CPU ms/pt':>17} {'driver CPU ms/pt':>17}   all runs (s)")
-    base = rows[0]["seconds"]
+          f"{'worker CPU ms/pt':>17} {'driver CPU ms/pt':>17} {'control speed-up':>17}   all sweeps (s)")
+    base, control = rows[0]["seconds"], rows[0]["control"]
     for row in rows:
         print(f"{row['label']:<32} {row['startup']:>10.2f} {row['seconds']:>9.2f} {n / row['seconds']:>9.1f} "
-              f"{base / row['seconds']:>8.2f}x {1e3 * row['worker_cpu']:>17.1f} {1e3 * row['driver_cpu']:>17.1f}   "
-              + " ".join(f"{s:.1f}" for s in row["all"]))
+              f"{base / row['seconds']:>8.2f}x {1e3 * row['worker_cpu']:>17.1f} {1e3 * row['driver_cpu']:>17.1f} "
+              f"{control / row['control']:>16.2f}x   " + " ".join(f"{s:.1f}" for s in row["all"]))
+    print(f"control: {CONTROL_TASKS} identical pure-Python CPU tasks on the same executor just before its sweep; "
+          f"its speed-up is the parallelism the machine gave at that moment")
     w, d = rows[1]["worker_cpu"], rows[1]["driver_cpu"]
     print(f"estimated ceiling for 2 workers on 2 otherwise idle cores (workers and driver share them): "
           f"2 w / (w + d) = {2 * w / (w + d):.2f}x")
