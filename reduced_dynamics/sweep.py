@@ -16,7 +16,8 @@ sweep, as each point completes (so workers need no shared file system, e.g. on a
   columns ``point``, ``model``, ``side``, every spec field, the requested measures, then the point's wall
   ``seconds`` and ``cpu_seconds`` in its worker (both vary from run to run; everything else is exact).
   A list-valued measure (plateaus, threshold times) or a tuple field is ONE cell holding a JSON list, so
-  each point is exactly one row; ``None`` is an empty cell, floats are written with ``repr`` (exact).
+  each point is exactly one row; ``None`` is an empty cell, booleans are ``true``/``false`` and floats are
+  written with ``repr`` (exact).
 
 ``<key>`` is a stable hash (SHA-256 of the sorted JSON of model, side and the full validated spec, so two
 ways of writing the same value give the same key). Rerunning a sweep skips every point whose files are
@@ -341,6 +342,8 @@ def _collect(out_dir: Path, point: Point, future: cf.Future, result: SweepResult
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"     # as the CLI writes them
     if isinstance(value, (list, tuple, dict)):
         return to_json(value)
     if isinstance(value, float):

@@ -59,6 +59,7 @@ def test_grid_is_the_product_and_every_point_is_the_science(tmp_path):
         assert float(row["drop_time"]) == direct["drop_time"]
         assert float(row["final_loss"]) == direct["final_loss"]
         assert row["side"] == "theory" and row["dim"] == "2" and row["train_size"] == ""
+        assert row["centre_inputs"] == "false" and float(row["cpu_seconds"]) > 0
     # smaller initial weights escape the saddle later (the drop time grows as sigma shrinks, LA-28)
     by_seed = {}
     for row in rows:
