@@ -313,7 +313,8 @@ def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str
                         check_measures(fam, names, result.records[first.key]["measures"])
             futures = {executor.submit(evaluate, model, p.spec.to_dict(), p.side): p for p in pending}
             for future in cf.as_completed(futures):
-                _collect(out_dir, futures[future], future, result, bar)
+                # pop: a collected result (a whole trajectory) is dropped at once, so memory stays flat
+                _collect(out_dir, futures.pop(future), future, result, bar)
         except BaseException:
             for future in futures:
                 future.cancel()
