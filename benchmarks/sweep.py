@@ -128,6 +128,9 @@ def main(argv=None) -> None:
               f"{control / row['control']:>16.2f}x   " + " ".join(f"{s:.1f}" for s in row["all"]))
     print(f"control: {CONTROL_TASKS} identical pure-Python CPU tasks on the same executor just before its sweep; "
           f"its speed-up is the parallelism the machine gave at that moment")
+    for row in rows[1:]:
+        ratio = (base / row["seconds"]) / (control / row["control"])
+        print(f"{row['label']}: sweep speed-up / control speed-up = {ratio:.2f}")
     w, d = rows[1]["worker_cpu"], rows[1]["driver_cpu"]
     print(f"estimated ceiling for 2 workers on 2 otherwise idle cores (workers and driver share them): "
           f"2 w / (w + d) = {2 * w / (w + d):.2f}x")
