@@ -120,12 +120,14 @@ def main(argv=None) -> None:
     print(f"attn-m sweep scaling: {n} drop-time points (theory, C6 sizes: D=4, N=31, H=8), "
           f"{os.cpu_count()} CPUs; load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)")
     print(f"{'executor':<32} {'start-up s':>10} {'sweep s':>9} {'points/s':>9} {'speed-up':>9} "
-          f"{'worker CPU ms/pt':>17} {'driver CPU ms/pt':>17} {'control speed-up':>17}   all sweeps (s)")
+          f"{'worker CPU ms/pt':>17} {'driver CPU ms/pt':>17} {'cores used':>11} {'control speed-up':>17}   all sweeps (s)")
     base, control = rows[0]["seconds"], rows[0]["control"]
     for row in rows:
         print(f"{row['label']:<32} {row['startup']:>10.2f} {row['seconds']:>9.2f} {n / row['seconds']:>9.1f} "
               f"{base / row['seconds']:>8.2f}x {1e3 * row['worker_cpu']:>17.1f} {1e3 * row['driver_cpu']:>17.1f} "
+              f"{n * (row['worker_cpu'] + row['driver_cpu']) / row['seconds']:>11.2f} "
               f"{control / row['control']:>16.2f}x   " + " ".join(f"{s:.1f}" for s in row["all"]))
+    print("cores used: CPU seconds of the workers and the driver during the sweep / its wall time")
     print(f"control: {CONTROL_TASKS} identical pure-Python CPU tasks on the same executor just before its sweep; "
           f"its speed-up is the parallelism the machine gave at that moment")
     for row in rows[1:]:
