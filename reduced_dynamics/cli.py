@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -184,12 +185,12 @@ def figure_families() -> dict[str, str]:
 
 
 def make_figures(names: list[str], out_dir: Path, quick: bool = False) -> dict[str, tuple[float, list[Path]]]:
-    """Run the named figure scripts; each must write its PDF, PNG, .npz and .json (spec and versions)
-    beside each other (the registry's contract), else a RuntimeError names what is missing.
+    """Run the named figure scripts; each must write its PDF, PNG, .npz and .json (with the spec and the
+    versions) beside each other (the registry's contract), else a RuntimeError names what is missing.
 
-    BLAS runs on one thread here: with more, OpenBLAS splits sums differently and the gradient-descent
-    curves (hence the figure files) change in their last bits with the machine's core count; on this
-    2-core machine one thread is also 2-10x faster for the reference runs."""
+    BLAS runs on one thread here: with two, OpenBLAS splits sums differently and the gradient-descent curve
+    of the quick attn-m figure changed in its last bits (so the files would depend on the core count); on
+    the shared 2-core machine one thread was also faster for that run (0.3-0.4 s against 0.9-2.5 s)."""
     from threadpoolctl import threadpool_limits
     registry = figure_registry()
     unknown = [n for n in names if n not in registry]
@@ -204,6 +205,9 @@ def make_figures(names: list[str], out_dir: Path, quick: bool = False) -> dict[s
         missing = [suffix for suffix in FIGURE_FILES if not any(p.suffix == suffix and p.exists() for p in written)]
         if missing:
             raise RuntimeError(f"figure {name} did not write its {', '.join(missing)} file(s)")
+        about = json.loads(next(p for p in written if p.suffix == ".json").read_text())
+        if not {"spec", "versions"} <= set(about):
+            raise RuntimeError(f"figure {name}: its .json lacks the spec or the versions")
         done[name] = (seconds, written)
         print(f"{name}: {seconds:.1f} s")
         for path in written:
