@@ -28,6 +28,8 @@ run retries it. Two sweeps must not write to the same folder at the same time.
 Executors: the default is a local ``ProcessPoolExecutor`` of spawned workers whose BLAS libraries are
 pinned to one thread (see :func:`blas_pinned_environment`); ``dask_executor`` gives the executor of a Dask
 distributed client (a local cluster or a running scheduler); any other Executor works through ``run_sweep``.
+Spawned workers import the caller's main module, so a script that calls ``run_sweep`` without an executor
+needs the usual ``if __name__ == "__main__":`` guard.
 """
 from __future__ import annotations
 
