@@ -191,6 +191,7 @@ def make_figures(names: list[str], out_dir: Path, quick: bool = False) -> dict[s
     BLAS runs on one thread here: with two, OpenBLAS splits sums differently and the gradient-descent curve
     of the quick attn-m figure changed in its last bits (so the files would depend on the core count); on
     the shared 2-core machine one thread was also faster for that run (0.3-0.4 s against 0.9-2.5 s)."""
+    import scipy.linalg  # noqa: F401  (loads SciPy's own OpenBLAS now, so that the limit below covers it too)
     from threadpoolctl import threadpool_limits
     registry = figure_registry()
     unknown = [n for n in names if n not in registry]

@@ -10,8 +10,9 @@ Files, all under the output folder and all written atomically (``files.py``) by 
 sweep, as each point completes (so workers need no shared file system, e.g. on a Dask cluster):
 
 * ``points/<key>.npz``: the point's whole Trajectory (``Trajectory.save``);
-* ``points/<key>.json``: model, side, spec, every measure of ``summarise``, versions, seconds, and the
-  SHA-256 of the ``.npz``; written after the ``.npz``, so it marks the point as done.
+* ``points/<key>.json``: model, side, spec, every measure of ``summarise``, versions, wall and CPU seconds,
+  the worker's BLAS thread count (the last bits of a result can depend on it), and the SHA-256 of the
+  ``.npz``; written after the ``.npz``, so it marks the point as done.
 * ``sweep.csv``: the tidy table, one row per point in grid order (grid fields vary fastest to the right),
   columns ``point``, ``model``, ``side``, every spec field, the requested measures, then the point's wall
   ``seconds`` and ``cpu_seconds`` in its worker (both vary from run to run; everything else is exact).
@@ -37,6 +38,7 @@ import concurrent.futures as cf
 import contextlib
 import csv
 import dataclasses
+import functools
 import hashlib
 import io
 import itertools
@@ -120,7 +122,7 @@ def evaluate(model: str, spec_fields: dict[str, Any], side: str) -> dict[str, An
         trajectory = fam.resolve("simulate")(spec, progress=False)
     measures = fam.resolve("summarise")(trajectory)
     return {"trajectory": trajectory, "measures": measures, "seconds": time.perf_counter() - start,
-            "cpu_seconds": time.process_time() - cpu}
+            "cpu_seconds": time.process_time() - cpu, "blas_threads": max(blas_threads().values(), default=None)}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -141,7 +143,7 @@ def write_point(out_dir: Path, point: Point, result: dict[str, Any]) -> dict[str
     result["trajectory"].save(npz)
     record = {"point": point.key, "model": point.model, "side": point.side, "spec": point.spec.to_dict(),
               "measures": result["measures"], "seconds": result["seconds"],
-              "cpu_seconds": result["cpu_seconds"],
+              "cpu_seconds": result["cpu_seconds"], "blas_threads": result.get("blas_threads"),
               "versions": result["trajectory"].meta.get("versions") or versions(),    # the worker's libraries
               "kind": result["trajectory"].meta.get("kind"), "npz_sha256": _sha256(npz)}
     atomic_write_json(meta, record)
@@ -196,10 +198,16 @@ def pin_blas_threads() -> None:
     threadpool_limits(limits=1)
 
 
+@functools.lru_cache(maxsize=None)
+def _thread_pools():
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController()        # finds the loaded libraries once (2 ms); asking them is cheap
+
+
 def blas_threads() -> dict[str, int]:
-    """BLAS/OpenMP libraries loaded in this process and their thread counts."""
-    from threadpoolctl import threadpool_info
-    return {f"{info['internal_api']}:{Path(info['filepath']).name}": info["num_threads"] for info in threadpool_info()}
+    """BLAS/OpenMP libraries loaded in this process (at its first call) and their thread counts now."""
+    return {f"{info['internal_api']}:{Path(info['filepath']).name}": info["num_threads"]
+            for info in _thread_pools().info()}
 
 
 @contextlib.contextmanager
@@ -221,8 +229,9 @@ def blas_pinned_environment() -> Iterator[None]:
 
 
 def process_pool(workers: int) -> cf.ProcessPoolExecutor:
-    """A pool of spawned (not forked) worker processes with BLAS pinned to one thread each. Create it
-    inside :func:`blas_pinned_environment` (``run_sweep`` does) so the workers inherit the variables."""
+    """A pool of spawned (not forked) worker processes with BLAS pinned to one thread each (by the
+    initializer). The pool starts its workers when tasks are submitted: submit inside
+    :func:`blas_pinned_environment` (``run_sweep`` does) and they also inherit the variables."""
     return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                   initializer=pin_blas_threads)
 

@@ -21,29 +21,26 @@ def exact(rows):
 
 @pytest.fixture(scope="module")
 def pool_run(tmp_path_factory):
+    """The grid on the default executor: a process pool of 2 spawned workers made by run_sweep itself."""
     out = tmp_path_factory.mktemp("pool")
-    with sweep.blas_pinned_environment():
-        pool = sweep.process_pool(2)
-    try:
-        result = sweep.run_sweep("attn-m", GRID, ["drop_time", "final_loss"], out, fixed=SMALL, executor=pool)
-        threads = [pool.submit(sweep.blas_threads).result() for _ in range(4)]
-    finally:
-        pool.shutdown()
-    return out, result, threads
+    return out, sweep.run_sweep("attn-m", GRID, ["drop_time", "final_loss"], out, fixed=SMALL, workers=2)
+
+
+def records(out, result):
+    return [sweep.read_point(out, point) for point in result.points]
 
 
 def test_process_pool_workers_run_blas_on_one_thread(pool_run):
-    _, result, threads = pool_run
+    out, result = pool_run
     assert not result.failed and len(result.computed) == 12
-    for info in threads:
-        assert info and set(info.values()) == {1}, info
+    assert [r["blas_threads"] for r in records(out, result)] == [1] * 12     # threadpoolctl, in each worker
 
 
 def test_local_dask_cluster_gives_the_same_numbers_as_the_process_pool(pool_run, tmp_path, capsys):
     """A real local Dask cluster (2 worker processes, one thread each), reached through the CLI's
     --scheduler ADDRESS, gives every digit of the process pool's table and the same curves."""
     distributed = pytest.importorskip("distributed")
-    pool_out, pool_result, _ = pool_run
+    pool_out, pool_result = pool_run
     argv = ["sweep", "attn-m", "--grid", "init-scale=" + ",".join(map(str, GRID["init_scale"])),
             "--grid", "seed=" + ",".join(map(str, GRID["seed"])), "--measure", "drop_time,final_loss",
             "--no-progress", "--out", str(tmp_path)]
@@ -51,8 +48,6 @@ def test_local_dask_cluster_gives_the_same_numbers_as_the_process_pool(pool_run,
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         assert main(argv + ["--scheduler", cluster.scheduler_address]) == 0
-        with sweep.dask_executor(cluster.scheduler_address) as executor:
-            dask_threads = executor.submit(sweep.blas_threads).result()
     assert "12 computed" in capsys.readouterr().out
     rows = sweep.read_table(tmp_path / "sweep.csv")
     assert exact(rows) == numbers(pool_result)
@@ -60,4 +55,4 @@ def test_local_dask_cluster_gives_the_same_numbers_as_the_process_pool(pool_run,
         a, b = sweep.load_trajectory(pool_out, point), sweep.load_trajectory(tmp_path, point)
         np.testing.assert_array_equal(a.t, b.t)
         np.testing.assert_array_equal(a.loss, b.loss)
-    assert dask_threads and set(dask_threads.values()) == {1}      # Dask's nanny pins BLAS threads too
+    assert [r["blas_threads"] for r in records(tmp_path, pool_result)] == [1] * 12    # Dask's nanny pins them
