@@ -4,6 +4,9 @@
     reduced-dynamics simulate MODEL [spec flags] [--out FILE.npz] [--json FILE] [--plot FILE]
     reduced-dynamics compare  MODEL [spec flags] [--out-dir DIR] [--out FILE.npz] [--json FILE] [--plot FILE]
     reduced-dynamics figures  [NAME ...] [--list] [--all] [--quick] [--out DIR]
+    reduced-dynamics sweep    MODEL --grid FIELD=V1,V2,... [--grid ...] [spec flags] --measure NAME[,NAME]
+                              [--side theory|reference|both] [--out DIR] [--workers N]
+                              [--dask local | --scheduler ADDRESS]
     reduced-dynamics models
 
 Spec flags are generated from the model's spec dataclass (underscores become hyphens), so the CLI and the
@@ -12,7 +15,10 @@ Python API cannot drift apart. Bad input prints one line naming the parameter an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import json
+import os
 import sys
 import time
 import types
@@ -65,7 +71,25 @@ def add_spec_arguments(parser: argparse.ArgumentParser, spec_class: type[Spec]) 
             parser.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
 
 
-def spec_from_arguments(spec_class: type[Spec], namespace: argparse.Namespace) -> Spec:
+def parse_value(spec_class: type[Spec], name: str, text: str) -> Any:
+    """A field's value from command-line text, by the field's type: numbers for int/float fields (the
+    spec's validation then rejects 2.5 for an int), true/false for bools, ``none`` for an optional field's
+    None, the text itself otherwise (tuple fields take comma-separated numbers, parsed by the spec)."""
+    tp = field_types(spec_class)[name]
+    optional = typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
+    if optional and text.strip().lower() == "none":
+        return None
+    base = _base_type(tp)
+    if base is bool:
+        lowered = text.strip().lower()
+        if lowered not in ("true", "false"):
+            raise SpecError(name, "true or false", text)
+        return lowered == "true"
+    return _number(name, text) if base in (int, float) else text
+
+
+def spec_values_from_arguments(spec_class: type[Spec], namespace: argparse.Namespace) -> dict[str, Any]:
+    """The spec fields given on the command line (flags left out are absent, so defaults apply)."""
     hints = field_types(spec_class)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(spec_class):
@@ -74,7 +98,11 @@ def spec_from_arguments(spec_class: type[Spec], namespace: argparse.Namespace) -
             continue
         base = _base_type(hints[f.name])
         values[f.name] = _number(f.name, raw) if base in (int, float) else raw
-    return spec_class.from_dict(values)
+    return values
+
+
+def spec_from_arguments(spec_class: type[Spec], namespace: argparse.Namespace) -> Spec:
+    return spec_class.from_dict(spec_values_from_arguments(spec_class, namespace))
 
 
 def _output_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
@@ -139,6 +167,9 @@ def _run_model_verb(verb: str, argv: list[str]) -> int:
     return 0
 
 
+FIGURE_FILES = (".pdf", ".png", ".npz", ".json")
+
+
 def figure_registry() -> dict[str, str]:
     """Figure name (the script's module name) -> "module:function", over every family."""
     out = {}
@@ -146,6 +177,43 @@ def figure_registry() -> dict[str, str]:
         for path in fam.figures:
             out[path.partition(":")[0].rsplit(".", 1)[-1]] = path
     return out
+
+
+def figure_families() -> dict[str, str]:
+    """Figure name -> the family that registers it."""
+    return {path.partition(":")[0].rsplit(".", 1)[-1]: fam.name for fam in FAMILIES.values() for path in fam.figures}
+
+
+def make_figures(names: list[str], out_dir: Path, quick: bool = False) -> dict[str, tuple[float, list[Path]]]:
+    """Run the named figure scripts; each must write its PDF, PNG, .npz and .json (with the spec and the
+    versions) beside each other (the registry's contract), else a RuntimeError names what is missing.
+
+    BLAS runs on one thread here: with two, OpenBLAS splits sums differently and the gradient-descent curve
+    of the quick attn-m figure changed in its last bits (so the files would depend on the core count); on
+    the shared 2-core machine one thread was also faster for that run (0.3-0.4 s against 0.9-2.5 s)."""
+    import scipy.linalg  # noqa: F401  (loads SciPy's own OpenBLAS now, so that the limit below covers it too)
+    from threadpoolctl import threadpool_limits
+    registry = figure_registry()
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        raise SpecError("figures", "one of " + ", ".join(registry), unknown[0])
+    done = {}
+    for name in names:
+        start = time.perf_counter()
+        with threadpool_limits(limits=1):
+            written = [Path(p) for p in resolve(registry[name])(Path(out_dir), quick=quick)]
+        seconds = time.perf_counter() - start
+        missing = [suffix for suffix in FIGURE_FILES if not any(p.suffix == suffix and p.exists() for p in written)]
+        if missing:
+            raise RuntimeError(f"figure {name} did not write its {', '.join(missing)} file(s)")
+        about = json.loads(next(p for p in written if p.suffix == ".json").read_text())
+        if not {"spec", "versions"} <= set(about):
+            raise RuntimeError(f"figure {name}: its .json lacks the spec or the versions")
+        done[name] = (seconds, written)
+        print(f"{name}: {seconds:.1f} s")
+        for path in written:
+            print(f"  {path}")
+    return done
 
 
 def _run_figures(argv: list[str]) -> int:
@@ -158,22 +226,109 @@ def _run_figures(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     registry = figure_registry()
     if args.list:
-        for name in registry:
-            print(name)
+        owners = figure_families()
+        for name, path in registry.items():
+            print(f"{name:32} {owners[name]:10} {path}")
         return 0
     names = list(registry) if args.all else args.names
     if not names:
         raise UsageError("figures: name at least one figure, or --all (see --list)")
-    unknown = [n for n in names if n not in registry]
-    if unknown:
-        raise SpecError("figures", "one of " + ", ".join(registry), unknown[0])
-    for name in names:
-        start = time.perf_counter()
-        written = resolve(registry[name])(Path(args.out), quick=args.quick)
-        print(f"{name}: {time.perf_counter() - start:.1f} s")
-        for path in written:
-            print(f"  {path}")
+    start = time.perf_counter()
+    done = make_figures(names, Path(args.out), quick=args.quick)
+    print(f"{len(done)} figure(s){' (quick)' if args.quick else ''} in {time.perf_counter() - start:.1f} s:")
+    for name, (seconds, _) in done.items():
+        print(f"  {name:32} {seconds:8.1f} s")
     return 0
+
+
+def run_figure_script(name: str, argv: list[str] | None = None) -> int:
+    """``python -m scripts.NAME [--quick] [--out DIR]``: the figures command for one script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return main(["figures", name, *argv])
+
+
+def parse_grid(spec_class: type[Spec], texts: list[str]) -> dict[str, list[Any]]:
+    """``--grid field=v1,v2,...`` options -> {field: [values]}, each value parsed by the field's type.
+    A tuple-valued field (e.g. eigenvalues) separates its grid values by ';' ('0.4,0.3;0.5,0.2')."""
+    hints = field_types(spec_class)
+    grid: dict[str, list[Any]] = {}
+    for text in texts:
+        name, equals, values = text.partition("=")
+        name = name.strip().replace("-", "_")
+        if not equals or not name:
+            raise SpecError("grid", "field=v1,v2,...", text)
+        if name not in hints:
+            raise SpecError("grid", f"a field of {spec_class.model} (one of {', '.join(hints)})", name)
+        if name in grid:
+            raise SpecError("grid", "each field in one --grid", name)
+        parts = [part.strip() for part in values.split(";" if _base_type(hints[name]) is tuple else ",")]
+        if any(not part for part in parts):
+            raise SpecError("grid", f"non-empty comma-separated values for {name}", text)
+        grid[name] = [parse_value(spec_class, name, part) for part in parts]
+    return grid
+
+
+def _run_sweep(argv: list[str]) -> int:
+    from . import sweep
+    if not argv or argv[0].startswith("-"):
+        if argv and argv[0] in ("-h", "--help"):
+            print("usage: reduced-dynamics sweep MODEL --grid FIELD=V1,V2,... [--grid ...] [spec flags] "
+                  f"--measure NAME[,NAME] [--side theory|reference|both] [--out DIR] [--workers N] "
+                  f"[--dask local | --scheduler ADDRESS]; models: {', '.join(FAMILIES)}")
+            return 0
+        raise UsageError(f"sweep: missing MODEL (one of {', '.join(FAMILIES)})")
+    fam = family(argv[0])
+    parser = _Parser(prog=f"reduced-dynamics sweep {fam.name}",
+                     description=f"parameter sweep for {fam.title}; fixed fields as flags, swept ones as --grid")
+    add_spec_arguments(parser, fam.spec_class)
+    parser.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2,...",
+                        help="a swept spec field and its values (repeat for a product grid)")
+    parser.add_argument("--measure", metavar="NAME[,NAME]",
+                        help="measures to tabulate: keys of the family's summary"
+                             + (f" ({', '.join(fam.measures)})" if fam.measures else ""))
+    parser.add_argument("--side", default="theory", metavar="SIDE",
+                        help="theory (predict), reference (gradient descent) or both (default: theory)")
+    parser.add_argument("--out", default="sweep-out", metavar="DIR",
+                        help="folder for points/ and sweep.csv; rerunning skips finished points (default: sweep-out)")
+    parser.add_argument("--workers", metavar="N", help="worker processes (default: CPU count; local Dask: 2)")
+    parser.add_argument("--dask", metavar="local", help="run on a new local Dask cluster ('local')")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster at this scheduler address")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar (default: on a terminal)")
+    args = parser.parse_args(argv[1:])
+    fixed = spec_values_from_arguments(fam.spec_class, args)
+    grid = parse_grid(fam.spec_class, args.grid)
+    if not args.measure:
+        raise SpecError("measure", "--measure NAME[,NAME]" + (f" from {', '.join(fam.measures)}" if fam.measures
+                                                               else ""), args.measure)
+    measures = [m.strip() for m in args.measure.split(",")]
+    workers = None
+    if args.workers is not None:
+        workers = _number("workers", args.workers)
+        if not isinstance(workers, int) or workers < 1:
+            raise SpecError("workers", "a positive integer", args.workers)
+    if args.dask is not None and args.dask != "local":
+        raise SpecError("dask", "'local' (or use --scheduler ADDRESS)", args.dask)
+    if args.dask and args.scheduler:
+        raise SpecError("scheduler", "either --dask local or --scheduler ADDRESS, not both", args.scheduler)
+    points = sweep.plan(fam.name, grid, fixed, args.side)        # everything validated before anything runs
+    sweep.check_measures(fam, measures)
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        executor = None
+        where = f"process pool ({workers or os.cpu_count()} workers, one BLAS thread each)"
+        if args.dask or args.scheduler:
+            executor = stack.enter_context(sweep.dask_executor(args.scheduler, workers or 2))
+            where = f"Dask scheduler {args.scheduler}" if args.scheduler else f"local Dask cluster ({workers or 2} workers)"
+        result = sweep.run_sweep(fam.name, grid, measures, args.out, fixed=fixed, side=args.side,
+                                 executor=executor, workers=workers, progress=args.progress)
+    print(f"{fam.name} sweep on {where}: {len(points)} points, {len(result.computed)} computed, "
+          f"{len(result.skipped)} already done, {len(result.recomputed_corrupt)} corrupt recomputed, "
+          f"{len(result.failed)} failed, in {time.perf_counter() - start:.1f} s")
+    for key, message in result.failed.items():
+        print(f"  failed {key}: {message}")
+    print(f"wrote {result.csv_path} ({len(result.records)} rows) and {Path(args.out) / 'points'}/")
+    return 1 if result.failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,11 +342,13 @@ def main(argv: list[str] | None = None) -> int:
             return _run_model_verb(verb, rest)
         if verb == "figures":
             return _run_figures(rest)
+        if verb == "sweep":
+            return _run_sweep(rest)
         if verb == "models":
             for fam in FAMILIES.values():
                 print(f"{fam.name:10} {fam.title}")
             return 0
-        raise UsageError(f"unknown command {verb!r}: expected one of {', '.join(VERBS)}, figures, models")
+        raise UsageError(f"unknown command {verb!r}: expected one of {', '.join(VERBS)}, figures, sweep, models")
     except (SpecError, UsageError) as exc:
         print(f"reduced-dynamics: error: {exc}", file=sys.stderr)
         return 2

@@ -16,6 +16,9 @@ Contract of the functions an entry names:
   report_extras(spec) -> {key: value}              optional entries added to the comparison report (e.g. a
                                                    ladder of saddle levels as a list)
   figure script: make_figure(out_dir: Path, quick: bool = False) -> list[Path]   (PDF, PNG, .npz, .json)
+  measures: the keys summarise returns (optional; lets a sweep reject a bad --measure before running; when
+            empty the sweep checks the names against its first evaluation instead)
+
 A family whose predict is not a training curve (sparse: risk against continuous depth) sets
 training_curve=False; the common tests that assume a monotone flow loss tracking the reference skip it.
 """
@@ -40,6 +43,7 @@ class Family:
     levels: str | None = None         # (spec, theory Trajectory) -> {label: horizontal reference level}
     flow_probe: str | None = None     # (spec) -> (rhs(y), loss(y), y0): for the common RHS = -grad test
     figures: tuple[str, ...] = ()     # figure scripts: f(out_dir, quick) -> list of written paths
+    measures: tuple[str, ...] = ()    # keys of summarise's output, for sweeps (optional)
     test_spec: dict = field(default_factory=dict)     # small sizes for the common tests
     start_tolerance: float = 1e-9     # |theory loss(0) - reference loss(0)| / loss(0) in the common tests
     bad_inputs: tuple = ()            # (field values, parameter that must be named in the error)
@@ -69,6 +73,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
         levels="reduced_dynamics.theory.linear_merged:levels",
         flow_probe="reduced_dynamics.theory.linear_merged:flow_probe",
         figures=("scripts.attn_m_loss:make_figure",),
+        measures=("drop_time", "final_loss"),
         test_spec={"dim": 2, "context": 5, "heads": 2, "init_scale": 0.1, "train_size": 200, "lr": 0.05,
                    "t_max": 20.0},
         bad_inputs=(({"dim": 0}, "dim"), ({"dim": 2.5}, "dim"), ({"context": -1}, "context"),

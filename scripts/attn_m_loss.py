@@ -1,6 +1,8 @@
 """Figure: the attn-m loss curve. Theory (sample-moment reduced flow, LA-22 on §5 moments) as a line, the
 population flow and the closed form (LA-27) dashed, gradient descent on the full model as markers, the
 minimum L* (LA-21) dotted. Default sizes are check C6 of linear_attention.md §11; ``quick`` uses P = 4000.
+
+    reduced-dynamics figures attn_m_loss [--quick] [--out DIR]     (or: python -m scripts.attn_m_loss ...)
 """
 from __future__ import annotations
 
@@ -28,3 +30,10 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     from reduced_dynamics.files import atomic_write_json
     written.append(atomic_write_json(stem.with_suffix(".json"), report.to_dict()))
     return written
+
+
+if __name__ == "__main__":
+    import sys
+
+    from reduced_dynamics.cli import run_figure_script
+    sys.exit(run_figure_script(NAME))

@@ -1,0 +1,397 @@
+"""Parameter sweeps over any ``concurrent.futures.Executor``: a grid of specs, the family's measures of each.
+
+A sweep is a grid over spec fields (the other fields fixed) and a side: ``theory`` (the family's predict),
+``reference`` (its gradient-descent simulate) or ``both``. The unit of work is a *point* = (spec, side); with
+``both`` every spec gives two points. A point is evaluated by the family's own functions from the registry
+(``families.py``) and measured by its ``summarise`` (the same metrics that ``compare`` reports: for attn-m
+the midpoint drop time of (LA-28) and the final loss), so a sweep needs nothing family-specific.
+
+Files, all under the output folder and all written atomically (``files.py``) by the process that drives the
+sweep, as each point completes (so workers need no shared file system, e.g. on a Dask cluster):
+
+* ``points/<key>.npz``: the point's whole Trajectory (``Trajectory.save``);
+* ``points/<key>.json``: model, side, spec, every measure of ``summarise``, versions, wall and CPU seconds,
+  the worker's BLAS thread count (the last bits of a result can depend on it), and the SHA-256 of the
+  ``.npz``; written after the ``.npz``, so it marks the point as done.
+* ``sweep.csv``: the tidy table, one row per point in grid order (grid fields vary fastest to the right),
+  columns ``point``, ``model``, ``side``, every spec field, the requested measures, then the point's wall
+  ``seconds`` and ``cpu_seconds`` in its worker (both vary from run to run; everything else is exact).
+  A list-valued measure (plateaus, threshold times) or a tuple field is ONE cell holding a JSON list, so
+  each point is exactly one row; ``None`` is an empty cell, booleans are ``true``/``false`` and floats are
+  written with ``repr`` (exact).
+
+``<key>`` is a stable hash (SHA-256 of the sorted JSON of model, side and the full validated spec, so two
+ways of writing the same value give the same key). Rerunning a sweep skips every point whose files are
+complete and consistent; a point whose JSON does not parse, does not match its spec, or whose ``.npz`` fails
+its checksum is recomputed, never trusted. A point that raises is reported and left unwritten, so the next
+run retries it. Two sweeps must not write to the same folder at the same time.
+
+Executors: the default is a local ``ProcessPoolExecutor`` of spawned workers whose BLAS libraries are
+pinned to one thread (see :func:`blas_pinned_environment`); ``dask_executor`` gives the executor of a Dask
+distributed client (a local cluster or a running scheduler); any other Executor works through ``run_sweep``.
+Spawned workers import the caller's main module, so a script that calls ``run_sweep`` without an executor
+needs the usual ``if __name__ == "__main__":`` guard.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import csv
+import dataclasses
+import functools
+import hashlib
+import io
+import itertools
+import json
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from .families import Family, family
+from .files import atomic_write_json, atomic_write_text, to_json
+from .specs import Spec, SpecError
+from .trajectory import Trajectory, versions
+
+SIDES = ("theory", "reference")
+SIDE_CHOICES = ("theory", "reference", "both")
+BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+TIMING_COLUMNS = ("seconds", "cpu_seconds")      # the table's only columns that vary from run to run
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Points
+
+@dataclass(frozen=True)
+class Point:
+    """One unit of work: a validated spec and the side that evaluates it."""
+    spec: Spec
+    side: str
+
+    @property
+    def model(self) -> str:
+        return self.spec.model
+
+    @property
+    def key(self) -> str:
+        text = to_json({"model": self.model, "side": self.side, "spec": self.spec.to_dict()})
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def plan(model: str, grid: dict[str, Sequence[Any]], fixed: dict[str, Any] | None = None,
+         side: str = "theory") -> list[Point]:
+    """Every point of the grid (cartesian product in the order given), each spec validated before anything
+    runs. Unknown or repeated grid fields, empty value lists and fields both fixed and swept are a
+    SpecError naming ``grid``; a bad value is the spec's own SpecError naming its field. Identical points
+    (a value listed twice) are kept once."""
+    fam = family(model)
+    fixed = dict(fixed or {})
+    if side not in SIDE_CHOICES:
+        raise SpecError("side", "one of " + ", ".join(SIDE_CHOICES), side)
+    names = [f.name for f in dataclasses.fields(fam.spec_class)]
+    if not grid:
+        raise SpecError("grid", "at least one field=v1,v2,... to sweep", grid)
+    for name, values in grid.items():
+        if name not in names:
+            raise SpecError("grid", f"a field of {model} (one of {', '.join(names)})", name)
+        if name in fixed:
+            raise SpecError("grid", f"a field that is not also fixed ({name} is given both ways)", name)
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
+            raise SpecError("grid", f"a non-empty list of values for {name}", values)
+    fam.spec_class.from_dict(fixed)        # a bad fixed field is reported as itself, not per point
+    sides = SIDES if side == "both" else (side,)
+    points: dict[str, Point] = {}
+    for combo in itertools.product(*grid.values()):
+        spec = fam.spec_class.from_dict({**fixed, **dict(zip(grid, combo))})
+        for s in sides:
+            point = Point(spec, s)
+            points.setdefault(point.key, point)
+    return list(points.values())
+
+
+def evaluate(model: str, spec_fields: dict[str, Any], side: str) -> dict[str, Any]:
+    """Run one point (in a worker): the family's predict or simulate, then its summarise."""
+    fam = family(model)
+    spec = fam.spec_class.from_dict(spec_fields)
+    start, cpu = time.perf_counter(), time.process_time()
+    if side == "theory":
+        trajectory = fam.resolve("predict")(spec)
+    else:
+        trajectory = fam.resolve("simulate")(spec, progress=False)
+    measures = fam.resolve("summarise")(trajectory)
+    return {"trajectory": trajectory, "measures": measures, "seconds": time.perf_counter() - start,
+            "cpu_seconds": time.process_time() - cpu, "blas_threads": max(blas_threads().values(), default=None)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Point files
+
+def point_paths(out_dir: Path, point: Point) -> tuple[Path, Path]:
+    folder = Path(out_dir) / "points"
+    return folder / f"{point.key}.npz", folder / f"{point.key}.json"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_point(out_dir: Path, point: Point, result: dict[str, Any]) -> dict[str, Any]:
+    """Write the point's ``.npz`` then its ``.json`` (the completion mark), both atomically."""
+    npz, meta = point_paths(out_dir, point)
+    result["trajectory"].save(npz)
+    record = {"point": point.key, "model": point.model, "side": point.side, "spec": point.spec.to_dict(),
+              "measures": result["measures"], "seconds": result["seconds"],
+              "cpu_seconds": result["cpu_seconds"], "blas_threads": result.get("blas_threads"),
+              "versions": result["trajectory"].meta.get("versions") or versions(),    # the worker's libraries
+              "kind": result["trajectory"].meta.get("kind"), "npz_sha256": _sha256(npz)}
+    atomic_write_json(meta, record)
+    return json.loads(meta.read_text())
+
+
+def read_point(out_dir: Path, point: Point) -> dict[str, Any] | None:
+    """The stored record of a finished point, or None if it is missing, corrupt or not this point's."""
+    npz, meta = point_paths(out_dir, point)
+    try:
+        record = json.loads(meta.read_text())
+        ok = (record["point"] == point.key and record["model"] == point.model and record["side"] == point.side
+              and record["spec"] == json.loads(to_json(point.spec.to_dict()))
+              and isinstance(record["measures"], dict) and record["npz_sha256"] == _sha256(npz))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return record if ok else None
+
+
+def load_trajectory(out_dir: Path, point: Point) -> Trajectory:
+    return Trajectory.load(point_paths(out_dir, point)[0])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Measures
+
+def check_measures(fam: Family, measures: Sequence[str], known: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The requested measure names, checked against ``known`` (the keys of a summarise output) or the
+    family's declared ``measures``; an unknown name is a SpecError naming ``measure``."""
+    if isinstance(measures, str) or not measures:
+        raise SpecError("measure", "one or more measure names", measures)
+    names = tuple(measures)
+    allowed = tuple(known) if known is not None else tuple(fam.measures)
+    if not allowed:
+        return names                        # learned from the first evaluation, checked then
+    for name in names:
+        if name not in allowed:
+            raise SpecError("measure", f"a measure of {fam.name} (one of {', '.join(allowed)})", name)
+    return names
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Executors
+
+def pin_blas_threads() -> None:
+    """Worker initializer: one BLAS/OpenMP thread. The environment variables reach libraries loaded later
+    and child processes; threadpoolctl also limits the libraries already loaded, which is what counts in a
+    forked worker whose NumPy was imported by the parent."""
+    from threadpoolctl import threadpool_limits
+    for name in BLAS_VARIABLES:
+        os.environ[name] = "1"
+    threadpool_limits(limits=1)
+
+
+@functools.lru_cache(maxsize=None)
+def _thread_pools():
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController()        # finds the loaded libraries once (2 ms); asking them is cheap
+
+
+def blas_threads() -> dict[str, int]:
+    """BLAS/OpenMP libraries loaded in this process (at its first call) and their thread counts now."""
+    return {f"{info['internal_api']}:{Path(info['filepath']).name}": info["num_threads"]
+            for info in _thread_pools().info()}
+
+
+@contextlib.contextmanager
+def blas_pinned_environment() -> Iterator[None]:
+    """Set OMP/OPENBLAS/MKL_NUM_THREADS=1 in this process's environment while the block runs, so that
+    processes spawned inside it start with them and their BLAS reads them when NumPy loads (these
+    variables are read once, at library load: setting them in a worker after NumPy is imported does
+    nothing). The parent's own, already loaded, BLAS is unaffected."""
+    old = {name: os.environ.get(name) for name in BLAS_VARIABLES}
+    os.environ.update({name: "1" for name in BLAS_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def process_pool(workers: int) -> cf.ProcessPoolExecutor:
+    """A pool of spawned (not forked) worker processes with BLAS pinned to one thread each (by the
+    initializer). The pool starts its workers when tasks are submitted: submit inside
+    :func:`blas_pinned_environment` (``run_sweep`` does) and they also inherit the variables."""
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=pin_blas_threads)
+
+
+@contextlib.contextmanager
+def dask_executor(scheduler: str | None = None, workers: int = 2) -> Iterator[cf.Executor]:
+    """The concurrent.futures executor of a Dask distributed client: connected to ``scheduler`` (an
+    address such as ``tcp://host:8786``) or, without one, to a new local cluster of ``workers`` worker
+    processes with one thread each (Dask's nanny sets OMP/MKL/OPENBLAS_NUM_THREADS=1 before it starts
+    them). The client, and a local cluster, are closed on exit."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise SpecError("dask", "the dask extra installed (pip install 'reduced_dynamics[dask]')",
+                        "distributed not importable") from None
+    with contextlib.ExitStack() as stack:
+        if scheduler:
+            client = stack.enter_context(Client(scheduler))
+        else:
+            cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                       dashboard_address=None))
+            client = stack.enter_context(Client(cluster))
+        yield client.get_executor()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Running
+
+@dataclass
+class SweepResult:
+    points: list[Point]
+    records: dict[str, dict[str, Any]]          # point key -> stored record (finished points)
+    computed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    recomputed_corrupt: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)   # point key -> error message
+    csv_path: Path | None = None
+    measures: tuple[str, ...] = ()
+
+
+def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str], out_dir: str | Path,
+              fixed: dict[str, Any] | None = None, side: str = "theory", executor: cf.Executor | None = None,
+              workers: int | None = None, progress: bool | None = None) -> SweepResult:
+    """Evaluate every point of the grid not already finished in ``out_dir``, write each as it completes,
+    then write ``sweep.csv``. Without ``executor``, a process pool of ``workers`` (default: CPU count)
+    spawned workers with one BLAS thread each is created and shut down here; a given executor is used
+    as is and left open. ``progress``: tqdm bar on (True), off (False) or only on a terminal (None)."""
+    from tqdm import tqdm
+
+    fam = family(model)
+    points = plan(model, grid, fixed, side)
+    names = check_measures(fam, measures)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise SpecError("workers", "a positive integer", workers)
+    out_dir = Path(out_dir)
+    for stale in (out_dir / "points").glob(".*.tmp"):    # half-written files of a killed run
+        stale.unlink()
+    result = SweepResult(points, {}, measures=names)
+    pending = []
+    for point in points:
+        record = read_point(out_dir, point)
+        if record is not None:
+            result.records[point.key] = record
+            result.skipped.append(point.key)
+        else:
+            if any(p.exists() for p in point_paths(out_dir, point)):
+                result.recomputed_corrupt.append(point.key)
+            pending.append(point)
+    if result.records:
+        check_measures(fam, names, next(iter(result.records.values()))["measures"])
+
+    with contextlib.ExitStack() as stack:
+        if executor is None and pending:
+            stack.enter_context(blas_pinned_environment())
+            executor = process_pool(workers or os.cpu_count() or 1)
+            stack.callback(executor.shutdown, wait=True, cancel_futures=True)
+        bar = stack.enter_context(tqdm(total=len(points), initial=len(result.records), unit="point",
+                                       desc=f"sweep {model} ({side})", disable=None if progress is None
+                                       else not progress))
+        futures: dict[cf.Future, Point] = {}
+        try:
+            if pending and not result.records:
+                # No stored measure names yet: evaluate one point first and check the names against it,
+                # unless the family declares them (then everything is submitted at once).
+                if not fam.measures:
+                    first = pending.pop(0)
+                    _collect(out_dir, first, executor.submit(evaluate, model, first.spec.to_dict(), first.side),
+                             result, bar)
+                    if first.key in result.records:
+                        check_measures(fam, names, result.records[first.key]["measures"])
+            futures = {executor.submit(evaluate, model, p.spec.to_dict(), p.side): p for p in pending}
+            for future in cf.as_completed(futures):
+                # pop: a collected result (a whole trajectory) is dropped at once, so memory stays flat
+                _collect(out_dir, futures.pop(future), future, result, bar)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    if result.records:
+        check_measures(fam, names, next(iter(result.records.values()))["measures"])
+    result.csv_path = write_table(out_dir / "sweep.csv", points, result.records, names)
+    return result
+
+
+def _collect(out_dir: Path, point: Point, future: cf.Future, result: SweepResult, bar) -> None:
+    try:
+        outcome = future.result()
+    except Exception as exc:  # a failing point is reported and retried by the next run, never written
+        result.failed[point.key] = f"{type(exc).__name__}: {exc}"
+        bar.update(1)
+        return
+    result.records[point.key] = write_point(out_dir, point, outcome)
+    result.computed.append(point.key)
+    bar.update(1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The table
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"     # as the CLI writes them
+    if isinstance(value, (list, tuple, dict)):
+        return to_json(value)
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def table_rows(points: Sequence[Point], records: dict[str, dict[str, Any]],
+               measures: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of the tidy table: one row per finished point, in grid order."""
+    if not points:
+        return [], []
+    fields = [f.name for f in dataclasses.fields(type(points[0].spec))]
+    header = ["point", "model", "side", *fields, *measures, *TIMING_COLUMNS]
+    rows = []
+    for point in points:
+        record = records.get(point.key)
+        if record is None:
+            continue
+        spec = record["spec"]
+        rows.append([point.key, point.model, point.side, *(_cell(spec[f]) for f in fields),
+                     *(_cell(record["measures"][m]) for m in measures), _cell(record["seconds"]),
+                     _cell(record.get("cpu_seconds"))])
+    return header, rows
+
+
+def write_table(path: Path, points: Sequence[Point], records: dict[str, dict[str, Any]],
+                measures: Sequence[str]) -> Path:
+    header, rows = table_rows(points, records, measures)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return atomic_write_text(path, buffer.getvalue())
+
+
+def read_table(path: str | Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))

@@ -1,0 +1,88 @@
+"""Figures: the registry covers every script, the quick attn-m figure is byte-stable across processes, and
+its data show the science (theory and gradient descent drop together, the loss falls by more than half)."""
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reduced_dynamics.cli import FIGURE_FILES, figure_registry, main, make_figures
+from reduced_dynamics.events import midpoint_drop_time
+from reduced_dynamics.families import FAMILIES, resolve
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def scripts_with_make_figure():
+    out = []
+    for path in sorted(SCRIPTS.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        if any(isinstance(node, ast.FunctionDef) and node.name == "make_figure" for node in tree.body):
+            out.append(path.stem)
+    return out
+
+
+def test_every_figure_script_is_registered_by_some_family():
+    scripts = scripts_with_make_figure()
+    assert "attn_m_loss" in scripts
+    registered = {path for fam in FAMILIES.values() for path in fam.figures}
+    for stem in scripts:
+        assert f"scripts.{stem}:make_figure" in registered, f"scripts/{stem}.py is in no family's figures"
+    registry = figure_registry()
+    assert len(registry) == len(registered), "two registered figures share a name"
+    for name, path in registry.items():
+        assert callable(resolve(path)) and (SCRIPTS / f"{name}.py").exists()
+
+
+def test_list_and_unknown_figures(capsys):
+    assert main(["figures", "--list"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == list(figure_registry())
+    assert main(["figures", "attn_m_nothing", "--quick"]) == 2
+    assert "error: figures: expected one of" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """The quick attn-m figure made twice: here, then by the CLI in a fresh process with another hash seed
+    and two BLAS threads (one after the other, so the second reuses the compile cache the first filled)."""
+    first, second = tmp_path_factory.mktemp("first"), tmp_path_factory.mktemp("second")
+    done = make_figures(["attn_m_loss"], first, quick=True)
+    env = dict(os.environ, PYTHONHASHSEED="12345", OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2")
+    result = subprocess.run([sys.executable, "-m", "reduced_dynamics", "figures", "attn_m_loss", "--quick",
+                             "--out", str(second)], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "attn_m_loss" in result.stdout and str(second) in result.stdout
+    return first, second, done
+
+
+def test_quick_figure_files_are_byte_identical_across_runs(two_runs):
+    first, second, done = two_runs
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir()) == sorted("attn_m_loss" + s for s in FIGURE_FILES)
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_quick_figure_data_show_theory_and_descent_dropping_together(two_runs):
+    _, folder, _ = two_runs
+    with np.load(folder / "attn_m_loss.npz") as data:
+        curves = {key: data[key] for key in data.files}
+        meta = json.loads(str(data["meta"]))
+    report = json.loads((folder / "attn_m_loss.json").read_text())
+    assert meta == report                                            # the .npz carries its own report
+    assert report["spec"]["train_size"] == 4000 and set(report["versions"]) >= {"numpy", "scipy", "sympy"}
+    theory = midpoint_drop_time(curves["t"], curves["loss"])
+    descent = midpoint_drop_time(curves["t_reference"], curves["loss_reference"])
+    assert theory == report["drop_time_theory"] and descent == report["drop_time_reference"]
+    assert abs(theory - descent) < 0.02 * descent                   # sample-moment flow vs GD (quick: P = 4000)
+    for t, loss in ((curves["t"], curves["loss"]), (curves["t_reference"], curves["loss_reference"])):
+        assert t[0] == 0.0 and t[-1] == pytest.approx(40.0)
+        assert loss[-1] < 0.5 * loss[0]                              # the loss falls by more than half
+    assert abs(curves["loss"][0] - curves["loss_reference"][0]) < 1e-9 * curves["loss_reference"][0]
+    # GD ends within 1 % of the theory's final loss (measured: 0.27 %)
+    assert abs(curves["loss"][-1] - curves["loss_reference"][-1]) < 0.01 * curves["loss_reference"][-1]

@@ -1,0 +1,230 @@
+"""Sweeps: planning and validation, stable point names, resuming, corrupt files, the tidy table.
+
+Runs in-process (a thread pool or a synchronous executor); real worker processes and Dask are in
+test_sweep_executors.py.
+"""
+import concurrent.futures as cf
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reduced_dynamics import sweep
+from reduced_dynamics.cli import main
+from reduced_dynamics.families import family
+from reduced_dynamics.specs import SpecError
+from reduced_dynamics.theory.linear_merged import predict, summarise
+
+SMALL = {"dim": 2, "context": 5, "heads": 2, "t_max": 20.0}
+GRID = {"init_scale": [0.1, 0.05, 0.02], "seed": [0, 1]}
+
+
+class Synchronous(cf.Executor):
+    """Runs each task at submit time; after ``fail_after`` tasks every further task fails (a lost worker)."""
+
+    def __init__(self, fail_after=None):
+        self.fail_after = fail_after
+        self.submitted = []
+
+    def submit(self, fn, *args, **kwargs):
+        self.submitted.append(args)
+        future = cf.Future()
+        if self.fail_after is not None and len(self.submitted) > self.fail_after:
+            future.set_exception(RuntimeError("worker lost"))
+        else:
+            future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def keys_of(executor):
+    return [sweep.Point(family(model).spec_class.from_dict(fields), side).key
+            for model, fields, side in executor.submitted]
+
+
+def test_grid_is_the_product_and_every_point_is_the_science(tmp_path):
+    with cf.ThreadPoolExecutor(2) as pool:
+        result = sweep.run_sweep("attn-m", GRID, ["drop_time", "final_loss"], tmp_path, fixed=SMALL, executor=pool)
+    assert len(result.points) == 6 and not result.failed
+    rows = sweep.read_table(result.csv_path)
+    assert [(float(r["init_scale"]), int(r["seed"])) for r in rows] == [(s, k) for s in GRID["init_scale"]
+                                                                       for k in GRID["seed"]]
+    for row in rows:
+        # the sweep's numbers are exactly those of a direct predict + summarise of the same spec
+        spec = family("attn-m").spec_class.from_dict({**SMALL, "init_scale": float(row["init_scale"]),
+                                                      "seed": int(row["seed"])})
+        direct = summarise(predict(spec))
+        assert float(row["drop_time"]) == direct["drop_time"]
+        assert float(row["final_loss"]) == direct["final_loss"]
+        assert row["side"] == "theory" and row["dim"] == "2" and row["train_size"] == ""
+        assert row["centre_inputs"] == "false" and float(row["cpu_seconds"]) > 0
+    # smaller initial weights escape the saddle later (the drop time grows as sigma shrinks, LA-28)
+    by_seed = {}
+    for row in rows:
+        by_seed.setdefault(row["seed"], []).append(float(row["drop_time"]))
+    for times in by_seed.values():
+        assert times[0] < times[1] < times[2]
+
+
+def test_both_sides_give_one_row_per_point_and_side(tmp_path):
+    result = sweep.run_sweep("attn-m", {"init_scale": [0.1]}, ["drop_time"], tmp_path,
+                             fixed={**SMALL, "train_size": 200, "t_max": 10.0}, side="both", executor=Synchronous())
+    rows = sweep.read_table(result.csv_path)
+    assert [r["side"] for r in rows] == ["theory", "reference"]
+    assert len({r["point"] for r in rows}) == 2
+    theory, reference = (float(r["drop_time"]) for r in rows)
+    assert abs(theory - reference) < 0.05 * reference       # sample-moment flow against GD at lr 0.05
+
+
+def test_point_names_are_stable_hashes_of_the_validated_spec():
+    cls = family("attn-m").spec_class
+    a = sweep.Point(cls.from_dict({"dim": 2, "init_scale": 0.1}), "theory")
+    b = sweep.Point(cls.from_dict({"dim": 2.0, "init_scale": 1e-1, "seed": 0}), "theory")
+    assert a.key == b.key and len(a.key) == 20
+    assert a.key != sweep.Point(a.spec, "reference").key
+    assert a.key != sweep.Point(a.spec.replace(init_scale=0.1000001), "theory").key
+    assert sweep.plan("attn-m", {"dim": [2, 2, 2.0]}, {}, "theory") == [sweep.Point(cls(dim=2), "theory")]
+
+
+@pytest.mark.parametrize("grid, fixed, side, parameter", [
+    ({"dimension": [2]}, {}, "theory", "grid"),
+    ({}, {}, "theory", "grid"),
+    ({"dim": []}, {}, "theory", "grid"),
+    ({"dim": "2,3"}, {}, "theory", "grid"),
+    ({"dim": [2]}, {"dim": 3}, "theory", "grid"),
+    ({"dim": [2, 0]}, {}, "theory", "dim"),
+    ({"init_scale": [0.1, float("nan")]}, {}, "theory", "init_scale"),
+    ({"dim": [2]}, {"heads": 0}, "theory", "heads"),
+    ({"dim": [2]}, {}, "sideways", "side"),
+])
+def test_bad_grids_are_rejected_naming_the_parameter(grid, fixed, side, parameter, tmp_path):
+    with pytest.raises(SpecError) as info:
+        sweep.run_sweep("attn-m", grid, ["drop_time"], tmp_path, fixed=fixed, side=side, executor=Synchronous())
+    assert info.value.parameter == parameter
+    assert not (tmp_path / "points").exists()          # nothing ran
+
+
+@pytest.mark.parametrize("measures", [["drop_tim"], ["drop_time", "plateaus"], [], "drop_time"])
+def test_unknown_measures_are_rejected_before_anything_runs(measures, tmp_path):
+    executor = Synchronous()
+    with pytest.raises(SpecError) as info:
+        sweep.run_sweep("attn-m", {"dim": [2]}, measures, tmp_path, executor=executor)
+    assert info.value.parameter == "measure" and executor.submitted == []
+
+
+def test_undeclared_measures_are_checked_against_the_first_evaluation(tmp_path, monkeypatch):
+    import dataclasses
+
+    from reduced_dynamics import families
+    undeclared = dataclasses.replace(families.FAMILIES["attn-m"], measures=())
+    monkeypatch.setitem(families.FAMILIES, "attn-m", undeclared)
+    executor = Synchronous()
+    with pytest.raises(SpecError) as info:
+        sweep.run_sweep("attn-m", {"init_scale": [0.1, 0.2]}, ["plateaus"], tmp_path, fixed=SMALL, executor=executor)
+    assert info.value.parameter == "measure" and len(executor.submitted) == 1
+    result = sweep.run_sweep("attn-m", {"init_scale": [0.1, 0.2]}, ["final_loss"], tmp_path, fixed=SMALL,
+                             executor=executor)
+    assert len(result.skipped) == 1 and len(result.computed) == 1
+
+
+@pytest.mark.parametrize("argv, parameter", [
+    (["--grid", "dimension=2,3"], "grid"),
+    (["--grid", "dim"], "grid"),
+    (["--grid", "dim=2,,3"], "grid"),
+    (["--grid", "dim=2", "--grid", "dim=3"], "grid"),
+    (["--grid", "dim=2,two"], "dim"),
+    (["--grid", "dim=2,0"], "dim"),
+    (["--grid", "centre-inputs=true,maybe"], "centre_inputs"),
+    (["--grid", "dim=2", "--measure", "drop_times"], "measure"),
+    (["--grid", "dim=2", "--measure", ""], "measure"),
+    (["--grid", "dim=2", "--side", "left"], "side"),
+    (["--grid", "dim=2", "--workers", "0"], "workers"),
+    (["--grid", "dim=2", "--dask", "remote"], "dask"),
+])
+def test_cli_rejects_bad_sweeps_in_one_line(argv, parameter, tmp_path, capsys):
+    argv = ["sweep", "attn-m", *argv, "--out", str(tmp_path)]
+    if "--measure" not in argv:
+        argv += ["--measure", "drop_time"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"error: {parameter}: expected" in err
+    assert not (tmp_path / "points").exists()
+
+
+def test_cli_grid_values_use_the_field_types(tmp_path):
+    from reduced_dynamics.cli import parse_grid
+    cls = family("attn-m").spec_class
+    grid = parse_grid(cls, ["init-scale=1e-3,0.01", "eigenvalues=0.4,0.6;0.5,0.5", "train_size=none,300",
+                            "whiten-tasks=true,false"])
+    assert grid == {"init_scale": [0.001, 0.01], "eigenvalues": ["0.4,0.6", "0.5,0.5"], "train_size": [None, 300],
+                    "whiten_tasks": [True, False]}
+    points = sweep.plan("attn-m", grid, {"dim": 2}, "theory")
+    assert len(points) == 16 and points[0].spec.eigenvalues == (0.4, 0.6)
+
+
+def test_a_run_that_loses_its_workers_is_completed_by_the_rerun_exactly_once(tmp_path):
+    lossy = Synchronous(fail_after=2)
+    first = sweep.run_sweep("attn-m", GRID, ["drop_time"], tmp_path, fixed=SMALL, executor=lossy)
+    assert len(first.computed) == 2 and len(first.failed) == 4
+    assert len(sweep.read_table(first.csv_path)) == 2     # only finished points are tabulated
+    again = Synchronous()
+    second = sweep.run_sweep("attn-m", GRID, ["drop_time"], tmp_path, fixed=SMALL, executor=again)
+    assert sorted(keys_of(again)) == sorted(first.failed)           # only the missing points ran
+    assert sorted(second.skipped) == sorted(first.computed) and not second.failed
+    rows = sweep.read_table(second.csv_path)
+    assert sorted(r["point"] for r in rows) == sorted(p.key for p in second.points)
+    assert len(list((tmp_path / "points").glob("*.json"))) == 6
+    third = Synchronous()
+    sweep.run_sweep("attn-m", GRID, ["drop_time"], tmp_path, fixed=SMALL, executor=third)
+    assert third.submitted == []
+
+
+def test_corrupt_point_files_are_recomputed_never_trusted(tmp_path):
+    first = sweep.run_sweep("attn-m", GRID, ["drop_time"], tmp_path, fixed=SMALL, executor=Synchronous())
+    table = sweep.read_table(first.csv_path)
+    keys = [p.key for p in first.points]
+    points = tmp_path / "points"
+    data = (points / f"{keys[0]}.npz").read_bytes()
+    (points / f"{keys[0]}.npz").write_bytes(data[: len(data) // 2])               # truncated curve
+    (points / f"{keys[1]}.json").write_text("{not json")                          # garbled record
+    record = json.loads((points / f"{keys[2]}.json").read_text())
+    record["spec"]["init_scale"] = 0.5                                            # record of another spec
+    (points / f"{keys[2]}.json").write_text(json.dumps(record))
+    (points / f"{keys[3]}.npz").unlink()                                          # curve missing
+    rerun = Synchronous()
+    second = sweep.run_sweep("attn-m", GRID, ["drop_time"], tmp_path, fixed=SMALL, executor=rerun)
+    assert sorted(second.recomputed_corrupt) == sorted(keys[:4]) == sorted(keys_of(rerun))
+    assert sorted(second.skipped) == sorted(keys[4:])
+    def without_seconds(rows):
+        return [{k: v for k, v in row.items() if k not in sweep.TIMING_COLUMNS} for row in rows]
+    assert without_seconds(sweep.read_table(second.csv_path)) == without_seconds(table)   # same numbers
+    for point in second.points:
+        assert sweep.read_point(tmp_path, point) is not None
+        curve = sweep.load_trajectory(tmp_path, point)
+        assert curve.meta["spec"] == point.spec.to_dict() and np.all(np.diff(curve.loss) <= 1e-12)
+
+
+def test_list_valued_measures_are_one_json_cell_and_none_is_empty(tmp_path):
+    cls = family("attn-m").spec_class
+    point = sweep.Point(cls(dim=2, eigenvalues=(0.3, 0.7)), "theory")
+    record = {"spec": point.spec.to_dict(), "measures": {"plateaus": [0.5, 0.25], "drop_time": math.nan},
+              "seconds": 0.5}
+    header, rows = sweep.table_rows([point], {point.key: record}, ["plateaus", "drop_time"])
+    row = dict(zip(header, rows[0]))
+    assert json.loads(row["plateaus"]) == [0.5, 0.25] and json.loads(row["eigenvalues"]) == [0.3, 0.7]
+    assert row["train_size"] == "" and row["drop_time"] == "nan"
+
+
+@settings(max_examples=15)
+@given(dims=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+       scales=st.lists(st.floats(1e-4, 1.0), min_size=1, max_size=4),
+       side=st.sampled_from(sweep.SIDE_CHOICES))
+def test_plan_is_the_product_of_distinct_values_with_unique_keys(dims, scales, side):
+    points = sweep.plan("attn-m", {"dim": dims, "init_scale": scales}, {"heads": 2}, side)
+    sides = 2 if side == "both" else 1
+    assert len(points) == len(set(dims)) * len(set(scales)) * sides
+    assert len({p.key for p in points}) == len(points)
+    assert {(p.spec.dim, p.spec.init_scale) for p in points} == {(d, s) for d in dims for s in scales}
+    assert all(p.spec.heads == 2 for p in points)
