@@ -184,15 +184,20 @@ def figure_families() -> dict[str, str]:
     return {path.partition(":")[0].rsplit(".", 1)[-1]: fam.name for fam in FAMILIES.values() for path in fam.figures}
 
 
+def one_blas_thread():
+    """Context in which BLAS runs on one thread. With two, OpenBLAS splits sums differently and a
+    gradient-descent curve changes in its last bits (results would depend on the core count); for the small
+    matrices here one thread was also faster on the shared 2-core machine (measured 0.3-0.4 s against
+    0.9-2.5 s for the quick attn-m reference run)."""
+    import scipy.linalg  # noqa: F401  (loads SciPy's own OpenBLAS now, so that the limit covers it too)
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=1)
+
+
 def make_figures(names: list[str], out_dir: Path, quick: bool = False) -> dict[str, tuple[float, list[Path]]]:
     """Run the named figure scripts; each must write its PDF, PNG, .npz and .json (with the spec and the
     versions) beside each other (the registry's contract), else a RuntimeError names what is missing.
-
-    BLAS runs on one thread here: with two, OpenBLAS splits sums differently and the gradient-descent curve
-    of the quick attn-m figure changed in its last bits (so the files would depend on the core count); on
-    the shared 2-core machine one thread was also faster for that run (0.3-0.4 s against 0.9-2.5 s)."""
-    import scipy.linalg  # noqa: F401  (loads SciPy's own OpenBLAS now, so that the limit below covers it too)
-    from threadpoolctl import threadpool_limits
+    BLAS runs on one thread (see ``one_blas_thread``)."""
     registry = figure_registry()
     unknown = [n for n in names if n not in registry]
     if unknown:
@@ -200,7 +205,7 @@ def make_figures(names: list[str], out_dir: Path, quick: bool = False) -> dict[s
     done = {}
     for name in names:
         start = time.perf_counter()
-        with threadpool_limits(limits=1):
+        with one_blas_thread():
             written = [Path(p) for p in resolve(registry[name])(Path(out_dir), quick=quick)]
         seconds = time.perf_counter() - start
         missing = [suffix for suffix in FIGURE_FILES if not any(p.suffix == suffix and p.exists() for p in written)]
@@ -339,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         verb, rest = argv[0], argv[1:]
         if verb in VERBS:
-            return _run_model_verb(verb, rest)
+            with one_blas_thread():
+                return _run_model_verb(verb, rest)
         if verb == "figures":
             return _run_figures(rest)
         if verb == "sweep":

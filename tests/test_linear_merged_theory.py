@@ -127,13 +127,15 @@ def test_sample_flow_minimum_is_the_least_squares_fit_on_cubic_features():
 @given(dim=st.integers(1, 3), heads=st.integers(1, 3), context=st.integers(1, 40),
        scale=st.floats(0.05, 0.8), seed=st.integers(0, 10_000), spread=st.floats(0.1, 1.0))
 def test_population_flow_invariants_over_random_problems(dim, heads, context, scale, seed, spread):
-    """Loss non-increasing, bounded below by L*, balance (LA-36) conserved up to the integrator's relative
-    tolerance (1e-8, so a relative drift below 1e-6), for random sizes and spectra."""
+    """Loss non-increasing, bounded below by L*, balance (LA-36) conserved, for random sizes and spectra, each
+    up to the integrator's relative tolerance rtol = 1e-8 (a rise of 4.8e-10 at a loss of 1.05 was seen: that
+    is integrator noise; the balance may drift by ~100 rtol over the run)."""
     eigenvalues = tuple(1.0 - spread * k / max(dim, 1) for k in range(dim))
     spec = LinearMergedSpec(dim=dim, heads=heads, context=context, init_scale=scale, seed=seed,
                             eigenvalues=eigenvalues, t_max=30.0)
     traj = th.predict(spec)
-    assert np.all(np.diff(traj.loss) <= 1e-10)
-    assert traj.loss.min() >= traj.meta["L_star"] - 1e-10
+    rtol = 1e-8
+    assert np.all(np.diff(traj.loss) <= rtol * np.maximum(1.0, traj.loss[1:]))
+    assert traj.loss.min() >= traj.meta["L_star"] - rtol * max(1.0, traj.meta["L_star"])
     balance = traj.observables["balance"]
     assert np.max(np.abs(balance - balance[0])) < 1e-6 * max(1.0, np.max(np.abs(balance[0])))
