@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .files import atomic_write_bytes  # noqa: E402
+from .trajectory import versions  # noqa: E402
 
 COLUMN_WIDTH = 3.4      # inches: one column of a two-column paper
 FULL_WIDTH = 7.0
@@ -78,3 +79,10 @@ def loss_axes(ax, theory: dict, reference=None, levels: dict | None = None, log_
         ax.set_xlabel("gradient-flow time t")
         ax.set_ylabel(ylabel)
         ax.legend(loc="upper right")
+
+
+def figure_record(spec, data: dict) -> dict:
+    """The JSON written beside a figure: its spec (a Spec, or a dict label -> Spec for a figure of several
+    runs), the library versions, and the numbers the figure shows."""
+    specs = {k: v.to_dict() for k, v in spec.items()} if isinstance(spec, dict) else spec.to_dict()
+    return {"spec": specs, "versions": versions(), **data}

@@ -50,7 +50,7 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
         components=theory.observables["components"], test_loss=theory.observables["test_loss"],
         pcr_test_loss=theory.observables["pcr_test_loss"], t_gd=gd.t, loss_gd=gd.loss, learned_gd=gd_learned,
         ladder=np.array(th.ladder(spec)), meta=np.array(to_json({"figure": NAME, "spec": spec.to_dict()}))))
-    written.append(atomic_write_json(stem.with_suffix(".json"), {
+    written.append(atomic_write_json(stem.with_suffix(".json"), plotting.figure_record(spec, {
         "theory": th.summarise(theory), "gradient descent": th.summarise(gd), "ladder": th.ladder(spec),
-        "pcr_test_losses_by_m": theory.meta["pcr_test_losses"]}))
+        "pcr_test_losses_by_m": theory.meta["pcr_test_losses"]})))
     return written

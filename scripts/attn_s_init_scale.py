@@ -44,5 +44,5 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
                                    scales=np.array(scales), meta=np.array(to_json({"figure": NAME,
                                                                                    "spec": base.to_dict()})),
                                    **arrays))
-    written.append(atomic_write_json(stem.with_suffix(".json"), summary))
+    written.append(atomic_write_json(stem.with_suffix(".json"), plotting.figure_record(base, summary)))
     return written

@@ -53,5 +53,5 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     written.append(atomic_save_npz(stem.with_suffix(".npz"), ladder=np.array(summary["ladder"]),
                                    meta=np.array(to_json({"figure": NAME, "spec": base.to_dict(),
                                                           "ranks": list(ranks)})), **arrays))
-    written.append(atomic_write_json(stem.with_suffix(".json"), summary))
+    written.append(atomic_write_json(stem.with_suffix(".json"), plotting.figure_record(base, summary)))
     return written

@@ -20,7 +20,8 @@ NAME = "softmax_large_n"
 def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     sizes = (20, 40, 80, 160) if quick else (20, 40, 80, 160, 320, 640)
     t = np.linspace(0.0, 300.0, 601)
-    big = predict(SoftmaxFeaturesSpec(limit="large-n", t_max=300.0), t_eval=t)
+    big_spec = SoftmaxFeaturesSpec(limit="large-n", t_max=300.0)
+    big = predict(big_spec, t_eval=t)
     study = large_n_error(4, sizes, t)
     fig, (left, right) = plotting.figure(width=plotting.FULL_WIDTH, height=2.6, ncols=2)
     for j, N in enumerate(sizes):
@@ -42,8 +43,8 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     written.append(atomic_save_npz(stem.with_suffix(".npz"), t=t, loss=big.loss, sizes=np.asarray(sizes, float),
                                    loss_n=study["loss"], A_n=study["A"], A_large_n=study["A_inf"],
                                    sup_error=study["sup_error"]))
-    written.append(atomic_write_json(stem.with_suffix(".json"), {
+    written.append(atomic_write_json(stem.with_suffix(".json"), plotting.figure_record(big_spec, {
         "sizes": list(sizes), "sup_error": study["sup_error"].tolist(),
         "N_times_sup_error": (np.asarray(sizes) * study["sup_error"]).tolist(), "slope": study["slope"],
-        "threshold_time_0.05": study["threshold_times"], "threshold_time_0.05_large_n": study["threshold_time_inf"]}))
+        "threshold_time_0.05": study["threshold_times"], "threshold_time_0.05_large_n": study["threshold_time_inf"]})))
     return written

@@ -56,5 +56,5 @@ def make_figure(out_dir: Path, quick: bool = False, progress: bool = False) -> l
                                    trained_risk=trained[:, :, 0], trained_stderr=trained[:, :, 1],
                                    **{k.replace(", ", "_").replace("=", "").replace("-", "_"): v[:, 0]
                                       for k, v in baselines.items()}))
-    written.append(atomic_write_json(stem.with_suffix(".json"), summary))
+    written.append(atomic_write_json(stem.with_suffix(".json"), plotting.figure_record(base, summary)))
     return written

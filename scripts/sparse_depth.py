@@ -53,5 +53,7 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     written = plotting.save(fig, stem)
     meta = np.array(to_json({"quick": quick, "settings": summary}))
     written.append(atomic_save_npz(stem.with_suffix(".npz"), meta=meta, **arrays))
-    written.append(atomic_write_json(stem.with_suffix(".json"), {"quick": quick, "settings": summary}))
+    specs = {key: base.replace(layers=1, **sizes) for key, base in NOTE_SETTINGS.items()}
+    written.append(atomic_write_json(stem.with_suffix(".json"),
+                                     plotting.figure_record(specs, {"quick": quick, "settings": summary})))
     return written

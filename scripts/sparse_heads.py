@@ -80,5 +80,5 @@ def make_figure(out_dir: Path, quick: bool = False, progress: bool = False) -> l
         train_steps=full.training.steps.astype(float), train_risk_h4=full.training.risk,
         train_steps_h1=single.training.steps.astype(float), train_risk_h1=single.training.risk,
         bars=np.array([bars[n] for n in names])))
-    written.append(atomic_write_json(stem.with_suffix(".json"), summary))
+    written.append(atomic_write_json(stem.with_suffix(".json"), plotting.figure_record(spec, summary)))
     return written
