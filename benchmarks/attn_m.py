@@ -13,20 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._table import best_of, print_speed_table
+
 from derivations import linear_merged as derivation
 from reduced_dynamics.compile import compile_system
 from reduced_dynamics.reference.linear_attention import simulate_merged
 from reduced_dynamics.specs import LinearMergedSpec
 from reduced_dynamics.theory import linear_merged as theory
-
-
-def best_of(repeat: int, action) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def rows(spec: LinearMergedSpec, repeat: int, full_route: bool) -> list[tuple[str, float]]:
@@ -66,17 +59,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     for label, spec in CONFIGS.items():
         table = dict(rows(spec, args.repeat, args.full_route))
-        print(f"attn-m {label}: D={spec.dim}, N={spec.context}, H={spec.heads}")
-        print(f"{'measurement':<58} {'seconds':>10}")
-        for name, seconds in table.items():
-            print(f"{name:<58} {seconds:>10.4f}")
-        warm = table["warm theory curve (population flow, to t_max)"]
-        gd = next(v for k, v in table.items() if k.startswith("reference GD"))
-        cold = table["cold derive + compile (block route, population)"]
-        print(f"{'ratio: reference GD / warm theory curve':<58} {gd / warm:>10.0f}")
-        print(f"{'ratio: cold build / cache hit':<58} {cold / table['cache hit']:>10.0f}")
-        print()
-
+        print_speed_table(f"attn-m {label}: D={spec.dim}, N={spec.context}, H={spec.heads}", table)
 
 if __name__ == "__main__":
     main()

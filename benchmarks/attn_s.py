@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.attn_m import best_of
+from benchmarks._table import best_of, print_speed_table
 from derivations import linear_separate as derivation
 from reduced_dynamics.compile import compile_system
 from reduced_dynamics.reference.linear_attention import simulate_separate
@@ -57,17 +57,8 @@ def main(argv=None) -> None:
     for rank in (int(r) for r in args.ranks.split(",")):
         spec = LinearSeparateSpec(dim=8, heads=9, rank=rank, seed=0, t_max=500.0, train_size=args.train_size)
         table = rows(spec, args.repeat, args.full_route)
-        print(f"attn-s D={spec.dim}, H={spec.heads}, R={rank}, N={spec.context}, t = {spec.final_time:g}")
-        print(f"{'measurement':<58} {'seconds':>10}")
-        for name, seconds in table.items():
-            print(f"{name:<58} {seconds:>10.4f}")
-        warm = table["warm theory curve (population flow, to t_max)"]
-        gd = next(v for k, v in table.items() if k.startswith("reference GD"))
-        cold = table["cold derive + compile (block route, population)"]
-        print(f"{'ratio: reference GD / warm theory curve':<58} {gd / warm:>10.1f}")
-        print(f"{'ratio: cold build / cache hit':<58} {cold / table['cache hit']:>10.0f}")
-        print()
-
+        print_speed_table(f"attn-s D={spec.dim}, H={spec.heads}, R={rank}, N={spec.context}, "
+                          f"t = {spec.final_time:g}", table)
 
 if __name__ == "__main__":
     main()

@@ -149,20 +149,15 @@ def field_types(spec_class: type) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# attn-m: merged key-query linear attention (linear_attention.md §1-§6, §8-§11)
+# attn-m and attn-s: linear attention (linear_attention.md §1-§11)
 
 DEFAULT_TRAIN_SIZE = 20000
 
 
 @dataclass(frozen=True)
-class LinearMergedSpec(Spec):
-    """Merged key-query linear attention on in-context linear regression (ATTN_M).
-
-    Defaults are check C6 of linear_attention.md §11: D = 4, N = 31, eigenvalues (0.4, 0.3, 0.2, 0.1) in a
-    random basis, paper output scale (c = 1), H = 8, init scale 1e-3, learning rate 0.05, P = 20000.
-    """
-
-    model: ClassVar[str] = "attn-m"
+class LinearAttentionSpec(Spec):
+    """Fields, checks and derived sizes shared by the two linear-attention families (attn-m, attn-s) on
+    in-context linear regression (linear_attention.md §1, §2, §4, §8). Not a model of its own."""
 
     dim: int = param(4, "token dimension D")
     context: int = param(31, "context length N (labelled tokens; the query is extra)")
@@ -184,6 +179,8 @@ class LinearMergedSpec(Spec):
     lr: float = param(0.05, "gradient-descent learning rate eta (t = eta * step)")
     steps: int | None = param(None, "gradient-descent steps (default: t_max / lr)")
     t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 40)")
+
+    default_t_max: ClassVar[float] = 40.0
 
     def _validate(self) -> dict[str, Any]:
         out = {
@@ -227,7 +224,7 @@ class LinearMergedSpec(Spec):
     def final_time(self) -> float:
         if self.t_max is not None:
             return self.t_max
-        return self.lr * self.steps if self.steps is not None else 40.0
+        return self.lr * self.steps if self.steps is not None else self.default_t_max
 
     @property
     def gd_steps(self) -> int:
@@ -236,6 +233,17 @@ class LinearMergedSpec(Spec):
     @property
     def sample_size(self) -> int:
         return self.train_size if self.train_size is not None else DEFAULT_TRAIN_SIZE
+
+
+@dataclass(frozen=True)
+class LinearMergedSpec(LinearAttentionSpec):
+    """Merged key-query linear attention on in-context linear regression (ATTN_M).
+
+    Defaults are check C6 of linear_attention.md §11: D = 4, N = 31, eigenvalues (0.4, 0.3, 0.2, 0.1) in a
+    random basis, paper output scale (c = 1), H = 8, init scale 1e-3, learning rate 0.05, P = 20000.
+    """
+
+    model: ClassVar[str] = "attn-m"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -350,7 +358,7 @@ class SoftmaxFeaturesSpec(Spec):
 # attn-s: separate key-query linear attention (linear_attention.md §3, §7-§11)
 
 @dataclass(frozen=True)
-class LinearSeparateSpec(Spec):
+class LinearSeparateSpec(LinearAttentionSpec):
     """Separate key-query linear attention on in-context linear regression (ATTN_S), rank R per head.
 
     Defaults are check C9 of linear_attention.md §11: D = 4, N = 31, eigenvalues (0.4, 0.3, 0.2, 0.1) in a
@@ -361,86 +369,29 @@ class LinearSeparateSpec(Spec):
     """
 
     model: ClassVar[str] = "attn-s"
+    default_t_max: ClassVar[float] = 200.0
 
-    dim: int = param(4, "token dimension D")
-    context: int = param(31, "context length N (labelled tokens; the query is extra)")
+    # Fields whose defaults (or meaning) differ from the shared ones keep their place; rank and init_rule
+    # are new.
     heads: int = param(5, "number of attention heads H")
-    rank: int = param(1, "key/query rank R per head (1 <= R <= D)")
     init_scale: float = param(1e-2, "initial scale sigma (§8): per-entry std (normal) or sigma/sqrt(fan) (code)")
-    init_rule: str = param("code", "initialisation rule of §8: normal (every entry N(0, sigma^2)) or code "
-                                   "(N(0, sigma^2/n_layer), the authors' rule)", choices=("normal", "code"))
-    covariance: str = param("linear", "input covariance: identity (Lambda = I) or linear (lambda_d ~ d, trace 1)",
-                            choices=("identity", "linear"))
-    eigenvalues: tuple[float, ...] | None = param(
-        None, "explicit covariance eigenvalues a,b,... (dim of them, positive); overrides --covariance")
     output_scale: str = param("code", "attention output scale: paper (1/N, c = 1) or code (1, c = N)",
                               choices=("paper", "code"))
-    train_size: int | None = param(
-        None, f"training sequences P; predict uses population moments when omitted, simulate and compare "
-              f"use {DEFAULT_TRAIN_SIZE}")
-    centre_inputs: bool = param(False, "centre x across the training sequences at every position (§2 (i))")
-    whiten_tasks: bool = param(False, "centre and whiten the training task vectors (§2 (ii))")
     freeze_off_manifold: bool = param(False, "keep k_i^y and r_i^x at zero during gradient descent (§10.2 (b))")
     seed: int = param(4, "random seed (covariance basis, initial weights, training set)")
     lr: float = param(0.02, "gradient-descent learning rate eta (t = eta * step)")
-    steps: int | None = param(None, "gradient-descent steps (default: t_max / lr)")
     t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 200)")
+    rank: int = param(1, "key/query rank R per head (1 <= R <= D)")
+    init_rule: str = param("code", "initialisation rule of §8: normal (every entry N(0, sigma^2)) or code "
+                                   "(N(0, sigma^2/n_layer), the authors' rule)", choices=("normal", "code"))
 
     def _validate(self) -> dict[str, Any]:
-        out = {
-            "dim": positive_int("dim", self.dim),
-            "context": positive_int("context", self.context),
-            "heads": positive_int("heads", self.heads),
-            "rank": positive_int("rank", self.rank),
-            "init_scale": positive_float("init_scale", self.init_scale),
-            "init_rule": one_of("init_rule", self.init_rule, ("normal", "code")),
-            "covariance": one_of("covariance", self.covariance, ("identity", "linear")),
-            "output_scale": one_of("output_scale", self.output_scale, ("paper", "code")),
-            "centre_inputs": boolean("centre_inputs", self.centre_inputs),
-            "whiten_tasks": boolean("whiten_tasks", self.whiten_tasks),
-            "freeze_off_manifold": boolean("freeze_off_manifold", self.freeze_off_manifold),
-            "seed": nonnegative_int("seed", self.seed),
-            "lr": positive_float("lr", self.lr),
-        }
+        out = super()._validate()
+        out["rank"] = positive_int("rank", self.rank)
+        out["init_rule"] = one_of("init_rule", self.init_rule, ("normal", "code"))
         if out["rank"] > out["dim"]:
             raise SpecError("rank", f"an integer from 1 to dim = {out['dim']}", self.rank)
-        if self.eigenvalues is not None:
-            ev = float_tuple("eigenvalues", self.eigenvalues)
-            if len(ev) != out["dim"] or any(x <= 0 for x in ev):
-                raise SpecError("eigenvalues", f"{out['dim']} positive numbers (one per dimension)", self.eigenvalues)
-            out["eigenvalues"] = ev
-        if self.train_size is not None:
-            out["train_size"] = positive_int("train_size", self.train_size)
-            if out["whiten_tasks"] and out["train_size"] <= out["dim"]:
-                raise SpecError("train_size", "more sequences than dimensions when whitening tasks", self.train_size)
-        if self.steps is not None:
-            out["steps"] = positive_int("steps", self.steps)
-        if self.t_max is not None:
-            out["t_max"] = positive_float("t_max", self.t_max)
         return out
-
-    @property
-    def c(self) -> float:
-        """Output scale c = kappa N: 1 for the paper's model, N for the code's (§1)."""
-        return 1.0 if self.output_scale == "paper" else float(self.context)
-
-    @property
-    def kappa(self) -> float:
-        return self.c / self.context
-
-    @property
-    def final_time(self) -> float:
-        if self.t_max is not None:
-            return self.t_max
-        return self.lr * self.steps if self.steps is not None else 200.0
-
-    @property
-    def gd_steps(self) -> int:
-        return self.steps if self.steps is not None else int(math.ceil(self.final_time / self.lr - 1e-9))
-
-    @property
-    def sample_size(self) -> int:
-        return self.train_size if self.train_size is not None else DEFAULT_TRAIN_SIZE
 
 
 # ---------------------------------------------------------------------------------------------------------

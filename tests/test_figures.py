@@ -86,3 +86,26 @@ def test_quick_figure_data_show_theory_and_descent_dropping_together(two_runs):
     assert abs(curves["loss"][0] - curves["loss_reference"][0]) < 1e-9 * curves["loss_reference"][0]
     # GD ends within 1 % of the theory's final loss (measured: 0.27 %)
     assert abs(curves["loss"][-1] - curves["loss_reference"][-1]) < 0.01 * curves["loss_reference"][-1]
+
+
+@pytest.mark.slow
+def test_every_quick_figure_writes_its_contract_files(tmp_path):
+    """All registered figures at --quick sizes (about two minutes): each writes PDF, PNG, .npz and a JSON
+    holding its spec and the versions (make_figures raises otherwise); the family main figures' data show
+    their science."""
+    done = make_figures(list(figure_registry()), tmp_path, quick=True)
+    assert set(done) == set(figure_registry())
+    attn_m = json.loads((tmp_path / "attn_m_loss.json").read_text())
+    assert abs(attn_m["drop_time_relative_gap"]) < 0.02
+    staircase = json.loads((tmp_path / "attn_s_staircase.json").read_text())
+    for seed, sides in staircase["seeds"].items():
+        # theory and GD visit the same ladder steps in the same order (GD with free off-manifold blocks at
+        # P = 1000 may be one step ahead by t_max, §10.2 (b)); each theory plateau within 2 % of its level
+        th, gd = sides["theory"]["plateau_steps"], sides["gradient descent"]["plateau_steps"]
+        shorter, longer = sorted((th, gd), key=len)
+        assert len(shorter) >= 3 and longer[:len(shorter)] == shorter, (seed, th, gd)
+        for step, level in zip(sides["theory"]["plateau_steps"][1:], sides["theory"]["plateaus"][1:]):
+            assert abs(level - staircase["ladder"][step]) / staircase["ladder"][step] < 0.02, (seed, step)
+    for path in tmp_path.glob("*.npz"):
+        with np.load(path) as data:
+            assert all(np.all(np.isfinite(data[k])) for k in data.files if data[k].dtype.kind == "f"), path.name
