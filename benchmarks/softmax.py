@@ -17,17 +17,9 @@ from derivations import softmax_features as derivation
 from reduced_dynamics.compile import compile_system
 from reduced_dynamics.reference.softmax_features import simulate
 from reduced_dynamics.specs import SoftmaxFeaturesSpec
+from benchmarks._table import best_of
 from reduced_dynamics.theory import softmax_features as theory
 from reduced_dynamics.theory.softmax_exact import CountEnumeration
-
-
-def best_of(repeat: int, action) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def rows(repeat: int, gd_steps: int) -> list[tuple[str, float]]:

@@ -102,13 +102,17 @@ def block_system(D: int, moments: str = "population") -> dict:
     so that the RHS (LA-22) is head_jac^T G and its Jacobian is
     -J^T hessian J + blockdiag(head_curv), with J the stacked head_jac of all heads.
     """
+    v, U = head_symbols(D)
+    return block_pieces(D, moments, [v, *list(U)], list(head_b(v, U)))
+
+
+def block_pieces(D: int, moments: str, theta: list, Bh: list) -> dict:
+    """The block-route functions of ``block_system`` for any per-head parametrisation: ``theta`` one head's
+    state symbols and ``Bh`` its contribution to vec B as expressions in them (shared with attn-s)."""
     loss, B, params = loss_in_b(D, moments)
     b = list(B)
     G = [-sp.diff(loss, x) for x in b]
     hessian = sp.Matrix([[sp.diff(loss, x, y) for y in b] for x in b])
-    v, U = head_symbols(D)
-    theta = [v, *list(U)]
-    Bh = list(head_b(v, U))
     jac = sp.Matrix([[sp.diff(e, th) for th in theta] for e in Bh])
     Gs = sp.symbols(f"G0:{D * D}")
     contracted = sum(Gs[k] * Bh[k] for k in range(D * D))

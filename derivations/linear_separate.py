@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.linear_merged import (C_SYM, N_SYM, eigenvalue_symbols, loss_in_b,
+from derivations.linear_merged import (C_SYM, N_SYM, block_pieces, eigenvalue_symbols, loss_in_b,
                                        second_moment_diagonal)
 
 __all__ = ["C_SYM", "N_SYM", "block_system", "full_system", "full_loss", "scalar_law", "escape_antiderivative",
@@ -52,27 +52,8 @@ def block_system(D: int, R: int, moments: str = "population") -> dict:
       loss (B, params), G (B, params) (LA-18), hessian (params,), head_b (theta,), head_jac (theta,),
       head_rhs (theta, G) = one head's share of (LA-29), head_curv (theta, G).
     """
-    loss, B, params = loss_in_b(D, moments)
-    b = list(B)
-    G = [-sp.diff(loss, x) for x in b]
-    hessian = sp.Matrix([[sp.diff(loss, x, y) for y in b] for x in b])
     v, K, Q = head_symbols(D, R)
-    theta = head_state(v, K, Q)
-    Bh = list(head_b(v, K, Q))
-    jac = sp.Matrix([[sp.diff(e, th) for th in theta] for e in Bh])
-    Gs = sp.symbols(f"G0:{D * D}")
-    contracted = sum(Gs[k] * Bh[k] for k in range(D * D))
-    pullback = [sp.diff(contracted, th) for th in theta]
-    curv = sp.hessian(contracted, theta)
-    return {
-        "loss": ([b, params], [loss]),
-        "G": ([b, params], G),
-        "hessian": ([params], hessian),
-        "head_b": ([theta], Bh),
-        "head_jac": ([theta], jac),
-        "head_rhs": ([theta, list(Gs)], pullback),
-        "head_curv": ([theta, list(Gs)], curv),
-    }
+    return block_pieces(D, moments, head_state(v, K, Q), list(head_b(v, K, Q)))
 
 
 def full_state(D: int, H: int, R: int):

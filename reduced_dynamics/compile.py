@@ -6,7 +6,8 @@ function is turned into plain Python/NumPy source with common subexpressions eli
 so a generated function takes one array per argument group (symbol index on the first axis, any trailing
 batch axes) and returns an array with the output shape followed by the batch axes.
 
-The generated source is cached as JSON under a key made of the derivation module's source, the builder's
+The generated source is cached as JSON under a key made of the derivation's source (its module and the other
+modules of its package, which it may build on), the builder's
 name and sizes, this module's code-generation version and the library versions, never the parameter values
 (those are runtime arguments). Cache files are written atomically; an entry that cannot be read, fails its
 checksum or does not compile is rebuilt and overwritten, never trusted.
@@ -39,9 +40,18 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "reduced_dynamics"
 
 
+def derivation_source(module: ModuleType) -> str:
+    """The source a derivation depends on: its own module and every other module of its package (a
+    derivation may build on another's pieces, e.g. attn-s on attn-m's loss in B), in a fixed order."""
+    own = inspect.getsource(module)
+    folder = Path(inspect.getfile(module)).parent
+    others = [p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.py"))]
+    return own + "".join(others)
+
+
 def derivation_hash(module: ModuleType) -> str:
-    """Short SHA-256 of a derivation module's source: recorded in every result's metadata."""
-    return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:16]
+    """Short SHA-256 of a derivation's source (``derivation_source``): recorded in every result's metadata."""
+    return hashlib.sha256(derivation_source(module).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -62,7 +72,7 @@ def compile_system(module: ModuleType, builder: str, sizes: dict[str, Any],
     directory = Path(directory) if directory is not None else cache_dir()
     dhash = derivation_hash(module)
     key_material = json.dumps({
-        "module": module.__name__, "source": inspect.getsource(module), "builder": builder,
+        "module": module.__name__, "source": derivation_source(module), "builder": builder,
         "sizes": sizes, "codegen": CODEGEN_VERSION, "sympy": sp.__version__, "numpy": np.__version__,
         "python": platform.python_version(),
     }, sort_keys=True, default=str)

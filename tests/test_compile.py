@@ -69,3 +69,14 @@ def test_generated_functions_broadcast_over_trailing_axes():
     out = f(np.array([[1.0, 2.0], [3.0, 4.0]]))
     np.testing.assert_allclose(out, [[3.0, 8.0], [3.0, 3.0], [np.sin(1) + 3, np.sin(2) + 4]])
     assert f(np.array([1.0, 3.0])).shape == (3,)
+
+
+def test_the_key_follows_the_modules_a_derivation_builds_on(tmp_path, monkeypatch):
+    """attn-s builds on attn-m's derivation: a change there must not leave a stale attn-s cache entry."""
+    from derivations import linear_separate
+    from reduced_dynamics import compile as compiler
+    before = compiler.derivation_hash(linear_separate)
+    real = compiler.derivation_source
+    monkeypatch.setattr(compiler, "derivation_source",
+                        lambda m: real(m).replace("def loss_in_b(", "def loss_in_b_changed("))
+    assert compiler.derivation_hash(linear_separate) != before
