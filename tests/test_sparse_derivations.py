@@ -62,15 +62,25 @@ def test_sm_c23_four_parameter_flow_matches_scalar_ode():
     assert M3 / M6 == pytest.approx(0.451, abs=5e-4)
 
 
-def test_sm_c23_conserved_quantities_drift_at_rounding_level():
-    """The note reports drift <= 1e-15. Exactness is proven symbolically above; numerically, with DOP853 at
-    rtol 1e-10 we measure 0 (a^2 - b^2), 3e-15 (c^2 - g^2) and 1.3e-14 (a^2 - 2c^2, relative 1.3e-13 to
-    a^2 = 0.1). The 1e-15 figure is therefore NOT reproduced with our integrator: recorded as xfail."""
+def _c23_quantities():
     times = np.linspace(0.0, 40.0, 9)
     a, b, c, g = rf.integrate_restricted(_balanced_state(P0), M3, M6, times).T
-    drifts = [np.max(np.abs(q - q[0])) for q in (a ** 2 - b ** 2, c ** 2 - g ** 2, a ** 2 - 2 * c ** 2)]
-    if max(drifts) > 1e-15:
-        pytest.xfail(f"drifts {drifts}: the note's <= 1e-15 is not reached (rounding of the RK combination)")
+    return a, b, c, g, [np.max(np.abs(q - q[0])) for q in (a ** 2 - b ** 2, c ** 2 - g ** 2, a ** 2 - 2 * c ** 2)]
+
+
+def test_sm_c23_conserved_quantities_drift_at_rounding_level():
+    """Exactness is proven symbolically above; along the integrated flow (DOP853, rtol 1e-10) the three
+    quantities stay put to rounding level (measured 0, 3e-15, 1.3e-14; asserted < 1e-12) while the weights
+    themselves move by orders of magnitude more, so the check would catch a non-conserved quantity."""
+    a, b, c, g, drifts = _c23_quantities()
+    assert max(drifts) < 1e-12
+    assert np.max(np.abs(a ** 2 - a[0] ** 2)) > 1e-3 and np.max(np.abs(c ** 2 - c[0] ** 2)) > 1e-3
+
+
+@pytest.mark.xfail(strict=True, reason="the note's drift <= 1e-15 is not reached with our integrator: measured "
+                   "0, 3e-15 and 1.3e-14 (rounding of the Runge-Kutta combination at rtol 1e-10)")
+def test_sm_c23_drift_at_the_note_figure():
+    assert max(_c23_quantities()[-1]) <= 1e-15
 
 
 def test_sm_c23_escape_time_equals_quadrature():
