@@ -91,8 +91,9 @@ def test_quick_figure_data_show_theory_and_descent_dropping_together(two_runs):
 @pytest.mark.slow
 def test_every_quick_figure_writes_its_contract_files(tmp_path):
     """All registered figures at --quick sizes (about two minutes): each writes PDF, PNG, .npz and a JSON
-    holding its spec and the versions (make_figures raises otherwise); the family main figures' data show
-    their science."""
+    holding its spec and the versions (make_figures raises otherwise); the main figures' data show their
+    science: attn-m theory and GD drop together, the attn-s staircase visits the ladder, the dominant softmax
+    feature crosses every threshold first (SF-30), and the SM-C12 orderings hold at the quick sizes."""
     done = make_figures(list(figure_registry()), tmp_path, quick=True)
     assert set(done) == set(figure_registry())
     attn_m = json.loads((tmp_path / "attn_m_loss.json").read_text())
@@ -106,6 +107,19 @@ def test_every_quick_figure_writes_its_contract_files(tmp_path):
         assert len(shorter) >= 3 and longer[:len(shorter)] == shorter, (seed, th, gd)
         for step, level in zip(sides["theory"]["plateau_steps"][1:], sides["theory"]["plateaus"][1:]):
             assert abs(level - staircase["ladder"][step]) / staircase["ladder"][step] < 0.02, (seed, step)
+    imbalanced = json.loads((tmp_path / "softmax_imbalanced.json").read_text())
+    for side in ("theory", "reference"):
+        times = imbalanced[f"threshold_times_{side}"]            # feature 0 is the dominant one (SF-30)
+        for j, first in enumerate(times[0]):
+            assert np.isfinite(first), (side, j)
+            assert all(not np.isfinite(minor[j]) or first < minor[j] for minor in times[1:]), (side, j)
+    depth = json.loads((tmp_path / "sparse_depth.json").read_text())["settings"]
+    minima = {key: {name: v["risk"] for name, v in setting["minima"].items()} for key, setting in depth.items()}
+    assert minima["a"]["pto_flow"] < 0.25 * minima["a"]["gd_flow"]               # SM-C12 (a)
+    assert minima["a"]["pto_flow"] < 1.5 * depth["a"]["lasso"]
+    assert minima["b"]["pto_flow"] < 0.3 * minima["b"]["gd_flow"]                # SM-C12 (b)
+    assert minima["b"]["pto_flow"] > 5 * depth["b"]["lasso"]
+    assert minima["c"]["gd_flow"] < minima["c"]["pto_flow"]                      # SM-C12 (c)
     for path in tmp_path.glob("*.npz"):
         with np.load(path) as data:
             assert all(np.all(np.isfinite(data[k])) for k in data.files if data[k].dtype.kind == "f"), path.name
