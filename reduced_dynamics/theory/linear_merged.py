@@ -23,7 +23,7 @@ from derivations import linear_merged as derivation
 from .. import compile as compiler
 from ..events import midpoint_drop_time
 from ..integrate import Solution, integrate
-from ..specs import LinearMergedSpec
+from ..specs import LinearAttentionSpec, LinearMergedSpec
 from ..tasks import linear_attention as task
 from ..trajectory import Trajectory, provenance
 
@@ -40,14 +40,14 @@ class Moments:
     minimum: float          # L* of (LA-21), or the minimum of the sample quadratic
 
 
-def population_moments(spec: LinearMergedSpec, cov: task.Covariance) -> Moments:
+def population_moments(spec: LinearAttentionSpec, cov: task.Covariance) -> Moments:
     lam = cov.eigenvalues
     N, c = spec.context, spec.c
     lstar = float(np.sum(lam * (lam + lam.sum()) / ((N + 1) * lam + lam.sum())))     # (LA-21)
     return Moments("population", np.array([*lam, N, c], dtype=float), cov.basis, lstar)
 
 
-def sample_moments(spec: LinearMergedSpec, data: task.TrainingSet) -> Moments:
+def sample_moments(spec: LinearAttentionSpec, data: task.TrainingSet) -> Moments:
     """A = mean(phi phi^T), g = mean(phi y_q), mean(y_q^2), phi = c vec(h x_q^T) (§5, LA-4), and the
     minimum of the resulting quadratic (reachable: B is unconstrained for H >= 1)."""
     D = spec.dim
@@ -133,19 +133,24 @@ def pack(v: np.ndarray, U: np.ndarray, basis: np.ndarray) -> np.ndarray:
     return np.concatenate([v[None, :], U_rot.reshape(H, -1).T], axis=0).reshape(-1)
 
 
+def moments_for(spec: LinearAttentionSpec, cov: task.Covariance, rngs: dict, moments: str | None = None) -> Moments:
+    """Population moments (LA-16) or the §5 sample moments of the very training set the reference draws
+    from ``rngs["data"]`` (default: sample when ``spec.train_size`` is given). Shared by attn-m and attn-s."""
+    kind = moments or ("sample" if spec.train_size is not None else "population")
+    if kind == "population":
+        return population_moments(spec, cov)
+    data = task.draw_training_set(cov, spec.context, spec.sample_size, rngs["data"],
+                                  spec.centre_inputs, spec.whiten_tasks)
+    return sample_moments(spec, data)
+
+
 def setup(spec: LinearMergedSpec, moments: str | None = None, cache_dir=None):
     """The flow and its initial state for the spec's seed, with ``moments`` population or sample
     (default: sample when ``spec.train_size`` is given)."""
     rngs = task.streams(spec.seed)
     cov = task.draw_covariance(spec.covariance, spec.dim, spec.eigenvalues, rngs["basis"])
     W, r = task.merged_initial_weights(spec.dim, spec.heads, spec.init_scale, rngs["init"])
-    kind = moments or ("sample" if spec.train_size is not None else "population")
-    if kind == "population":
-        mom = population_moments(spec, cov)
-    else:
-        data = task.draw_training_set(cov, spec.context, spec.sample_size, rngs["data"],
-                                      spec.centre_inputs, spec.whiten_tasks)
-        mom = sample_moments(spec, data)
+    mom = moments_for(spec, cov, rngs, moments)
     flow = ReducedFlow(spec.dim, spec.heads, mom, cache_dir)
     v, U = projection(W, r)
     return flow, pack(v, U, mom.basis), cov

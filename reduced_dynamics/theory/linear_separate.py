@@ -28,7 +28,7 @@ from ..integrate import integrate
 from ..specs import LinearSeparateSpec
 from ..tasks import linear_attention as task
 from ..trajectory import Trajectory, provenance
-from .linear_merged import Moments, ReducedFlow, population_moments, sample_moments
+from .linear_merged import Moments, ReducedFlow, moments_for
 
 STAIRCASE = {"log_time": True, "window": 0.02, "flat": 0.01}   # plateau detection (events.plateaus)
 LEARNED = 0.5          # a component counts as learned once beta_d reaches half of B*_dd
@@ -90,13 +90,7 @@ def setup(spec: LinearSeparateSpec, moments: str | None = None, cache_dir=None):
     """(flow, initial state, covariance) with ``moments`` population or sample (default: sample when
     ``spec.train_size`` is given)."""
     rngs, cov, (v, K, Q) = draw(spec)
-    kind = moments or ("sample" if spec.train_size is not None else "population")
-    if kind == "population":
-        mom = population_moments(spec, cov)
-    else:
-        data = task.draw_training_set(cov, spec.context, spec.sample_size, rngs["data"],
-                                      spec.centre_inputs, spec.whiten_tasks)
-        mom = sample_moments(spec, data)
+    mom = moments_for(spec, cov, rngs, moments)
     flow = SeparateFlow(spec.dim, spec.heads, spec.rank, mom, cache_dir)
     return flow, pack(v, K, Q, mom.basis), cov
 
