@@ -6,7 +6,11 @@ function is turned into plain Python/NumPy source with common subexpressions eli
 so a generated function takes one array per argument group (symbol index on the first axis, any trailing
 batch axes) and returns an array with the output shape followed by the batch axes.
 
-The generated source is cached as JSON under a key made of the derivation's source (its module and the other
+Functions named in ``polynomials`` (polynomials in their arguments with numeric coefficients, such as
+a head's contribution to B and its pull-back) are also tabulated monomial by monomial
+(``PolynomialTable``), the form the compiled integrator of ``reduced_dynamics.compiled_flow`` evaluates.
+
+The generated source and tables are cached as JSON under a key made of the derivation's source (its module and the other
 modules of its package, which it may build on), the builder's
 name and sizes, this module's code-generation version and the library versions, never the parameter values
 (those are runtime arguments). Cache files are written atomically; an entry that cannot be read, fails its
@@ -14,6 +18,7 @@ checksum or does not compile is rebuilt and overwritten, never trusted.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -31,7 +36,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from .files import atomic_write_json
 
-CODEGEN_VERSION = "1"
+CODEGEN_VERSION = "2"
 
 
 def cache_dir() -> Path:
@@ -42,16 +47,55 @@ def cache_dir() -> Path:
 
 def derivation_source(module: ModuleType) -> str:
     """The source a derivation depends on: its own module and every other module of its package (a
-    derivation may build on another's pieces, e.g. attn-s on attn-m's loss in B), in a fixed order."""
-    own = inspect.getsource(module)
-    folder = Path(inspect.getfile(module)).parent
-    others = [p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.py"))]
-    return own + "".join(others)
+    derivation may build on another's pieces, e.g. attn-s on attn-m's loss in B), in a fixed order.
+    Read again whenever a file of the package changes (size or modification time)."""
+    own = Path(inspect.getfile(module))
+    files = [own, *sorted(own.parent.glob("*.py"))]
+    return _read_sources(tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+
+
+@functools.lru_cache(maxsize=64)
+def _read_sources(files: tuple[tuple[str, int, int], ...]) -> str:
+    return "".join(Path(name).read_text(encoding="utf-8") for name, _, _ in files)
 
 
 def derivation_hash(module: ModuleType) -> str:
     """Short SHA-256 of a derivation's source (``derivation_source``): recorded in every result's metadata."""
-    return hashlib.sha256(derivation_source(module).encode()).hexdigest()[:16]
+    return _short_hash(derivation_source(module))
+
+
+@functools.lru_cache(maxsize=64)
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PolynomialTable:
+    """Output k of a polynomial function is sum over monomials m with out[m] == k of
+    coef[m] * prod_j z[slots[m, j]], where z is the concatenation of the argument groups followed by one
+    extra entry equal to 1 (the slot that pads monomials of lower degree: index ``size``)."""
+    coef: np.ndarray        # (M,) float
+    out: np.ndarray         # (M,) int
+    slots: np.ndarray       # (M, degree) int
+    size: int               # length of the concatenated arguments
+
+    def __call__(self, *groups: np.ndarray, n_out: int) -> np.ndarray:
+        """Evaluate with NumPy (for checks; the integrator evaluates the table in compiled code)."""
+        z = np.concatenate([*(np.asarray(g, dtype=float) for g in groups), [1.0]])
+        return np.bincount(self.out, weights=self.coef * np.prod(z[self.slots], axis=1), minlength=n_out)
+
+    def to_json(self) -> dict:
+        return {"coef": self.coef.tolist(), "out": self.out.tolist(), "slots": self.slots.tolist(),
+                "size": self.size}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "PolynomialTable":
+        table = cls(np.asarray(data["coef"], dtype=float), np.asarray(data["out"], dtype=np.int64),
+                    np.asarray(data["slots"], dtype=np.int64).reshape(len(data["coef"]), -1), int(data["size"]))
+        if not (table.out.shape == table.coef.shape and table.slots.min(initial=0) >= 0
+                and table.slots.max(initial=0) <= table.size):
+            raise ValueError("malformed polynomial table")
+        return table
 
 
 @dataclass
@@ -61,51 +105,73 @@ class CompiledSystem:
     cache_path: Path
     from_cache: bool
     sources: dict[str, str] = field(repr=False, default_factory=dict)
+    polynomials: dict[str, PolynomialTable] = field(repr=False, default_factory=dict)
 
     def __getitem__(self, name: str) -> Callable[..., np.ndarray]:
         return self.functions[name]
 
 
 def compile_system(module: ModuleType, builder: str, sizes: dict[str, Any],
-                   directory: Path | None = None) -> CompiledSystem:
-    """Compile ``getattr(module, builder)(**sizes)``, using the disk cache when a valid entry exists."""
+                   directory: Path | None = None, polynomials: tuple[str, ...] = ()) -> CompiledSystem:
+    """Compile ``getattr(module, builder)(**sizes)``, using the disk cache when a valid entry exists;
+    tabulate the functions named in ``polynomials`` as well."""
     directory = Path(directory) if directory is not None else cache_dir()
     dhash = derivation_hash(module)
-    key_material = json.dumps({
-        "module": module.__name__, "source": derivation_source(module), "builder": builder,
-        "sizes": sizes, "codegen": CODEGEN_VERSION, "sympy": sp.__version__, "numpy": np.__version__,
-        "python": platform.python_version(),
-    }, sort_keys=True, default=str)
-    key = hashlib.sha256(key_material.encode()).hexdigest()
+    key = _entry_key(module.__name__, derivation_source(module), builder,
+                     json.dumps(sizes, sort_keys=True, default=str), tuple(sorted(polynomials)))
     size_tag = "-".join(f"{k}{v}" for k, v in sorted(sizes.items()))
     path = directory / f"{module.__name__.split('.')[-1]}-{builder}-{size_tag}-{key[:16]}.json"
 
     if path.exists():
         try:
-            sources = _read_entry(path, key)
-            return CompiledSystem(_load_sources(sources), dhash, path, True, sources)
+            raw = path.read_bytes()
+            loaded = (str(path), key, hashlib.sha256(raw).hexdigest())
+            if loaded not in _LOADED:     # these very bytes were not checked and loaded yet in this process
+                sources, tables = _read_entry(raw, key, polynomials)
+                _LOADED[loaded] = CompiledSystem(_load_sources(sources), dhash, path, True, sources, tables)
+            return _LOADED[loaded]
         except Exception as exc:  # any defect: rebuild, never trust
             warnings.warn(f"cache entry {path} is unusable ({exc}); rebuilding it", RuntimeWarning)
 
     derived = getattr(module, builder)(**sizes)
     sources = {name: generate_source(name, args, outputs) for name, (args, outputs) in derived.items()}
+    tables = {name: polynomial_table(*derived[name]) for name in polynomials}
     functions = _load_sources(sources)
-    atomic_write_json(path, {"key": key, "sha256": _digest(sources), "sources": sources})
-    return CompiledSystem(functions, dhash, path, False, sources)
+    raw_tables = {name: table.to_json() for name, table in tables.items()}
+    atomic_write_json(path, {"key": key, "sha256": _digest(sources, raw_tables), "sources": sources,
+                             "polynomials": raw_tables})
+    return CompiledSystem(functions, dhash, path, False, sources, tables)
 
 
-def _digest(sources: dict[str, str]) -> str:
-    return hashlib.sha256(json.dumps(sources, sort_keys=True).encode()).hexdigest()
+@functools.lru_cache(maxsize=256)
+def _entry_key(module: str, source: str, builder: str, sizes: str, polynomials: tuple[str, ...]) -> str:
+    material = json.dumps({
+        "module": module, "source": source, "builder": builder, "sizes": json.loads(sizes),
+        "codegen": CODEGEN_VERSION, "sympy": sp.__version__, "numpy": np.__version__,
+        "python": platform.python_version(), "polynomials": list(polynomials),
+    }, sort_keys=True, default=str)
+    return hashlib.sha256(material.encode()).hexdigest()
 
 
-def _read_entry(path: Path, key: str) -> dict[str, str]:
-    payload = json.loads(path.read_text(encoding="utf-8"))
+# Systems loaded from the disk cache in this process, by (path, key, SHA-256 of the file's bytes): a warm
+# call re-reads and hashes the file but skips parsing and compiling it again.
+_LOADED: dict[tuple[str, str, str], CompiledSystem] = {}
+
+
+def _digest(sources: dict[str, str], tables: dict[str, dict]) -> str:
+    return hashlib.sha256(json.dumps([sources, tables], sort_keys=True).encode()).hexdigest()
+
+
+def _read_entry(raw: bytes, key: str, polynomials: tuple[str, ...]):
+    payload = json.loads(raw.decode("utf-8"))
     if payload.get("key") != key:
         raise ValueError("key mismatch")
-    sources = payload["sources"]
-    if payload.get("sha256") != _digest(sources):
+    sources, raw_tables = payload["sources"], payload["polynomials"]
+    if payload.get("sha256") != _digest(sources, raw_tables):
         raise ValueError("checksum mismatch")
-    return sources
+    if sorted(raw_tables) != sorted(polynomials):
+        raise ValueError("polynomial tables missing")
+    return sources, {name: PolynomialTable.from_json(raw) for name, raw in raw_tables.items()}
 
 
 def _stack(items: list, shape: tuple[int, ...]) -> np.ndarray:
@@ -147,3 +213,24 @@ def generate_source(name: str, arg_groups: list[list[sp.Symbol]], outputs: Any) 
     items = ", ".join(printer.doprint(e) for e in reduced)
     lines.append(f"    return _stack([{items}], {shape!r})")
     return "\n".join(lines) + "\n"
+
+
+def polynomial_table(arg_groups: list[list[sp.Symbol]], outputs: Any) -> PolynomialTable:
+    """Monomial table of outputs that are polynomials in the argument symbols with numeric coefficients."""
+    symbols = [s for group in arg_groups for s in group]
+    rows = []
+    for k, expr in enumerate(list(outputs)):
+        try:
+            poly = sp.Poly(sp.expand(expr), *symbols)
+        except sp.PolynomialError as exc:
+            raise ValueError(f"output {k} is not a polynomial in the arguments: {exc}") from exc
+        if not poly.domain.is_Numerical:
+            raise ValueError(f"output {k} has non-numeric coefficients ({poly.domain}); not tabulated")
+        for powers, coef in poly.terms():
+            if coef != 0:
+                rows.append((float(coef), k, [j for j, p in enumerate(powers) for _ in range(p)]))
+    degree = max((len(slots) for _, _, slots in rows), default=0)
+    pad = len(symbols)
+    return PolynomialTable(np.array([r[0] for r in rows], dtype=float), np.array([r[1] for r in rows], dtype=np.int64),
+                           np.array([r[2] + [pad] * (degree - len(r[2])) for r in rows], dtype=np.int64)
+                           .reshape(len(rows), degree), pad)

@@ -37,6 +37,11 @@ def output_times(t_max: float, n_log: int = 400, n_lin: int = 1000, t_first: flo
     return np.unique(grid)
 
 
+def default_atol(y0: np.ndarray) -> float:
+    """1e-11 times the largest initial entry (at least 1e-3): 1e-14 for entries of order 1e-3 (§11)."""
+    return 1e-11 * max(float(np.max(np.abs(y0), initial=0.0)), 1e-3)
+
+
 def integrate(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_max: float, *,
               jac: Callable | None = None, method: str = "DOP853", rtol: float = 1e-8,
               atol: float | None = None, t_eval: np.ndarray | None = None, max_evals: int = 2_000_000,
@@ -46,7 +51,7 @@ def integrate(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_
     if not np.all(np.isfinite(y0)):
         raise IntegrationError("initial state contains NaN or infinity")
     if atol is None:
-        atol = 1e-11 * max(float(np.max(np.abs(y0), initial=0.0)), 1e-3)
+        atol = default_atol(y0)
     t_eval = output_times(t_max) if t_eval is None else np.asarray(t_eval, dtype=float)
     count = [0]
 

@@ -6,6 +6,7 @@ import pytest
 import sympy as sp
 
 from derivations import linear_merged as lm
+from reduced_dynamics import compile as compiler
 from reduced_dynamics.compile import compile_system, generate_source
 
 
@@ -30,9 +31,12 @@ def test_other_sizes_get_another_entry(tmp_path):
     assert a.cache_path != b.cache_path
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "tampered", "wrong key", "not python"])
+HEADS = ("head_b", "head_rhs")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "tampered", "wrong key", "not python", "bad table"])
 def test_a_corrupt_entry_is_rebuilt(tmp_path, damage):
-    good = compile_system(lm, "block_system", {"D": 2, "moments": "population"}, tmp_path)
+    good = compile_system(lm, "block_system", {"D": 2, "moments": "population"}, tmp_path, HEADS)
     expected = evaluate(good)
     path = good.cache_path
     text = path.read_text()
@@ -46,17 +50,42 @@ def test_a_corrupt_entry_is_rebuilt(tmp_path, damage):
             payload["sources"]["G"] = payload["sources"]["G"].replace("return", "return 2*")
         elif damage == "wrong key":
             payload["key"] = "0" * 64
-        else:                           # checksum made consistent, but the source does not compile
+        elif damage == "not python":    # checksum made consistent, but the source does not compile
             payload["sources"]["G"] = "def G(:\n"
-            import hashlib
-            payload["sha256"] = hashlib.sha256(json.dumps(payload["sources"], sort_keys=True).encode()).hexdigest()
+            payload["sha256"] = compiler._digest(payload["sources"], payload["polynomials"])
+        else:                           # checksum made consistent, but a monomial reads past the arguments
+            payload["polynomials"]["head_b"]["slots"][0][0] = 99
+            payload["sha256"] = compiler._digest(payload["sources"], payload["polynomials"])
         path.write_text(json.dumps(payload))
     with pytest.warns(RuntimeWarning, match="rebuilding"):
-        rebuilt = compile_system(lm, "block_system", {"D": 2, "moments": "population"}, tmp_path)
+        rebuilt = compile_system(lm, "block_system", {"D": 2, "moments": "population"}, tmp_path, HEADS)
     assert not rebuilt.from_cache
     for a, b in zip(evaluate(rebuilt), expected):
         np.testing.assert_array_equal(a, b)
-    assert compile_system(lm, "block_system", {"D": 2, "moments": "population"}, tmp_path).from_cache
+    np.testing.assert_array_equal(rebuilt.polynomials["head_b"].slots, good.polynomials["head_b"].slots)
+    assert compile_system(lm, "block_system", {"D": 2, "moments": "population"}, tmp_path, HEADS).from_cache
+
+
+def test_polynomial_tables_equal_the_generated_functions_and_survive_the_cache(tmp_path):
+    """The tables the compiled integrator evaluates hold the same polynomials as the generated source."""
+    built = compile_system(lm, "block_system", {"D": 3, "moments": "population"}, tmp_path, HEADS)
+    cached = compile_system(lm, "block_system", {"D": 3, "moments": "population"}, tmp_path, HEADS)
+    assert cached.from_cache
+    rng = np.random.default_rng(1)
+    theta, G = rng.normal(size=10), rng.normal(size=9)
+    for system in (built, cached):
+        np.testing.assert_allclose(system.polynomials["head_b"](theta, n_out=9), system["head_b"](theta),
+                                   rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(system.polynomials["head_rhs"](theta, G, n_out=10),
+                                   system["head_rhs"](theta, G), rtol=1e-14, atol=1e-15)
+
+
+def test_a_non_polynomial_function_is_not_tabulated():
+    x, a = sp.symbols("x a")
+    with pytest.raises(ValueError, match="not a polynomial"):
+        compiler.polynomial_table([[x]], [sp.sin(x)])
+    with pytest.raises(ValueError, match="non-numeric coefficients"):
+        compiler.polynomial_table([[x]], [a * x ** 2])
 
 
 def test_generated_functions_broadcast_over_trailing_axes():

@@ -13,6 +13,7 @@ The right-hand side is assembled from the derived pieces of ``derivations.linear
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -21,11 +22,15 @@ import numpy as np
 from derivations import linear_merged as derivation
 
 from .. import compile as compiler
+from .. import compiled_flow
 from ..events import midpoint_drop_time
 from ..integrate import Solution, integrate
 from ..specs import LinearAttentionSpec, LinearMergedSpec
 from ..tasks import linear_attention as task
 from ..trajectory import Trajectory, provenance
+
+
+HEAD_POLYNOMIALS = ("head_b", "head_rhs")     # tabulated for the compiled integrator
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class ReducedFlow:
     def __init__(self, dim: int, heads: int, moments: Moments, cache_dir=None):
         self.dim, self.heads, self.moments = dim, heads, moments
         self.system = compiler.compile_system(derivation, "block_system", {"D": dim, "moments": moments.kind},
-                                              cache_dir)
+                                              cache_dir, polynomials=HEAD_POLYNOMIALS)
         f = self.system.functions
         self._G, self._loss, self._head_b, self._head_rhs = f["G"], f["loss"], f["head_b"], f["head_rhs"]
         self._head_jac, self._head_curv = f["head_jac"], f["head_curv"]
@@ -87,12 +92,19 @@ class ReducedFlow:
         return y.reshape(self.n, self.heads) if y.ndim == 1 else y.T.reshape(self.n, self.heads, -1)
 
     def b_vector(self, y: np.ndarray) -> np.ndarray:
-        """vec B = sum_i vec B_i (D^2,), or (D^2, T) for stacked states."""
-        return self._head_b(self.theta(y)).sum(axis=1)
+        """vec B = sum_i vec B_i (D^2,), or (D^2, T) for stacked states, from the derived head map (LA-11)
+        evaluated in compiled code."""
+        y = np.asarray(y, dtype=float)
+        b = compiled_flow.b_vectors(np.ascontiguousarray(y.reshape(-1, self.n * self.heads)), self.packed)
+        return b[0] if y.ndim == 1 else b.T
 
     def loss(self, y: np.ndarray) -> np.ndarray:
         """Reduced loss at one state (scalar array) or at stacked states (T,)."""
-        return self._loss(self.b_vector(y), self.moments.values)[0]
+        return self.loss_of_b(self.b_vector(y))
+
+    def loss_of_b(self, b: np.ndarray) -> np.ndarray:
+        """Loss (LA-19 or §5) at vec B (D^2,) or at stacked (D^2, T)."""
+        return self._loss(b, self.moments.values)[0]
 
     def G(self, y: np.ndarray) -> np.ndarray:
         """G = -dL/dB (LA-18) at the state(s) y."""
@@ -116,8 +128,22 @@ class ReducedFlow:
             out[np.ix_(idx[:, 0] + h, idx[:, 0] + h)] += curv[:, :, h]
         return out
 
-    def solve(self, y0: np.ndarray, t_max: float, **options) -> Solution:
-        return integrate(self.rhs, y0, t_max, jac=self.jacobian, **options)
+    @functools.cached_property
+    def head_flow(self) -> compiled_flow.HeadFlow:
+        """The same flow in the form the compiled integrator takes."""
+        p = self.system.polynomials
+        return compiled_flow.HeadFlow(self.n, self.heads, self._G0, self._hessian, p["head_b"], p["head_rhs"])
+
+    @functools.cached_property
+    def packed(self) -> tuple:
+        return self.head_flow.packed()
+
+    def solve(self, y0: np.ndarray, t_max: float, method: str = "compiled", **options) -> Solution:
+        """Integrate from y0 to t_max: ``method="compiled"`` (default) runs DOP853 in machine code
+        (``compiled_flow``); a ``solve_ivp`` method name runs ``rhs`` through ``integrate.integrate``."""
+        if method == "compiled":
+            return compiled_flow.solve(self.head_flow, y0, t_max, packed=self.packed, **options)
+        return integrate(self.rhs, y0, t_max, jac=self.jacobian, method=method, **options)
 
 
 def projection(W: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -165,12 +191,13 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
     flow, y0, cov = setup(spec, moments, cache_dir)
     sol = flow.solve(y0, spec.final_time, t_eval=t_eval)
     thetas = sol.y.reshape(len(sol.t), flow.n, spec.heads)
-    loss = flow.loss(sol.y)
-    B = flow.b_vector(sol.y).T.reshape(-1, spec.dim, spec.dim)
+    b = flow.b_vector(sol.y)
+    loss = flow.loss_of_b(b)
+    B = b.T.reshape(-1, spec.dim, spec.dim)
     to_eigen = cov.basis.T @ flow.moments.basis
     beta = np.einsum("da,tab,db->td", to_eigen, B, to_eigen)
     v = thetas[:, 0, :]
-    balance = v ** 2 - np.sum(thetas[:, 1:, :] ** 2, axis=1)
+    balance = v ** 2 - np.einsum("tjh,tjh->th", thetas[:, 1:, :], thetas[:, 1:, :])
     meta = provenance("attn-m", spec, f"theory-{flow.moments.kind}", flow.system.derivation_hash,
                       L_star=flow.moments.minimum, tau=cov.trace, c=spec.c, rhs_evaluations=sol.nfev,
                       loss="MSE without 1/2 (LA-12)", time="gradient-flow time t")

@@ -24,11 +24,10 @@ from derivations import linear_separate as derivation
 
 from .. import compile as compiler
 from ..events import staircase
-from ..integrate import integrate
 from ..specs import LinearSeparateSpec
 from ..tasks import linear_attention as task
 from ..trajectory import Trajectory, provenance
-from .linear_merged import Moments, ReducedFlow, moments_for
+from .linear_merged import HEAD_POLYNOMIALS, Moments, ReducedFlow, moments_for
 
 STAIRCASE = {"log_time": True, "window": 0.02, "flat": 0.01}   # plateau detection (events.plateaus)
 LEARNED = 0.5          # a component counts as learned once beta_d reaches half of B*_dd
@@ -45,7 +44,8 @@ class SeparateFlow(ReducedFlow):
     def __init__(self, dim: int, heads: int, rank: int, moments: Moments, cache_dir=None):
         self.dim, self.heads, self.rank, self.moments = dim, heads, rank, moments
         self.system = compiler.compile_system(derivation, "block_system",
-                                              {"D": dim, "R": rank, "moments": moments.kind}, cache_dir)
+                                              {"D": dim, "R": rank, "moments": moments.kind}, cache_dir,
+                                              polynomials=HEAD_POLYNOMIALS)
         f = self.system.functions
         self._G, self._loss, self._head_b, self._head_rhs = f["G"], f["loss"], f["head_b"], f["head_rhs"]
         self._head_jac, self._head_curv = f["head_jac"], f["head_curv"]
@@ -203,9 +203,10 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
     Meta: ``L_star`` (minimum of the moments used), ``ladder`` (LA-30)."""
     flow, start, cov = setup(spec, moments, cache_dir)
     y0 = start if y0 is None else np.asarray(y0, dtype=float)
-    sol = integrate(flow.rhs, y0, spec.final_time, t_eval=t_eval)
-    loss = flow.loss(sol.y)
-    B = flow.b_vector(sol.y).T.reshape(-1, spec.dim, spec.dim)
+    sol = flow.solve(y0, spec.final_time, t_eval=t_eval)
+    b = flow.b_vector(sol.y)
+    loss = flow.loss_of_b(b)
+    B = b.T.reshape(-1, spec.dim, spec.dim)
     to_eigen = cov.basis.T @ flow.moments.basis
     beta = np.einsum("da,tab,db->td", to_eigen, B, to_eigen)
     learned = beta / population_b_star(spec, cov)

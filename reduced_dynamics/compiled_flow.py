@@ -1,0 +1,292 @@
+"""The linear-attention reduced flows (LA-22, LA-29) integrated by DOP853 in compiled code (Numba).
+
+Why: a theory curve must cost a small fraction of the gradient-descent run it is held against. Through
+``scipy.integrate.solve_ivp`` the curve spends its time in per-step Python overhead (about 60 steps of
+16 right-hand-side calls), not in arithmetic; here the whole integration runs in machine code.
+
+What is compiled is the *derived* system, nothing typed by hand:
+
+* the loss is quadratic in vec B (LA-19, or the §5 sample form), so G(B) = -dL/dB = G0 - Hess vec B
+  (LA-18) with G0 and Hess evaluated once from the compiled derivation for the spec's moments;
+* each head's contribution vec B_i(theta_i) (LA-11) and its pull-back (dB_i/dtheta_i)^T G, one head's share
+  of (LA-22) or (LA-29), are SymPy polynomials of ``derivations.linear_merged.block_pieces``, tabulated
+  monomial by monomial (``reduced_dynamics.compile.PolynomialTable``).
+
+The stepper is the Dormand-Prince 8(5,3) method with the step-size control, initial-step rule and 7th-order
+dense output of SciPy's ``DOP853`` (its coefficient tables are imported from SciPy, not copied), so at equal
+tolerances it takes the same steps as ``solve_ivp(method="DOP853")``; a test holds the two together.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+from scipy.integrate._ivp import dop853_coefficients as tableau
+
+from .compile import PolynomialTable
+from .integrate import IntegrationError, Solution, default_atol, output_times
+
+SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0     # SciPy's RungeKutta step-size control
+ERROR_EXPONENT = -1.0 / 8.0                         # -1 / (error estimator order 7 + 1)
+OK, BLOWUP, BUDGET, TOO_SMALL = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class HeadFlow:
+    """A flow dtheta_i/dt = (dB_i/dtheta_i)^T (G0 - Hess sum_j vec B_j) over H heads of n numbers each;
+    the state is theta of shape (n, H) flattened row-major, as in ``theory.linear_merged.ReducedFlow``."""
+    n: int
+    heads: int
+    G0: np.ndarray                  # (D^2,)
+    hessian: np.ndarray             # (D^2, D^2)
+    head_b: PolynomialTable         # theta -> vec B_i
+    head_rhs: PolynomialTable       # (theta, G) -> (dB_i/dtheta_i)^T G
+
+    def packed(self) -> tuple:
+        """Arguments of the compiled kernels. Slot layout of the work vector z: theta (n), G (D^2), 1."""
+        one = self.n + self.G0.size
+        if self.head_b.size != self.n or self.head_rhs.size != one:
+            raise ValueError(f"polynomial tables do not match n = {self.n}, D^2 = {self.G0.size}")
+        b_slots = np.where(self.head_b.slots == self.head_b.size, one, self.head_b.slots)
+        return (self.n, self.heads, np.ascontiguousarray(self.G0, dtype=float),
+                np.ascontiguousarray(self.hessian, dtype=float), self.head_b.coef, self.head_b.out,
+                np.ascontiguousarray(b_slots), self.head_rhs.coef, self.head_rhs.out,
+                np.ascontiguousarray(self.head_rhs.slots))
+
+
+@njit(cache=True)
+def _accumulate(Z, coef, out, slots, target, value):
+    """target[out[m], h] += coef[m] prod_k Z[slots[m, k], h] for every monomial m and head h (value: work
+    array of length H)."""
+    H = Z.shape[1]
+    for m in range(coef.shape[0]):
+        value[:] = coef[m]
+        for k in range(slots.shape[1]):
+            factor = Z[slots[m, k]]
+            for h in range(H):
+                value[h] *= factor[h]
+        row = target[out[m]]
+        for h in range(H):
+            row[h] += value[h]
+
+
+@njit(cache=True)
+def flow_rhs(y, flow, dy, Z, Bh):
+    """dy = RHS(y) of the head flow. Work arrays: Z (n + D^2 + 1, H) holds every head's theta, then G
+    broadcast over heads, then ones; Bh (D^2, H) each head's vec B_i."""
+    n, H, G0, hessian, b_coef, b_out, b_slots, r_coef, r_out, r_slots = flow
+    D2 = G0.shape[0]
+    Z[:n] = y.reshape(n, H)
+    Z[n + D2] = 1.0
+    Bh[:] = 0.0
+    value = np.empty(H)
+    _accumulate(Z, b_coef, b_out, b_slots, Bh, value)
+    b = Bh.sum(axis=1)
+    for i in range(D2):
+        g = G0[i]
+        for j in range(D2):
+            g -= hessian[i, j] * b[j]
+        Z[n + i] = g
+    target = dy.reshape(n, H)
+    target[:] = 0.0
+    _accumulate(Z, r_coef, r_out, r_slots, target, value)
+
+
+@njit(cache=True)
+def b_vectors(ys, flow):
+    """vec B = sum_i vec B_i(theta_i) (LA-11) at every row of ys (T, n H): shape (T, D^2)."""
+    n, H, G0 = flow[0], flow[1], flow[2]
+    Z = np.ones((n + G0.size + 1, H))
+    Bh = np.empty((G0.size, H))
+    value = np.empty(H)
+    out = np.empty((ys.shape[0], G0.size))
+    for t in range(ys.shape[0]):
+        Z[:n] = ys[t].reshape(n, H)
+        Bh[:] = 0.0
+        _accumulate(Z, flow[4], flow[5], flow[6], Bh, value)
+        for i in range(G0.size):
+            out[t, i] = np.sum(Bh[i])
+    return out
+
+
+@njit(cache=True)
+def _guarded_rhs(y, flow, dy, Z, Bh, blowup):
+    """flow_rhs, and False if the state has left the ball of radius ``blowup`` or the RHS is not finite (the
+    guard that ``integrate.integrate`` applies to every evaluation)."""
+    for k in range(y.size):
+        if not abs(y[k]) < blowup:
+            return False
+    flow_rhs(y, flow, dy, Z, Bh)
+    for k in range(dy.size):
+        if not np.isfinite(dy[k]):
+            return False
+    return True
+
+
+@njit(cache=True)
+def _combine(y, h, weights, K, stages, out):
+    """out = y + h sum_{j < stages} weights[j] K[j]."""
+    for k in range(y.size):
+        acc = 0.0
+        for j in range(stages):
+            acc += weights[j] * K[j, k]
+        out[k] = y[k] + h * acc
+
+
+@njit(cache=True)
+def _rms(x):
+    return np.sqrt(np.sum(x * x) / x.size)
+
+
+@njit(cache=True)
+def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, C, E3, E5, Dd):
+    n_state = y0.size
+    n, H, G0 = flow[0], flow[1], flow[2]
+    z = np.empty((n + G0.size + 1, H))
+    b = np.empty((G0.size, H))
+    K = np.empty((16, n_state))
+    ys = np.empty((t_eval.size, n_state))
+    F = np.empty((7, n_state))
+    weights = np.empty(7)
+    stage = np.empty(n_state)
+    y_new = np.empty(n_state)
+    y = y0.copy()
+    f = np.empty(n_state)
+    nfev = 1
+    if not _guarded_rhs(y, flow, f, z, b, blowup):
+        return ys, 0, nfev, BLOWUP, 0.0, np.max(np.abs(y))
+
+    # Initial step: Hairer, Norsett & Wanner II.4, as SciPy's select_initial_step (order 7).
+    scale = atol + np.abs(y) * rtol
+    d0, d1 = _rms(y / scale), _rms(f / scale)
+    h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+    h0 = min(h0, t_end)
+    nfev += 1
+    if not _guarded_rhs(y + h0 * f, flow, stage, z, b, blowup):
+        return ys, 0, nfev, BLOWUP, h0, np.max(np.abs(y))
+    d2 = _rms((stage - f) / scale) / h0
+    if d1 <= 1e-15 and d2 <= 1e-15:
+        h1 = max(1e-6, h0 * 1e-3)
+    else:
+        h1 = (0.01 / max(d1, d2)) ** (1.0 / 8.0)
+    h_abs = min(100.0 * h0, h1, t_end)
+
+    t = 0.0
+    i_out = 0
+    while t < t_end:
+        min_step = 10.0 * np.abs(np.nextafter(t, np.inf) - t)
+        h_abs = max(h_abs, min_step)
+        rejected = False
+        while True:
+            if h_abs < min_step:
+                return ys, i_out, nfev, TOO_SMALL, t, np.max(np.abs(y))
+            if nfev + 16 > max_evals:
+                return ys, i_out, nfev, BUDGET, t, np.max(np.abs(y))
+            t_new = min(t + h_abs, t_end)
+            h = t_new - t
+            h_abs = abs(h)
+            K[0] = f
+            finite = True
+            for s in range(1, 12):
+                _combine(y, h, A[s], K, s, stage)
+                finite = finite and _guarded_rhs(stage, flow, K[s], z, b, blowup)
+            _combine(y, h, B, K, 12, y_new)
+            finite = finite and _guarded_rhs(y_new, flow, K[12], z, b, blowup)
+            nfev += 12
+            if not finite:
+                return ys, i_out, nfev, BLOWUP, t + h, np.max(np.abs(y))
+            e5 = 0.0
+            e3 = 0.0
+            for k in range(n_state):
+                scale = atol + max(abs(y[k]), abs(y_new[k])) * rtol
+                err5 = 0.0
+                err3 = 0.0
+                for j in range(13):
+                    err5 += E5[j] * K[j, k]
+                    err3 += E3[j] * K[j, k]
+                e5 += (err5 / scale) ** 2
+                e3 += (err3 / scale) ** 2
+            if e5 == 0.0 and e3 == 0.0:
+                error_norm = 0.0
+            else:
+                error_norm = h_abs * e5 / np.sqrt((e5 + 0.01 * e3) * n_state)
+            if error_norm < 1.0:
+                factor = MAX_FACTOR if error_norm == 0.0 else min(MAX_FACTOR, SAFETY * error_norm ** ERROR_EXPONENT)
+                if rejected:
+                    factor = min(1.0, factor)
+                h_abs *= factor
+                break
+            h_abs *= max(MIN_FACTOR, SAFETY * error_norm ** ERROR_EXPONENT)
+            rejected = True
+
+        # Dense output for the requested times in (t, t_new] (and t = 0 on the first step).
+        if i_out < t_eval.size and t_eval[i_out] <= t_new:
+            for s in range(13, 16):
+                _combine(y, h, A[s], K, s, stage)
+                if not _guarded_rhs(stage, flow, K[s], z, b, blowup):
+                    return ys, i_out, nfev, BLOWUP, t + h, np.max(np.abs(y))
+            nfev += 3
+            for k in range(n_state):
+                delta = y_new[k] - y[k]
+                F[0, k] = delta
+                F[1, k] = h * K[0, k] - delta
+                F[2, k] = 2.0 * delta - h * (K[12, k] + K[0, k])
+                for r in range(4):
+                    acc = 0.0
+                    for j in range(16):
+                        acc += Dd[r, j] * K[j, k]
+                    F[3 + r, k] = h * acc
+            while i_out < t_eval.size and t_eval[i_out] <= t_new:
+                # SciPy's Dop853DenseOutput nests y_old + (((F6 x + F5)(1 - x) + F4) x + ...) x; the weight of
+                # F_j is the product of the factors from its position outwards.
+                x = (t_eval[i_out] - t) / h
+                weight = 1.0
+                for j in range(7):
+                    weight *= x if j % 2 == 0 else 1.0 - x
+                    weights[j] = weight
+                row = ys[i_out]
+                row[:] = y
+                for j in range(7):
+                    w, coefficients = weights[j], F[j]
+                    for k in range(n_state):
+                        row[k] += w * coefficients[k]
+                i_out += 1
+        t = t_new
+        y[:] = y_new
+        f[:] = K[12]
+    return ys, i_out, nfev, OK, t, np.max(np.abs(y))
+
+
+def solve(flow: HeadFlow, y0: np.ndarray, t_max: float, *, rtol: float = 1e-8, atol: float | None = None,
+          t_eval: np.ndarray | None = None, max_evals: int = 2_000_000, blowup: float = 1e8,
+          packed: tuple | None = None) -> Solution:
+    """Integrate the head flow on [0, t_max] with the tolerances of ``integrate.integrate``; raise
+    ``IntegrationError`` with the same advice on blow-up or stall. ``packed``: ``flow.packed()`` if already
+    at hand."""
+    y0 = np.ascontiguousarray(y0, dtype=float)
+    if y0.shape != (flow.n * flow.heads,):
+        raise ValueError(f"y0: expected shape ({flow.n * flow.heads},), got {y0.shape}")
+    if not np.all(np.isfinite(y0)):
+        raise IntegrationError("initial state contains NaN or infinity")
+    atol = default_atol(y0) if atol is None else atol
+    t_eval = output_times(t_max) if t_eval is None else np.ascontiguousarray(t_eval, dtype=float)
+    if t_eval.size and (t_eval[0] < 0 or t_eval[-1] > t_max or np.any(np.diff(t_eval) < 0)):
+        raise ValueError(f"t_eval: expected increasing times in [0, {t_max}]")
+    ys, filled, nfev, status, t_stop, y_max = _dop853(
+        y0, t_eval, float(t_max), float(rtol), float(atol), int(max_evals), float(blowup), packed or flow.packed(),
+        tableau.A, tableau.B, tableau.C, tableau.E3, tableau.E5, tableau.D)
+    if status == BLOWUP:
+        raise IntegrationError(
+            f"solution blew up at t = {t_stop:.6g} (|y| max {y_max:.3g}); the learning problem diverges for these "
+            f"parameters: lower the initial scale or the output scale, or check the spec")
+    if status == BUDGET:
+        raise IntegrationError(
+            f"step budget exhausted: {max_evals} right-hand-side evaluations reached at t = {t_stop:.6g} of "
+            f"{t_max:.6g}; raise max_evals, loosen rtol or shorten t_max")
+    if status == TOO_SMALL:
+        raise IntegrationError(
+            f"integration stopped at t = {t_stop:.6g} (|y| max {y_max:.3g}): the step size fell below the spacing "
+            f"of floating-point numbers, so the solution blows up in finite time or the flow is singular there; "
+            f"lower the initial scale or the output scale, or check the spec")
+    return Solution(t=t_eval[:filled].copy(), y=ys[:filled], nfev=int(nfev))
