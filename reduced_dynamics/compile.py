@@ -49,9 +49,11 @@ def derivation_source(module: ModuleType) -> str:
     """The source a derivation depends on: its own module and every other module of its package (a
     derivation may build on another's pieces, e.g. attn-s on attn-m's loss in B), in a fixed order.
     Read again whenever a file of the package changes (size or modification time)."""
-    own = Path(inspect.getfile(module))
-    files = [own, *sorted(own.parent.glob("*.py"))]
-    return _read_sources(tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+    own = inspect.getfile(module)
+    with os.scandir(os.path.dirname(own)) as entries:
+        files = sorted((e.path, e.stat().st_mtime_ns, e.stat().st_size) for e in entries if e.name.endswith(".py"))
+    status = os.stat(own)
+    return _read_sources(((own, status.st_mtime_ns, status.st_size), *files))
 
 
 @functools.lru_cache(maxsize=64)
@@ -116,8 +118,9 @@ def compile_system(module: ModuleType, builder: str, sizes: dict[str, Any],
     """Compile ``getattr(module, builder)(**sizes)``, using the disk cache when a valid entry exists;
     tabulate the functions named in ``polynomials`` as well."""
     directory = Path(directory) if directory is not None else cache_dir()
-    dhash = derivation_hash(module)
-    key = _entry_key(module.__name__, derivation_source(module), builder,
+    source = derivation_source(module)
+    dhash = _short_hash(source)
+    key = _entry_key(module.__name__, source, builder,
                      json.dumps(sizes, sort_keys=True, default=str), tuple(sorted(polynomials)))
     size_tag = "-".join(f"{k}{v}" for k, v in sorted(sizes.items()))
     path = directory / f"{module.__name__.split('.')[-1]}-{builder}-{size_tag}-{key[:16]}.json"

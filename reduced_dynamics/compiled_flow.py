@@ -95,19 +95,22 @@ def flow_rhs(y, flow, dy, Z, Bh):
 
 @njit(cache=True)
 def b_vectors(ys, flow):
-    """vec B = sum_i vec B_i(theta_i) (LA-11) at every row of ys (T, n H): shape (T, D^2)."""
-    n, H, G0 = flow[0], flow[1], flow[2]
-    Z = np.ones((n + G0.size + 1, H))
-    Bh = np.empty((G0.size, H))
-    value = np.empty(H)
-    out = np.empty((ys.shape[0], G0.size))
+    """vec B = sum_i vec B_i(theta_i) (LA-11) at every row of ys (T, n H): shape (D^2, T)."""
+    n, H, G0, coef, out = flow[0], flow[1], flow[2], flow[4], flow[5]
+    slots = np.minimum(flow[6], n)                  # the padding slot: row n of the work array, all ones
+    work = np.ones((n + 1) * H)
+    b = np.zeros((ys.shape[0], G0.size))
     for t in range(ys.shape[0]):
-        Z[:n] = ys[t].reshape(n, H)
-        Bh[:] = 0.0
-        _accumulate(Z, flow[4], flow[5], flow[6], Bh, value)
-        for i in range(G0.size):
-            out[t, i] = np.sum(Bh[i])
-    return out
+        work[:n * H] = ys[t]
+        for m in range(coef.shape[0]):
+            total = 0.0
+            for h in range(H):
+                value = coef[m]
+                for k in range(slots.shape[1]):
+                    value *= work[slots[m, k] * H + h]
+                total += value
+            b[t, out[m]] += total
+    return b.T
 
 
 @njit(cache=True)
@@ -237,9 +240,9 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, C, E3,
                     for j in range(16):
                         acc += Dd[r, j] * K[j, k]
                     F[3 + r, k] = h * acc
+            # SciPy's Dop853DenseOutput nests y_old + (((F6 x + F5)(1 - x) + F4) x + ...) x; the weight of F_j is
+            # the product of the factors from its position outwards.
             while i_out < t_eval.size and t_eval[i_out] <= t_new:
-                # SciPy's Dop853DenseOutput nests y_old + (((F6 x + F5)(1 - x) + F4) x + ...) x; the weight of
-                # F_j is the product of the factors from its position outwards.
                 x = (t_eval[i_out] - t) / h
                 weight = 1.0
                 for j in range(7):

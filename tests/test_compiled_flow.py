@@ -37,11 +37,18 @@ def test_compiled_dop853_takes_scipys_steps_on_attn_m(spec):
 
 
 def test_compiled_dop853_agrees_with_scipy_on_attn_s():
+    """Saddle to saddle: each escape amplifies rounding differences (the two evaluate sums in other orders),
+    so here the runs may take slightly different steps; both must stay within the integration error,
+    measured against a run at rtol 1e-12."""
     spec = LinearSeparateSpec(dim=4, heads=5, rank=2, t_max=300.0)
     flow, y0, _ = separate.setup(spec)
-    compiled, scipy = both_ways(flow, y0, spec.final_time, t_eval=np.linspace(0.0, 300.0, 301))
+    t_eval = np.linspace(0.0, 300.0, 301)
+    compiled, scipy = both_ways(flow, y0, spec.final_time, t_eval=t_eval)
+    accurate = flow.loss(flow.solve(y0, spec.final_time, t_eval=t_eval, rtol=1e-12).y)
     assert abs(compiled.nfev - scipy.nfev) <= 0.02 * scipy.nfev
-    np.testing.assert_allclose(flow.loss(compiled.y), flow.loss(scipy.y), rtol=1e-8, atol=1e-12)
+    error_scipy = np.max(np.abs(flow.loss(scipy.y) - accurate))
+    error_compiled = np.max(np.abs(flow.loss(compiled.y) - accurate))
+    assert error_scipy < 1e-5 and error_compiled < max(2 * error_scipy, 1e-9)
 
 
 def random_state(flow, rng, scale):

@@ -96,7 +96,7 @@ class ReducedFlow:
         evaluated in compiled code."""
         y = np.asarray(y, dtype=float)
         b = compiled_flow.b_vectors(np.ascontiguousarray(y.reshape(-1, self.n * self.heads)), self.packed)
-        return b[0] if y.ndim == 1 else b.T
+        return b[:, 0] if y.ndim == 1 else b
 
     def loss(self, y: np.ndarray) -> np.ndarray:
         """Reduced loss at one state (scalar array) or at stacked states (T,)."""
@@ -146,6 +146,12 @@ class ReducedFlow:
         return integrate(self.rhs, y0, t_max, jac=self.jacobian, method=method, **options)
 
 
+def eigen_diagonal(b: np.ndarray, to_eigen: np.ndarray) -> np.ndarray:
+    """Diagonal of E^T B E for vec B (row-major) stacked as the columns of b (D^2, T): (T, D)."""
+    weights = np.einsum("ad,bd->abd", to_eigen, to_eigen).reshape(-1, to_eigen.shape[1])
+    return b.T @ weights
+
+
 def projection(W: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(LA-35): v_i = r_i[D], U_i = W_i[:D, :D] (original basis)."""
     D = r.shape[1] - 1
@@ -193,9 +199,7 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
     thetas = sol.y.reshape(len(sol.t), flow.n, spec.heads)
     b = flow.b_vector(sol.y)
     loss = flow.loss_of_b(b)
-    B = b.T.reshape(-1, spec.dim, spec.dim)
-    to_eigen = cov.basis.T @ flow.moments.basis
-    beta = np.einsum("da,tab,db->td", to_eigen, B, to_eigen)
+    beta = eigen_diagonal(b, cov.basis.T @ flow.moments.basis)
     v = thetas[:, 0, :]
     balance = v ** 2 - np.einsum("tjh,tjh->th", thetas[:, 1:, :], thetas[:, 1:, :])
     meta = provenance("attn-m", spec, f"theory-{flow.moments.kind}", flow.system.derivation_hash,

@@ -27,7 +27,7 @@ from ..events import staircase
 from ..specs import LinearSeparateSpec
 from ..tasks import linear_attention as task
 from ..trajectory import Trajectory, provenance
-from .linear_merged import HEAD_POLYNOMIALS, Moments, ReducedFlow, moments_for
+from .linear_merged import HEAD_POLYNOMIALS, Moments, ReducedFlow, eigen_diagonal, moments_for
 
 STAIRCASE = {"log_time": True, "window": 0.02, "flat": 0.01}   # plateau detection (events.plateaus)
 LEARNED = 0.5          # a component counts as learned once beta_d reaches half of B*_dd
@@ -207,8 +207,7 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
     b = flow.b_vector(sol.y)
     loss = flow.loss_of_b(b)
     B = b.T.reshape(-1, spec.dim, spec.dim)
-    to_eigen = cov.basis.T @ flow.moments.basis
-    beta = np.einsum("da,tab,db->td", to_eigen, B, to_eigen)
+    beta = eigen_diagonal(b, cov.basis.T @ flow.moments.basis)
     learned = beta / population_b_star(spec, cov)
     components = np.sum(learned >= LEARNED, axis=1)
     h, xq, yq = held_out_prompts(spec, cov, test_size)
