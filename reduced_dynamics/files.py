@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -36,7 +37,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    """Strict JSON (see ``json_ready``), indented, keys sorted."""
+    return atomic_write_text(path, json.dumps(json_ready(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def atomic_save_npz(path: str | os.PathLike, **arrays: Any) -> Path:
@@ -45,16 +47,27 @@ def atomic_save_npz(path: str | os.PathLike, **arrays: Any) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def _json_default(obj: Any) -> Any:
+def json_ready(obj: Any) -> Any:
+    """``obj`` with NumPy arrays and scalars turned into lists and numbers, paths into strings, and every
+    non-finite float (a time never reached, an undefined ratio) into ``None``: strict JSON has no NaN or
+    Infinity, and other languages' parsers reject them."""
+    if isinstance(obj, dict):
+        return {key: json_ready(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(value) for value in obj]
     if isinstance(obj, np.ndarray):
-        return obj.tolist()
+        return json_ready(obj.tolist())
     if isinstance(obj, np.generic):
-        return obj.item()
+        return json_ready(obj.item())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
     if isinstance(obj, Path):
         return str(obj)
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def to_json(obj: Any) -> str:
-    """Deterministic JSON (sorted keys) accepting NumPy scalars and arrays."""
-    return json.dumps(obj, sort_keys=True, default=_json_default)
+    """Deterministic strict JSON (sorted keys, ``json_ready``)."""
+    return json.dumps(json_ready(obj), sort_keys=True, allow_nan=False)
