@@ -104,7 +104,7 @@ def test_c9_note_sizes(train_size):
     # The finite-sample reference point of each plateau: the least-squares fit of y_q on the learned
     # eigen-directions' features c (e_d^T h)(e_d^T x_q), d <= m, over this very training set (§5, §7.2).
     rngs = task.streams(spec.seed)
-    cov = task.draw_covariance(spec.covariance, spec.dim, spec.eigenvalues, rngs["basis"])
+    cov = task.spec_covariance(spec, rngs)
     data = task.draw_training_set(cov, spec.context, spec.sample_size, rngs["data"])
     h = np.einsum("pn,pnd->pd", data.y, data.x) / spec.context
     features = spec.c * (h @ cov.basis) * (data.xq @ cov.basis)

@@ -207,7 +207,7 @@ def gradient_descent(model, params: dict, batch: Batch, lr: float, steps: int, *
 def problem(spec: LinearMergedSpec):
     """Covariance, initial weights and training set for the spec's seed (shared streams, see tasks)."""
     rngs = task.streams(spec.seed)
-    cov = task.draw_covariance(spec.covariance, spec.dim, spec.eigenvalues, rngs["basis"])
+    cov = task.spec_covariance(spec, rngs)
     W, r = task.merged_initial_weights(spec.dim, spec.heads, spec.init_scale, rngs["init"])
     data = task.draw_training_set(cov, spec.context, spec.sample_size, rngs["data"],
                                   spec.centre_inputs, spec.whiten_tasks)
@@ -239,7 +239,7 @@ def simulate_merged(spec: LinearMergedSpec, progress: bool | None = None) -> Tra
 def problem_separate(spec: LinearSeparateSpec):
     """Covariance, initial weights (§8 rule of the spec) and training set for the spec's seed."""
     rngs = task.streams(spec.seed)
-    cov = task.draw_covariance(spec.covariance, spec.dim, spec.eigenvalues, rngs["basis"])
+    cov = task.spec_covariance(spec, rngs)
     K, Q, r = task.separate_initial_weights(spec.dim, spec.heads, spec.rank, spec.init_scale, spec.init_rule,
                                             rngs["init"])
     data = task.draw_training_set(cov, spec.context, spec.sample_size, rngs["data"],

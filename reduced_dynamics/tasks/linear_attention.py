@@ -68,6 +68,12 @@ def draw_covariance(kind: str, dim: int, given: tuple[float, ...] | None, rng: n
     return Covariance(eigenvalues_for(kind, dim, given), random_orthogonal(dim, rng))
 
 
+def spec_covariance(spec, rngs: dict) -> Covariance:
+    """The covariance a linear-attention spec's seed draws: its spectrum (``covariance``, ``eigenvalues``)
+    in a basis from the ``basis`` stream of ``streams(spec.seed)``, identical for theory and reference."""
+    return draw_covariance(spec.covariance, spec.dim, spec.eigenvalues, rngs["basis"])
+
+
 def draw_training_set(cov: Covariance, context: int, size: int, rng: np.random.Generator,
                       centre_inputs: bool = False, whiten_tasks: bool = False) -> TrainingSet:
     """(LA-1, LA-2): x ~ N(0, Lambda), w ~ N(0, I), y = w^T x, no label noise. Optional finite-sample

@@ -180,7 +180,7 @@ def setup(spec: LinearMergedSpec, moments: str | None = None, cache_dir=None):
     """The flow and its initial state for the spec's seed, with ``moments`` population or sample
     (default: sample when ``spec.train_size`` is given)."""
     rngs = task.streams(spec.seed)
-    cov = task.draw_covariance(spec.covariance, spec.dim, spec.eigenvalues, rngs["basis"])
+    cov = task.spec_covariance(spec, rngs)
     W, r = task.merged_initial_weights(spec.dim, spec.heads, spec.init_scale, rngs["init"])
     mom = moments_for(spec, cov, rngs, moments)
     flow = ReducedFlow(spec.dim, spec.heads, mom, cache_dir)
@@ -240,7 +240,7 @@ class LogisticCourse:
 def logistic_course(spec: LinearMergedSpec) -> LogisticCourse:
     """Constants of (LA-26) in the eigenbasis and U_0 of (LA-25) from the projected initial weights."""
     rngs = task.streams(spec.seed)
-    cov = task.draw_covariance(spec.covariance, spec.dim, spec.eigenvalues, rngs["basis"])
+    cov = task.spec_covariance(spec, rngs)
     W, r = task.merged_initial_weights(spec.dim, spec.heads, spec.init_scale, rngs["init"])
     v, U = projection(W, r)
     lam, N, c = cov.eigenvalues, spec.context, spec.c
@@ -282,7 +282,7 @@ def comparison_theories(spec: LinearMergedSpec) -> dict[str, Trajectory]:
 def levels(spec: LinearMergedSpec, theory: Trajectory) -> dict[str, float]:
     """Horizontal reference levels: the population minimum L* (LA-21) and the sample minimum."""
     rngs = task.streams(spec.seed)
-    cov = task.draw_covariance(spec.covariance, spec.dim, spec.eigenvalues, rngs["basis"])
+    cov = task.spec_covariance(spec, rngs)
     out = {"L* (LA-21)": population_moments(spec, cov).minimum}
     if theory.meta.get("kind") == "theory-sample":
         out["sample minimum"] = float(theory.meta["L_star"])
