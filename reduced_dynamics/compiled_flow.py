@@ -58,17 +58,27 @@ class HeadFlow:
 @njit(cache=True)
 def _accumulate(Z, coef, out, slots, target, value):
     """target[out[m], h] += coef[m] prod_k Z[slots[m, k], h] for every monomial m and head h (value: work
-    array of length H)."""
+    array of length H). Degrees 2 and 3 (attn-m, attn-s) get loops the compiler can unroll."""
     H = Z.shape[1]
+    degree = slots.shape[1]
     for m in range(coef.shape[0]):
-        value[:] = coef[m]
-        for k in range(slots.shape[1]):
-            factor = Z[slots[m, k]]
+        row, c = target[out[m]], coef[m]
+        if degree == 2:
+            a, b = Z[slots[m, 0]], Z[slots[m, 1]]
             for h in range(H):
-                value[h] *= factor[h]
-        row = target[out[m]]
-        for h in range(H):
-            row[h] += value[h]
+                row[h] += c * a[h] * b[h]
+        elif degree == 3:
+            a, b, d = Z[slots[m, 0]], Z[slots[m, 1]], Z[slots[m, 2]]
+            for h in range(H):
+                row[h] += c * a[h] * b[h] * d[h]
+        else:
+            value[:] = c
+            for k in range(degree):
+                factor = Z[slots[m, k]]
+                for h in range(H):
+                    value[h] *= factor[h]
+            for h in range(H):
+                row[h] += value[h]
 
 
 @njit(cache=True)
@@ -96,20 +106,20 @@ def flow_rhs(y, flow, dy, Z, Bh):
 @njit(cache=True)
 def b_vectors(ys, flow):
     """vec B = sum_i vec B_i(theta_i) (LA-11) at every row of ys (T, n H): shape (D^2, T)."""
-    n, H, G0, coef, out = flow[0], flow[1], flow[2], flow[4], flow[5]
-    slots = np.minimum(flow[6], n)                  # the padding slot: row n of the work array, all ones
-    work = np.ones((n + 1) * H)
-    b = np.zeros((ys.shape[0], G0.size))
+    n, H, G0 = flow[0], flow[1], flow[2]
+    Z = np.ones((n + G0.size + 1, H))
+    Bh = np.empty((G0.size, H))
+    value = np.empty(H)
+    b = np.empty((ys.shape[0], G0.size))
     for t in range(ys.shape[0]):
-        work[:n * H] = ys[t]
-        for m in range(coef.shape[0]):
+        Z[:n] = ys[t].reshape(n, H)
+        Bh[:] = 0.0
+        _accumulate(Z, flow[4], flow[5], flow[6], Bh, value)
+        for i in range(G0.size):
             total = 0.0
             for h in range(H):
-                value = coef[m]
-                for k in range(slots.shape[1]):
-                    value *= work[slots[m, k] * H + h]
-                total += value
-            b[t, out[m]] += total
+                total += Bh[i, h]
+            b[t, i] = total
     return b.T
 
 
@@ -129,12 +139,14 @@ def _guarded_rhs(y, flow, dy, Z, Bh, blowup):
 
 @njit(cache=True)
 def _combine(y, h, weights, K, stages, out):
-    """out = y + h sum_{j < stages} weights[j] K[j]."""
+    """out = y + h sum_{j < stages} weights[j] K[j] (the sum taken in order of j)."""
+    out[:] = 0.0
+    for j in range(stages):
+        w, row = weights[j], K[j]
+        for k in range(y.size):
+            out[k] += w * row[k]
     for k in range(y.size):
-        acc = 0.0
-        for j in range(stages):
-            acc += weights[j] * K[j, k]
-        out[k] = y[k] + h * acc
+        out[k] = y[k] + h * out[k]
 
 
 @njit(cache=True)
@@ -152,6 +164,8 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, C, E3,
     ys = np.empty((t_eval.size, n_state))
     F = np.empty((7, n_state))
     weights = np.empty(7)
+    err5 = np.empty(n_state)
+    err3 = np.empty(n_state)
     stage = np.empty(n_state)
     y_new = np.empty(n_state)
     y = y0.copy()
@@ -199,17 +213,19 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, C, E3,
             nfev += 12
             if not finite:
                 return ys, i_out, nfev, BLOWUP, t + h, np.max(np.abs(y))
+            err5[:] = 0.0
+            err3[:] = 0.0
+            for j in range(13):
+                w5, w3, row = E5[j], E3[j], K[j]
+                for k in range(n_state):
+                    err5[k] += w5 * row[k]
+                    err3[k] += w3 * row[k]
             e5 = 0.0
             e3 = 0.0
             for k in range(n_state):
                 scale = atol + max(abs(y[k]), abs(y_new[k])) * rtol
-                err5 = 0.0
-                err3 = 0.0
-                for j in range(13):
-                    err5 += E5[j] * K[j, k]
-                    err3 += E3[j] * K[j, k]
-                e5 += (err5 / scale) ** 2
-                e3 += (err3 / scale) ** 2
+                e5 += (err5[k] / scale) ** 2
+                e3 += (err3[k] / scale) ** 2
             if e5 == 0.0 and e3 == 0.0:
                 error_norm = 0.0
             else:
@@ -235,11 +251,8 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, C, E3,
                 F[0, k] = delta
                 F[1, k] = h * K[0, k] - delta
                 F[2, k] = 2.0 * delta - h * (K[12, k] + K[0, k])
-                for r in range(4):
-                    acc = 0.0
-                    for j in range(16):
-                        acc += Dd[r, j] * K[j, k]
-                    F[3 + r, k] = h * acc
+            for r in range(4):
+                _combine(np.zeros(n_state), h, Dd[r], K, 16, F[3 + r])
             # SciPy's Dop853DenseOutput nests y_old + (((F6 x + F5)(1 - x) + F4) x + ...) x; the weight of F_j is
             # the product of the factors from its position outwards.
             while i_out < t_eval.size and t_eval[i_out] <= t_new:
