@@ -61,7 +61,10 @@ def timed_sweep(label: str, make_executor, workers: int, the_grid: dict) -> dict
             list(executor.map(_spin, range(CONTROL_TASKS)))
             control = time.perf_counter() - start
             start, cpu = time.perf_counter(), time.process_time()
-            result = sweep.run_sweep("attn-m", the_grid, ["drop_time"], folder, executor=executor, progress=False)
+            # every executor here is local (workers write their points); the same tasks for all of them
+            chunk = sweep.chunk_size_for(len(sweep.plan("attn-m", the_grid, {}, "theory")), 2)
+            result = sweep.run_sweep("attn-m", the_grid, ["drop_time"], folder, executor=executor, progress=False,
+                                     workers_write=True, chunk_size=chunk)
             seconds, driver_cpu = time.perf_counter() - start, time.process_time() - cpu
         rows = sweep.read_table(result.csv_path)
     if result.failed or len(rows) != len(result.points):

@@ -6,8 +6,10 @@ A sweep is a grid over spec fields (the other fields fixed) and a side: ``theory
 (``families.py``) and measured by its ``summarise`` (the same metrics that ``compare`` reports: for attn-m
 the midpoint drop time of (LA-28) and the final loss), so a sweep needs nothing family-specific.
 
-Files, all under the output folder and all written atomically (``files.py``) by the process that drives the
-sweep, as each point completes (so workers need no shared file system, e.g. on a Dask cluster):
+Files, all under the output folder and all written atomically (``files.py``) as each point completes, by
+the worker that computed it when the workers share the folder (the default process pool, a local Dask
+cluster) or else by the process that drives the sweep (so workers need no shared file system, e.g. on a
+remote Dask cluster):
 
 * ``points/<key>.npz``: the point's whole Trajectory (``Trajectory.save``);
 * ``points/<key>.json``: model, side, spec, every measure of ``summarise``, versions, wall and CPU seconds,
@@ -111,8 +113,12 @@ def plan(model: str, grid: dict[str, Sequence[Any]], fixed: dict[str, Any] | Non
     return list(points.values())
 
 
-def evaluate(model: str, spec_fields: dict[str, Any], side: str) -> dict[str, Any]:
-    """Run one point (in a worker): the family's predict or simulate, then its summarise."""
+def evaluate(model: str, spec_fields: dict[str, Any], side: str, out_dir: str | None = None) -> dict[str, Any]:
+    """Run one point (in a worker): the family's predict or simulate, then its summarise.
+
+    With ``out_dir`` (a folder the worker shares with the driver) the worker also writes the point's files
+    and returns only ``{"record": ...}``: the driver then does no per-point serialisation, which otherwise
+    costs about as much CPU as a cheap theory point and caps the speed-up of a sweep of such points."""
     fam = family(model)
     spec = fam.spec_class.from_dict(spec_fields)
     start, cpu = time.perf_counter(), time.process_time()
@@ -121,8 +127,29 @@ def evaluate(model: str, spec_fields: dict[str, Any], side: str) -> dict[str, An
     else:
         trajectory = fam.resolve("simulate")(spec, progress=False)
     measures = fam.resolve("summarise")(trajectory)
-    return {"trajectory": trajectory, "measures": measures, "seconds": time.perf_counter() - start,
-            "cpu_seconds": time.process_time() - cpu, "blas_threads": max(blas_threads().values(), default=None)}
+    result = {"trajectory": trajectory, "measures": measures, "seconds": time.perf_counter() - start,
+              "cpu_seconds": time.process_time() - cpu, "blas_threads": max(blas_threads().values(), default=None)}
+    if out_dir is not None:
+        return {"record": write_point(Path(out_dir), Point(spec, side), result)}
+    return result
+
+
+def evaluate_chunk(model: str, items: list[tuple[dict[str, Any], str]], out_dir: str | None = None) -> list[dict]:
+    """``evaluate`` for several points in one task (fewer round trips when points take milliseconds). A
+    point that raises gives ``{"error": message}`` in its place; the others are unaffected."""
+    outcomes = []
+    for spec_fields, side in items:
+        try:
+            outcomes.append(evaluate(model, spec_fields, side, out_dir))
+        except Exception as exc:
+            outcomes.append({"error": f"{type(exc).__name__}: {exc}"})
+    return outcomes
+
+
+def chunk_size_for(points: int, workers: int) -> int:
+    """Points per task for a pool of ``workers``: about eight tasks per worker (so the load stays balanced
+    when points differ in cost), at most 32 points each."""
+    return max(1, min(32, points // (8 * workers)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -138,15 +165,17 @@ def _sha256(path: Path) -> str:
 
 
 def write_point(out_dir: Path, point: Point, result: dict[str, Any]) -> dict[str, Any]:
-    """Write the point's ``.npz`` then its ``.json`` (the completion mark), both atomically."""
+    """Write the point's ``.npz`` then its ``.json`` (the completion mark), both atomically. Not flushed to
+    disk one by one (that cost more than a cheap theory point): ``read_point`` checks every point before
+    trusting it, so a file lost or emptied by a system crash is recomputed, and ``sweep.csv`` is flushed."""
     npz, meta = point_paths(out_dir, point)
-    result["trajectory"].save(npz)
+    result["trajectory"].save(npz, sync=False)
     record = {"point": point.key, "model": point.model, "side": point.side, "spec": point.spec.to_dict(),
               "measures": result["measures"], "seconds": result["seconds"],
               "cpu_seconds": result["cpu_seconds"], "blas_threads": result.get("blas_threads"),
               "versions": result["trajectory"].meta.get("versions") or versions(),    # the worker's libraries
               "kind": result["trajectory"].meta.get("kind"), "npz_sha256": _sha256(npz)}
-    atomic_write_json(meta, record)
+    atomic_write_json(meta, record, sync=False)
     return json.loads(meta.read_text())
 
 
@@ -274,11 +303,16 @@ class SweepResult:
 
 def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str], out_dir: str | Path,
               fixed: dict[str, Any] | None = None, side: str = "theory", executor: cf.Executor | None = None,
-              workers: int | None = None, progress: bool | None = None) -> SweepResult:
+              workers: int | None = None, progress: bool | None = None,
+              workers_write: bool | None = None, chunk_size: int | None = None) -> SweepResult:
     """Evaluate every point of the grid not already finished in ``out_dir``, write each as it completes,
     then write ``sweep.csv``. Without ``executor``, a process pool of ``workers`` (default: CPU count)
     spawned workers with one BLAS thread each is created and shut down here; a given executor is used
-    as is and left open. ``progress``: tqdm bar on (True), off (False) or only on a terminal (None)."""
+    as is and left open. ``progress``: tqdm bar on (True), off (False) or only on a terminal (None).
+    ``workers_write``: the workers write the point files into ``out_dir`` themselves (they must see that
+    folder: default True for the pool made here, False for a given executor, which may be a remote
+    cluster); otherwise they send each whole trajectory back and this process writes it. ``chunk_size``:
+    points per task (default: ``chunk_size_for`` the pool made here, 1 for a given executor)."""
     from tqdm import tqdm
 
     fam = family(model)
@@ -286,9 +320,14 @@ def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str
     names = check_measures(fam, measures)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise SpecError("workers", "a positive integer", workers)
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise SpecError("chunk_size", "a positive integer", chunk_size)
     out_dir = Path(out_dir)
     for stale in (out_dir / "points").glob(".*.tmp"):    # half-written files of a killed run
         stale.unlink()
+    if workers_write is None:
+        workers_write = executor is None
+    shared = str(out_dir.resolve()) if workers_write else None
     result = SweepResult(points, {}, measures=names)
     pending = []
     for point in points:
@@ -306,25 +345,28 @@ def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str
     with contextlib.ExitStack() as stack:
         if executor is None and pending:
             stack.enter_context(blas_pinned_environment())
-            executor = process_pool(workers or os.cpu_count() or 1)
+            pool_size = workers or os.cpu_count() or 1
+            executor = process_pool(pool_size)
             stack.callback(executor.shutdown, wait=True, cancel_futures=True)
+            chunk_size = chunk_size or chunk_size_for(len(pending), pool_size)
+        chunk_size = chunk_size or 1
         bar = stack.enter_context(tqdm(total=len(points), initial=len(result.records), unit="point",
                                        desc=f"sweep {model} ({side})", disable=None if progress is None
                                        else not progress))
-        futures: dict[cf.Future, Point] = {}
+        futures: dict[cf.Future, list[Point]] = {}
         try:
             if pending and not result.records:
                 # No stored measure names yet: evaluate one point first and check the names against it,
                 # unless the family declares them (then everything is submitted at once).
                 if not fam.measures:
                     first = pending.pop(0)
-                    _collect(out_dir, first, executor.submit(evaluate, model, first.spec.to_dict(), first.side),
-                             result, bar)
+                    _collect(out_dir, [first], _submit(executor, model, [first], shared), result, bar)
                     if first.key in result.records:
                         check_measures(fam, names, result.records[first.key]["measures"])
-            futures = {executor.submit(evaluate, model, p.spec.to_dict(), p.side): p for p in pending}
+            chunks = [pending[i:i + chunk_size] for i in range(0, len(pending), chunk_size)]
+            futures = {_submit(executor, model, chunk, shared): chunk for chunk in chunks}
             for future in cf.as_completed(futures):
-                # pop: a collected result (a whole trajectory) is dropped at once, so memory stays flat
+                # pop: collected results (whole trajectories) are dropped at once, so memory stays flat
                 _collect(out_dir, futures.pop(future), future, result, bar)
         except BaseException:
             for future in futures:
@@ -336,16 +378,29 @@ def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str
     return result
 
 
-def _collect(out_dir: Path, point: Point, future: cf.Future, result: SweepResult, bar) -> None:
+def _submit(executor: cf.Executor, model: str, chunk: list[Point], shared: str | None) -> cf.Future:
+    """One point as one ``evaluate`` task (what an executor's users see task by task), several as one
+    ``evaluate_chunk`` task."""
+    if len(chunk) == 1:
+        return executor.submit(evaluate, model, chunk[0].spec.to_dict(), chunk[0].side, out_dir=shared)
+    return executor.submit(evaluate_chunk, model, [(p.spec.to_dict(), p.side) for p in chunk], out_dir=shared)
+
+
+def _collect(out_dir: Path, chunk: list[Point], future: cf.Future, result: SweepResult, bar) -> None:
     try:
-        outcome = future.result()
-    except Exception as exc:  # a failing point is reported and retried by the next run, never written
-        result.failed[point.key] = f"{type(exc).__name__}: {exc}"
-        bar.update(1)
-        return
-    result.records[point.key] = write_point(out_dir, point, outcome)
-    result.computed.append(point.key)
-    bar.update(1)
+        outcomes = future.result()
+    except Exception as exc:  # a failing task is reported and retried by the next run, never written
+        outcomes = [{"error": f"{type(exc).__name__}: {exc}"}] * len(chunk)
+    if len(chunk) == 1 and not isinstance(outcomes, list):
+        outcomes = [outcomes]
+    for point, outcome in zip(chunk, outcomes):
+        if "error" in outcome:
+            result.failed[point.key] = outcome["error"]
+        else:
+            result.records[point.key] = (outcome["record"] if "record" in outcome
+                                         else write_point(out_dir, point, outcome))
+            result.computed.append(point.key)
+    bar.update(len(chunk))
 
 
 # ---------------------------------------------------------------------------------------------------------

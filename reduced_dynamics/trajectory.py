@@ -39,9 +39,11 @@ class Trajectory:
             if name in RESERVED:
                 raise ValueError(f"observable name {name!r} is reserved")
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, sync: bool = True) -> Path:
+        """Atomically, as ``.npz``; ``sync=False`` skips flushing to disk (see ``files.atomic_write_bytes``)."""
         meta = dict(self.meta, events=self.events, observables=sorted(self.observables))
-        return atomic_save_npz(path, t=self.t, loss=self.loss, meta=np.array(to_json(meta)), **self.observables)
+        return atomic_save_npz(path, sync, t=self.t, loss=self.loss, meta=np.array(to_json(meta)),
+                               **self.observables)
 
     @classmethod
     def load(cls, path: str | Path) -> "Trajectory":

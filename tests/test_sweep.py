@@ -228,3 +228,39 @@ def test_plan_is_the_product_of_distinct_values_with_unique_keys(dims, scales, s
     assert len({p.key for p in points}) == len(points)
     assert {(p.spec.dim, p.spec.init_scale) for p in points} == {(d, s) for d in dims for s in scales}
     assert all(p.spec.heads == 2 for p in points)
+
+
+def test_chunked_tasks_give_the_same_table_and_a_failing_point_spares_its_chunk(tmp_path, monkeypatch):
+    """Several points per task (what the default pool does for cheap points) change nothing in the numbers;
+    a point that raises inside a chunk is reported alone and retried by the next run."""
+    single = sweep.run_sweep("attn-m", GRID, ["drop_time"], tmp_path / "single", fixed=SMALL, executor=Synchronous())
+    original = sweep.evaluate
+
+    def flaky(model, fields, side, out_dir=None):
+        if fields["init_scale"] == 0.05 and fields["seed"] == 1:
+            raise FloatingPointError("injected")
+        return original(model, fields, side, out_dir)
+
+    monkeypatch.setattr(sweep, "evaluate", flaky)
+    with cf.ThreadPoolExecutor(max_workers=2) as pool:
+        chunked = sweep.run_sweep("attn-m", GRID, ["drop_time"], tmp_path / "chunked", fixed=SMALL, executor=pool,
+                                  chunk_size=3, workers_write=True)
+    assert len(chunked.computed) == 5 and list(chunked.failed.values()) == ["FloatingPointError: injected"]
+    monkeypatch.setattr(sweep, "evaluate", original)
+    rerun = Synchronous()
+    again = sweep.run_sweep("attn-m", GRID, ["drop_time"], tmp_path / "chunked", fixed=SMALL, executor=rerun)
+    assert keys_of(rerun) == list(chunked.failed) and not again.failed
+    def without_seconds(rows):
+        return [{k: v for k, v in row.items() if k not in sweep.TIMING_COLUMNS} for row in rows]
+    assert without_seconds(sweep.read_table(again.csv_path)) == without_seconds(sweep.read_table(single.csv_path))
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True])
+def test_a_bad_chunk_size_is_named(tmp_path, bad):
+    with pytest.raises(SpecError, match="chunk_size"):
+        sweep.run_sweep("attn-m", GRID, ["drop_time"], tmp_path, fixed=SMALL, executor=Synchronous(), chunk_size=bad)
+
+
+def test_chunk_sizes_keep_several_tasks_per_worker():
+    assert sweep.chunk_size_for(200, 2) == 12 and sweep.chunk_size_for(10, 2) == 1
+    assert sweep.chunk_size_for(100_000, 2) == 32
