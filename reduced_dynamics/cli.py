@@ -327,7 +327,8 @@ def _run_sweep(argv: list[str]) -> int:
             where = f"Dask scheduler {args.scheduler}" if args.scheduler else f"local Dask cluster ({workers or 2} workers)"
         result = sweep.run_sweep(fam.name, grid, measures, args.out, fixed=fixed, side=args.side,
                                  executor=executor, workers=workers, progress=args.progress,
-                                 workers_write=not args.scheduler)      # a remote cluster may not see --out
+                                 workers_write=not args.scheduler,      # a remote cluster may not see --out
+                                 chunk_size=sweep.chunk_size_for(len(points), workers or 2) if args.dask else None)
     print(f"{fam.name} sweep on {where}: {len(points)} points, {len(result.computed)} computed, "
           f"{len(result.skipped)} already done, {len(result.recomputed_corrupt)} corrupt recomputed, "
           f"{len(result.failed)} failed, in {time.perf_counter() - start:.1f} s")

@@ -56,3 +56,16 @@ def test_local_dask_cluster_gives_the_same_numbers_as_the_process_pool(pool_run,
         np.testing.assert_array_equal(a.t, b.t)
         np.testing.assert_array_equal(a.loss, b.loss)
     assert [r["blas_threads"] for r in records(tmp_path, pool_result)] == [1] * 12    # Dask's nanny pins them
+
+
+def test_cli_local_dask_cluster_writes_in_its_workers_and_matches_the_pool(pool_run, tmp_path, capsys):
+    """--dask local: the workers see the output folder, write their points in chunks, same numbers."""
+    pytest.importorskip("distributed")
+    _, pool_result = pool_run
+    argv = ["sweep", "attn-m", "--grid", "init-scale=" + ",".join(map(str, GRID["init_scale"])),
+            "--grid", "seed=" + ",".join(map(str, GRID["seed"])), "--measure", "drop_time,final_loss",
+            "--no-progress", "--dask", "local", "--workers", "2", "--out", str(tmp_path)]
+    argv += [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()]
+    assert main(argv) == 0
+    assert "12 computed" in capsys.readouterr().out
+    assert exact(sweep.read_table(tmp_path / "sweep.csv")) == numbers(pool_result)
