@@ -18,6 +18,7 @@ tolerances it takes the same steps as ``solve_ivp(method="DOP853")``; a test hol
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,7 @@ class HeadFlow:
     head_b: PolynomialTable         # theta -> vec B_i
     head_rhs: PolynomialTable       # (theta, G) -> (dB_i/dtheta_i)^T G
 
+    @functools.cached_property
     def packed(self) -> tuple:
         """Arguments of the compiled kernels. Slot layout of the work vector z: theta (n), G (D^2), 1."""
         one = self.n + self.G0.size
@@ -275,11 +277,9 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, C, E3,
 
 
 def solve(flow: HeadFlow, y0: np.ndarray, t_max: float, *, rtol: float = 1e-8, atol: float | None = None,
-          t_eval: np.ndarray | None = None, max_evals: int = 2_000_000, blowup: float = 1e8,
-          packed: tuple | None = None) -> Solution:
+          t_eval: np.ndarray | None = None, max_evals: int = 2_000_000, blowup: float = 1e8) -> Solution:
     """Integrate the head flow on [0, t_max] with the tolerances of ``integrate.integrate``; raise
-    ``IntegrationError`` with the same advice on blow-up or stall. ``packed``: ``flow.packed()`` if already
-    at hand."""
+    ``IntegrationError`` with the same advice on blow-up or stall."""
     y0 = np.ascontiguousarray(y0, dtype=float)
     if y0.shape != (flow.n * flow.heads,):
         raise ValueError(f"y0: expected shape ({flow.n * flow.heads},), got {y0.shape}")
@@ -290,7 +290,7 @@ def solve(flow: HeadFlow, y0: np.ndarray, t_max: float, *, rtol: float = 1e-8, a
     if t_eval.size and (t_eval[0] < 0 or t_eval[-1] > t_max or np.any(np.diff(t_eval) < 0)):
         raise ValueError(f"t_eval: expected increasing times in [0, {t_max}]")
     ys, filled, nfev, status, t_stop, y_max = _dop853(
-        y0, t_eval, float(t_max), float(rtol), float(atol), int(max_evals), float(blowup), packed or flow.packed(),
+        y0, t_eval, float(t_max), float(rtol), float(atol), int(max_evals), float(blowup), flow.packed,
         tableau.A, tableau.B, tableau.C, tableau.E3, tableau.E5, tableau.D)
     if status == BLOWUP:
         raise IntegrationError(

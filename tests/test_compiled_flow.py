@@ -66,7 +66,7 @@ def test_compiled_rhs_and_b_equal_the_generated_functions(dim, heads, seed, scal
     ys = np.stack([random_state(flow, rng, scale) for _ in range(3)])
     generated_b = flow._head_b(flow.theta(ys)).sum(axis=1)                   # (D^2, T)
     np.testing.assert_allclose(flow.b_vector(ys), generated_b, rtol=1e-12, atol=1e-14)
-    packed = flow.packed
+    packed = flow.head_flow.packed
     dy = np.empty(flow.n * heads)
     Z = np.empty((flow.n + dim * dim + 1, heads))
     Bh = np.empty((dim * dim, heads))
@@ -84,7 +84,7 @@ def test_compiled_rhs_equals_the_generated_one_for_attn_s(dim, heads, rank, seed
     flow, _, _ = separate.setup(spec)
     y = 0.3 * np.random.default_rng(seed).normal(size=flow.n * heads)
     dy = np.empty_like(y)
-    compiled_flow.flow_rhs(y, flow.packed, dy, np.empty((flow.n + dim * dim + 1, heads)),
+    compiled_flow.flow_rhs(y, flow.head_flow.packed, dy, np.empty((flow.n + dim * dim + 1, heads)),
                            np.empty((dim * dim, heads)))
     expected = flow._head_rhs(flow.theta(y), np.repeat(flow.G(y)[:, None], heads, axis=1)).reshape(-1)
     np.testing.assert_allclose(dy, expected, rtol=1e-11, atol=1e-13 * np.max(np.abs(expected)))

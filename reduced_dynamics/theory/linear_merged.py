@@ -95,7 +95,8 @@ class ReducedFlow:
         """vec B = sum_i vec B_i (D^2,), or (D^2, T) for stacked states, from the derived head map (LA-11)
         evaluated in compiled code."""
         y = np.asarray(y, dtype=float)
-        b = compiled_flow.b_vectors(np.ascontiguousarray(y.reshape(-1, self.n * self.heads)), self.packed)
+        b = compiled_flow.b_vectors(np.ascontiguousarray(y.reshape(-1, self.n * self.heads)),
+                                   self.head_flow.packed)
         return b[:, 0] if y.ndim == 1 else b
 
     def loss(self, y: np.ndarray) -> np.ndarray:
@@ -134,15 +135,12 @@ class ReducedFlow:
         p = self.system.polynomials
         return compiled_flow.HeadFlow(self.n, self.heads, self._G0, self._hessian, p["head_b"], p["head_rhs"])
 
-    @functools.cached_property
-    def packed(self) -> tuple:
-        return self.head_flow.packed()
 
     def solve(self, y0: np.ndarray, t_max: float, method: str = "compiled", **options) -> Solution:
         """Integrate from y0 to t_max: ``method="compiled"`` (default) runs DOP853 in machine code
         (``compiled_flow``); a ``solve_ivp`` method name runs ``rhs`` through ``integrate.integrate``."""
         if method == "compiled":
-            return compiled_flow.solve(self.head_flow, y0, t_max, packed=self.packed, **options)
+            return compiled_flow.solve(self.head_flow, y0, t_max, **options)
         return integrate(self.rhs, y0, t_max, jac=self.jacobian, method=method, **options)
 
 
