@@ -1,5 +1,6 @@
-"""Figures: the registry covers every script, the quick attn-m figure is byte-stable across processes, and
-its data show the science (theory and gradient descent drop together, the loss falls by more than half)."""
+"""Figures: the registry covers every script, the quick attn-m figure is byte-stable across processes (and
+every quick figure within one), and their data show the science (theory and gradient descent drop together,
+the loss falls by more than half)."""
 import ast
 import json
 import os
@@ -88,13 +89,20 @@ def test_quick_figure_data_show_theory_and_descent_dropping_together(two_runs):
     assert abs(curves["loss"][-1] - curves["loss_reference"][-1]) < 0.01 * curves["loss_reference"][-1]
 
 
+@pytest.fixture(scope="module")
+def quick_figures(tmp_path_factory):
+    """Every registered figure at --quick sizes (about two minutes)."""
+    folder = tmp_path_factory.mktemp("quick")
+    return folder, make_figures(list(figure_registry()), folder, quick=True)
+
+
 @pytest.mark.slow
-def test_every_quick_figure_writes_its_contract_files(tmp_path):
-    """All registered figures at --quick sizes (about two minutes): each writes PDF, PNG, .npz and a JSON
-    holding its spec and the versions (make_figures raises otherwise); the main figures' data show their
-    science: attn-m theory and GD drop together, the attn-s staircase visits the ladder, the dominant softmax
-    feature crosses every threshold first (SF-30), and the SM-C12 orderings hold at the quick sizes."""
-    done = make_figures(list(figure_registry()), tmp_path, quick=True)
+def test_every_quick_figure_writes_its_contract_files(quick_figures):
+    """Each figure writes PDF, PNG, .npz and a JSON holding its spec and the versions (make_figures raises
+    otherwise); the main figures' data show their science: attn-m theory and GD drop together, the attn-s
+    staircase visits the ladder, the dominant softmax feature crosses every threshold first (SF-30), and the
+    SM-C12 orderings hold at the quick sizes."""
+    tmp_path, done = quick_figures
     assert set(done) == set(figure_registry())
     attn_m = json.loads((tmp_path / "attn_m_loss.json").read_text())
     assert abs(attn_m["drop_time_relative_gap"]) < 0.02
@@ -124,3 +132,15 @@ def test_every_quick_figure_writes_its_contract_files(tmp_path):
     for path in tmp_path.glob("*.npz"):
         with np.load(path) as data:
             assert all(np.all(np.isfinite(data[k])) for k in data.files if data[k].dtype.kind == "f"), path.name
+
+
+@pytest.mark.slow
+def test_every_quick_figure_is_byte_identical_when_made_again(quick_figures, tmp_path):
+    """Made a second time, every figure file (PDF, PNG, .npz, JSON) has the same bytes: no dates, no
+    dictionary or set order, no unseeded randomness anywhere (the cross-process check is the attn-m one)."""
+    first, _ = quick_figures
+    make_figures(list(figure_registry()), tmp_path, quick=True)
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in tmp_path.iterdir())
+    differing = [name for name in names if (first / name).read_bytes() != (tmp_path / name).read_bytes()]
+    assert differing == []
