@@ -20,7 +20,7 @@ from reduced_dynamics import compile as compiler
 from reduced_dynamics.compile import compile_system
 from reduced_dynamics.reference.linear_attention import simulate_merged
 from reduced_dynamics.specs import LinearMergedSpec
-from reduced_dynamics.theory import linear_merged as theory
+from reduced_dynamics.theory.linear_attention import merged as theory
 
 
 def rows(spec: LinearMergedSpec, repeat: int, full_route: bool) -> list[tuple[str, float]]:

@@ -22,7 +22,7 @@ from reduced_dynamics import compile as compiler
 from reduced_dynamics.compile import compile_system
 from reduced_dynamics.reference.linear_attention import simulate_separate
 from reduced_dynamics.specs import LinearSeparateSpec
-from reduced_dynamics.theory import linear_separate as theory
+from reduced_dynamics.theory.linear_attention import separate as theory
 
 
 def rows(spec: LinearSeparateSpec, repeat: int, full_route: bool) -> dict[str, float]:

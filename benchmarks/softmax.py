@@ -18,8 +18,8 @@ from reduced_dynamics.compile import compile_system
 from reduced_dynamics.reference.softmax_features import simulate
 from reduced_dynamics.specs import SoftmaxFeaturesSpec
 from benchmarks._table import best_of
-from reduced_dynamics.theory import softmax_features as theory
-from reduced_dynamics.theory.softmax_exact import CountEnumeration
+from reduced_dynamics.theory.softmax import features as theory
+from reduced_dynamics.theory.softmax.exact import CountEnumeration
 
 
 def rows(repeat: int, gd_steps: int) -> list[tuple[str, float]]:

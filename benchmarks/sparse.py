@@ -18,8 +18,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from reduced_dynamics.tasks.sparse_regression import NOTE_SETTINGS, excess_risk, sample_prompts
-from reduced_dynamics.theory import sparse_algorithms as alg
-from reduced_dynamics.theory.sparse_risk import Sample
+from reduced_dynamics.theory.sparse import algorithms as alg
+from reduced_dynamics.theory.sparse.risk import Sample
 
 
 def best_of(repeat: int, action):

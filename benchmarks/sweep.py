@@ -24,7 +24,7 @@ import numpy as np
 
 from reduced_dynamics import sweep
 from reduced_dynamics.specs import LinearMergedSpec
-from reduced_dynamics.theory.linear_merged import predict
+from reduced_dynamics.theory.linear_attention.merged import predict
 
 
 def grid(scales: int, seeds: int) -> dict[str, list]:

@@ -8,7 +8,7 @@ batch axes) and returns an array with the output shape followed by the batch axe
 
 Functions named in ``polynomials`` (polynomials in their arguments with numeric coefficients, such as
 a head's contribution to B and its pull-back) are also tabulated monomial by monomial
-(``PolynomialTable``), the form the compiled integrator of ``reduced_dynamics.compiled_flow`` evaluates.
+(``PolynomialTable``), the form the compiled integrator of ``reduced_dynamics.integrate.compiled`` evaluates.
 
 The generated source and tables are cached as JSON under a key made of the derivation's source (its module and the other
 modules of its package, which it may build on), the builder's

@@ -16,14 +16,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .errors import SpecError
 
-class SpecError(ValueError):
-    """A parameter had a value outside what the model accepts."""
-
-    def __init__(self, parameter: str, expected: str, got: Any):
-        self.parameter = parameter
-        self.expected = expected
-        super().__init__(f"{parameter}: expected {expected}, got {got!r}")
+__all__ = ["Spec", "SpecError", "param"]
 
 
 def param(default: Any, help: str, choices: tuple | None = None) -> Any:

@@ -15,7 +15,7 @@ import numpy as np
 from reduced_dynamics import plotting
 from reduced_dynamics.files import atomic_save_npz, atomic_write_json, to_json
 from reduced_dynamics.specs import LinearSeparateSpec
-from reduced_dynamics.theory import linear_separate as th
+from reduced_dynamics.theory.linear_attention import separate as th
 
 NAME = "attn_s_rank_sweep"
 

@@ -12,7 +12,7 @@ import numpy as np
 from reduced_dynamics import plotting
 from reduced_dynamics.files import atomic_save_npz, atomic_write_json
 from reduced_dynamics.specs import SoftmaxFeaturesSpec
-from reduced_dynamics.theory.softmax_features import large_n_error, predict
+from reduced_dynamics.theory.softmax.features import large_n_error, predict
 
 NAME = "softmax_large_n"
 

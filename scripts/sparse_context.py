@@ -14,7 +14,7 @@ from reduced_dynamics import plotting
 from reduced_dynamics.files import atomic_save_npz, atomic_write_json, to_json
 from reduced_dynamics.reference.sparse_multihead import run_experiment
 from reduced_dynamics.tasks.sparse_regression import NOTE_SETTINGS
-from reduced_dynamics.theory import sparse_risk as risk
+from reduced_dynamics.theory.sparse import risk as risk
 
 NAME = "sparse_context"
 HEADS = (1, 2, 4)

@@ -13,7 +13,7 @@ import numpy as np
 from reduced_dynamics import plotting
 from reduced_dynamics.files import atomic_save_npz, atomic_write_json, to_json
 from reduced_dynamics.tasks.sparse_regression import NOTE_SETTINGS
-from reduced_dynamics.theory.sparse_multihead import predict
+from reduced_dynamics.theory.sparse.multihead import predict
 
 NAME = "sparse_depth"
 CURVES = (("gd_flow", "GD flow"), ("pto_flow", "PtO flow"), ("pto_inf_flow", "PtO-inf flow"))

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reduced_dynamics import compiled_flow
+from reduced_dynamics.integrate import compiled as compiled_flow
 from reduced_dynamics.integrate import IntegrationError
 from reduced_dynamics.specs import LinearMergedSpec, LinearSeparateSpec
-from reduced_dynamics.theory import linear_merged as merged
-from reduced_dynamics.theory import linear_separate as separate
+from reduced_dynamics.theory.linear_attention import merged as merged
+from reduced_dynamics.theory.linear_attention import separate as separate
 
 
 def both_ways(flow, y0, t_max, t_eval=None):

@@ -11,7 +11,7 @@ from finite_differences import central_gradient
 from reduced_dynamics.reference import linear_attention as ref
 from reduced_dynamics.specs import LinearMergedSpec
 from reduced_dynamics.tasks import linear_attention as task
-from reduced_dynamics.theory import linear_merged as th
+from reduced_dynamics.theory.linear_attention import merged as th
 
 
 def random_full_weights(rng, D, H, scale=1.0):

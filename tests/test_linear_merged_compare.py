@@ -9,7 +9,7 @@ import pytest
 
 from reduced_dynamics import comparison
 from reduced_dynamics.specs import LinearMergedSpec
-from reduced_dynamics.theory import linear_merged as th
+from reduced_dynamics.theory.linear_attention import merged as th
 
 
 def c5_spec(**changes):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from reduced_dynamics.events import first_crossing_below
 from reduced_dynamics.specs import LinearMergedSpec
 from reduced_dynamics.tasks import linear_attention as task
-from reduced_dynamics.theory import linear_merged as th
+from reduced_dynamics.theory.linear_attention import merged as th
 
 
 def test_c1_monte_carlo_moments_match_la16():

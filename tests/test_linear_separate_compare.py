@@ -9,7 +9,7 @@ from reduced_dynamics import comparison
 from reduced_dynamics.reference import linear_attention as ref
 from reduced_dynamics.specs import LinearSeparateSpec
 from reduced_dynamics.tasks import linear_attention as task
-from reduced_dynamics.theory import linear_separate as th
+from reduced_dynamics.theory.linear_attention import separate as th
 
 A0 = 0.05
 

@@ -4,7 +4,7 @@ the full D = 8, H = 9 sweep is figure (b), ``scripts/attn_s_rank_sweep.py``."""
 import pytest
 
 from reduced_dynamics.specs import LinearSeparateSpec
-from reduced_dynamics.theory import linear_separate as th
+from reduced_dynamics.theory.linear_attention import separate as th
 
 
 @pytest.mark.parametrize("rank", [2, 4])

@@ -8,7 +8,7 @@ from finite_differences import central_gradient
 from reduced_dynamics.reference import linear_attention as ref
 from reduced_dynamics.specs import LinearSeparateSpec
 from reduced_dynamics.tasks import linear_attention as task
-from reduced_dynamics.theory import linear_separate as th
+from reduced_dynamics.theory.linear_attention import separate as th
 
 
 def random_weights(rng, D, H, R, scale=1.0):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from reduced_dynamics.events import first_crossing_below
 from reduced_dynamics.specs import LinearSeparateSpec
 from reduced_dynamics.tasks import linear_attention as task
-from reduced_dynamics.theory import linear_separate as th
+from reduced_dynamics.theory.linear_attention import separate as th
 
 A0 = 0.05
 

@@ -6,8 +6,8 @@ import pytest
 import sympy as sp
 
 from derivations import softmax_features as der
-from reduced_dynamics.theory.softmax_exact import CountEnumeration
-from reduced_dynamics.theory.softmax_features import large_n_flow, large_n_functions
+from reduced_dynamics.theory.softmax.exact import CountEnumeration
+from reduced_dynamics.theory.softmax.features import large_n_flow, large_n_functions
 
 
 def _note_rhs(M, p):

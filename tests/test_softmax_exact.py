@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from reduced_dynamics.specs import SpecError
-from reduced_dynamics.theory.softmax_exact import (CountEnumeration, count_vectors, monte_carlo_columns,
+from reduced_dynamics.theory.softmax.exact import (CountEnumeration, count_vectors, monte_carlo_columns,
                                                    per_prompt_terms, symmetric_column, symmetric_floor)
 
 

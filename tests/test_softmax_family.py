@@ -104,7 +104,7 @@ def test_flow_probe_rhs_is_minus_gradient(limit):
 def test_exact_gd_map_is_first_order_close_to_the_flow():
     """The exact-gradient GD map on M (SF-13 step by step) approaches the exact flow as lr -> 0 like O(lr)
     (SF-10): halving lr roughly halves the largest gap in A."""
-    from reduced_dynamics.theory.softmax_features import exact_gd_map
+    from reduced_dynamics.theory.softmax.features import exact_gd_map
     gaps = []
     for lr in (1.0, 0.5):
         spec = SoftmaxFeaturesSpec(features=3, dim=3, context=8, dominant=0.5, lr=lr, t_max=20.0)

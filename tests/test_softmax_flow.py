@@ -5,8 +5,8 @@ from hypothesis import given, settings, strategies as st
 
 from reduced_dynamics.events import first_crossing_below
 from reduced_dynamics.tasks.softmax_features import _vertex
-from reduced_dynamics.theory.softmax_exact import CountEnumeration
-from reduced_dynamics.theory.softmax_features import (exact_flow, large_n_flow, symmetric_exact_flow)
+from reduced_dynamics.theory.softmax.exact import CountEnumeration
+from reduced_dynamics.theory.softmax.features import (exact_flow, large_n_flow, symmetric_exact_flow)
 
 IMBALANCED = (0.6, 0.4 / 3, 0.4 / 3, 0.4 / 3)
 

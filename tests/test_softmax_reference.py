@@ -5,7 +5,7 @@ import pytest
 from reduced_dynamics.reference.softmax_features import loss_and_grad, per_feature_losses, predict, train
 from reduced_dynamics.specs import SpecError
 from reduced_dynamics.tasks.softmax_features import random_features, sample_prompts
-from reduced_dynamics.theory.softmax_exact import CountEnumeration
+from reduced_dynamics.theory.softmax.exact import CountEnumeration
 
 
 def _fd_gradient(Q, prompts, include_query_token, h=1e-5):

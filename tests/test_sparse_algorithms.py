@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from reduced_dynamics.specs import SparseSpec, SpecError
 from reduced_dynamics.tasks.sparse_regression import context_statistics, sample_prompts
-from reduced_dynamics.theory import sparse_algorithms as alg
+from reduced_dynamics.theory.sparse import algorithms as alg
 
 
 def _data(d, n, count=5, seed=0, noise=0.3, s=2):

@@ -4,8 +4,8 @@ import pytest
 
 from reduced_dynamics.specs import SparseSpec
 from reduced_dynamics.tasks.sparse_regression import NOTE_SETTINGS, sample_prompts
-from reduced_dynamics.theory import sparse_algorithms as alg
-from reduced_dynamics.theory import sparse_risk as sr
+from reduced_dynamics.theory.sparse import algorithms as alg
+from reduced_dynamics.theory.sparse import risk as sr
 
 TAUS = sr.depth_grid(0.25, 4096.0, 29)
 

@@ -7,8 +7,8 @@ from scipy.integrate import quad
 
 from derivations import sparse_multihead as der
 from reduced_dynamics.specs import SparseSpec
-from reduced_dynamics.theory import sparse_formulas as sf
-from reduced_dynamics.theory import sparse_restricted_flow as rf
+from reduced_dynamics.theory.sparse import formulas as sf
+from reduced_dynamics.theory.sparse import restricted_flow as rf
 
 
 def test_one_step_risk_is_the_note_formula_and_matches_the_numeric_module():

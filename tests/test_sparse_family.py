@@ -8,10 +8,10 @@ from reduced_dynamics.cli import main
 from reduced_dynamics.families import FAMILIES
 from reduced_dynamics.specs import SparseSpec
 from reduced_dynamics.tasks.sparse_regression import sample_prompts
-from reduced_dynamics.theory import sparse_algorithms as alg
-from reduced_dynamics.theory import sparse_multihead as theory
-from reduced_dynamics.theory import sparse_restricted_flow as restricted
-from reduced_dynamics.theory.sparse_risk import Sample
+from reduced_dynamics.theory.sparse import algorithms as alg
+from reduced_dynamics.theory.sparse import multihead as theory
+from reduced_dynamics.theory.sparse import restricted_flow as restricted
+from reduced_dynamics.theory.sparse.risk import Sample
 from reduced_dynamics.trajectory import Trajectory
 
 SMALL = dict(FAMILIES["sparse"].test_spec)

@@ -4,9 +4,9 @@ import pytest
 
 from reduced_dynamics.specs import SparseSpec
 from reduced_dynamics.tasks.sparse_regression import excess_risk, mean_and_stderr, sample_prompts
-from reduced_dynamics.theory import sparse_algorithms as alg
-from reduced_dynamics.theory import sparse_formulas as sf
-from reduced_dynamics.theory.sparse_risk import Sample, flow_risk_curves
+from reduced_dynamics.theory.sparse import algorithms as alg
+from reduced_dynamics.theory.sparse import formulas as sf
+from reduced_dynamics.theory.sparse.risk import Sample, flow_risk_curves
 
 
 @pytest.mark.parametrize("law", ["rademacher", "gaussian"])

@@ -6,7 +6,7 @@ import pytest
 from reduced_dynamics.reference import sparse_multihead as ref
 from reduced_dynamics.specs import SparseSpec, SpecError
 from reduced_dynamics.tasks.sparse_regression import context_statistics, sample_prompts
-from reduced_dynamics.theory import sparse_algorithms as alg
+from reduced_dynamics.theory.sparse import algorithms as alg
 
 
 def test_sm_c1_gradients_match_central_differences():

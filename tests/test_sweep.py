@@ -16,7 +16,7 @@ from reduced_dynamics import sweep
 from reduced_dynamics.cli import main
 from reduced_dynamics.families import family
 from reduced_dynamics.specs import SpecError
-from reduced_dynamics.theory.linear_merged import predict, summarise
+from reduced_dynamics.theory.linear_attention.merged import predict, summarise
 
 SMALL = {"dim": 2, "context": 5, "heads": 2, "t_max": 20.0}
 GRID = {"init_scale": [0.1, 0.05, 0.02], "seed": [0, 1]}

@@ -9,11 +9,11 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 from derivations import sparse_multihead as der
 
-from ..compile import compile_system
+from ...compile import compile_system
+from ...integrate import integrate
 
 
 @lru_cache(maxsize=None)
@@ -34,22 +34,20 @@ def integrate_restricted(state0, m3: float, m6: float, times: np.ndarray, rtol: 
                          atol: float = 1e-14) -> np.ndarray:
     """Integrate d(a, b, c, g)/dt = -grad L (SM-38) and return the states at ``times``, shape (K, 4)."""
     rhs4, _, _ = _callables()
-    sol = solve_ivp(lambda t, x: rhs4(x, m3, m6), (0.0, float(times[-1])),
-                    np.asarray(state0, dtype=float), method="DOP853", t_eval=times, rtol=rtol, atol=atol)
-    if not sol.success:
-        raise RuntimeError(f"restricted flow integration failed: {sol.message}")
-    return sol.y.T
+    return _solve(lambda t, x: rhs4(x, m3, m6), np.asarray(state0, dtype=float), times, rtol, atol)
 
 
 def integrate_balanced(p0: float, m3: float, m6: float, times: np.ndarray, rtol: float = 1e-10,
                        atol: float = 1e-14) -> np.ndarray:
     """Integrate the balanced scalar ODE dp/dt (SM-39) and return p at ``times``."""
     _, rhs1, _ = _callables()
-    sol = solve_ivp(lambda t, x: [float(rhs1(x[0], m3, m6))], (0.0, float(times[-1])), [p0],
-                    method="DOP853", t_eval=times, rtol=rtol, atol=atol)
-    if not sol.success:
-        raise RuntimeError(f"balanced flow integration failed: {sol.message}")
-    return sol.y[0]
+    return _solve(lambda t, x: np.array([float(rhs1(x[0], m3, m6))]), np.array([float(p0)]), times, rtol,
+                  atol)[:, 0]
+
+
+def _solve(rhs, y0: np.ndarray, times: np.ndarray, rtol: float, atol: float) -> np.ndarray:
+    """DOP853 through the project's integrator, states at ``times`` (K, len(y0))."""
+    return integrate(rhs, y0, float(times[-1]), method="DOP853", t_eval=times, rtol=rtol, atol=atol).y
 
 
 def gain_of(states: np.ndarray) -> np.ndarray:

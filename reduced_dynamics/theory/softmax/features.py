@@ -18,12 +18,12 @@ import numpy as np
 
 from derivations import softmax_features as derivation
 
-from .. import compile as compiler
-from ..integrate import integrate
-from ..specs import SoftmaxFeaturesSpec, SpecError
-from ..tasks.softmax_features import check_probabilities, curve_events
-from ..trajectory import Trajectory, provenance
-from .softmax_exact import CountEnumeration, symmetric_column
+from ... import compile as compiler
+from ...integrate import integrate
+from ...specs import SoftmaxFeaturesSpec, SpecError
+from ...tasks.softmax_features import check_probabilities, curve_events
+from ...trajectory import Trajectory, provenance
+from .exact import CountEnumeration, symmetric_column
 
 
 @dataclass
@@ -202,7 +202,7 @@ def summarise(trajectory: Trajectory) -> dict:
     levels = list(meta["thresholds"])
     obs = trajectory.observables
     events = curve_events(trajectory.t, obs["loss_k"], obs["M"], obs["attention"], p, levels)
-    from ..events import first_crossing_below
+    from ...events import first_crossing_below
     middle = levels[len(levels) // 2]
     return {"threshold_times": events["threshold_times"],
             "half_attention_times": events["half_attention_times"],
@@ -240,7 +240,7 @@ def large_n_error(n_features: int, sizes, t_eval, eps: float = 0.05) -> dict:
     (``slope``; -1 for an O(1/N) error), and the times at which L_k reaches ``eps`` (``threshold_times``, and
     ``threshold_time_inf`` for the large-N flow).
     """
-    from ..events import first_crossing_below
+    from ...events import first_crossing_below
 
     K = int(n_features)
     t = np.asarray(t_eval, dtype=float)

@@ -8,7 +8,7 @@ and initialisation rule (§8), with population moments (LA-16 to LA-19, covarian
 small-learning-rate limit of the reference run up to the leakage of §10.2 (b).
 
 The right-hand side is assembled from the derived pieces of ``derivations.linear_separate.block_system``;
-the flow class is the attn-m one (``theory.linear_merged.ReducedFlow``) with the ATTN_S head map
+the flow class is the shared one (``theory.linear_attention.flow.ReducedFlow``) with the ATTN_S head map
 B_head = v (K^x)^T Q^x.
 """
 from __future__ import annotations
@@ -18,16 +18,16 @@ import math
 
 import numpy as np
 import sympy as sp
-from scipy.integrate import solve_ivp
 
 from derivations import linear_separate as derivation
 
-from .. import compile as compiler
-from ..events import staircase
-from ..specs import LinearSeparateSpec
-from ..tasks import linear_attention as task
-from ..trajectory import Trajectory, provenance
-from .linear_merged import HEAD_POLYNOMIALS, Moments, ReducedFlow, eigen_diagonal, moments_for
+from ... import compile as compiler
+from ...events import staircase
+from ...integrate import integrate
+from ...specs import LinearSeparateSpec
+from ...tasks import linear_attention as task
+from ...trajectory import Trajectory, provenance
+from .flow import Moments, ReducedFlow, eigen_diagonal, moments_for
 
 STAIRCASE = {"log_time": True, "window": 0.02, "flat": 0.01}   # plateau detection (events.plateaus)
 LEARNED = 0.5          # a component counts as learned once beta_d reaches half of B*_dd
@@ -38,20 +38,12 @@ class SeparateFlow(ReducedFlow):
 
     State vector: theta of shape (1 + 2RD, H) flattened row-major; column i is head i's
     (v_i, K_i^x row-major, Q_i^x row-major), K^x and Q^x written in ``moments.basis`` (columns rotated).
-    Everything but the head map is inherited from the attn-m flow (loss, G, rhs, Jacobian, solve).
+    Everything but the head map is the shared flow's (loss, G, rhs, Jacobian, solve).
     """
 
     def __init__(self, dim: int, heads: int, rank: int, moments: Moments, cache_dir=None):
-        self.dim, self.heads, self.rank, self.moments = dim, heads, rank, moments
-        self.system = compiler.compile_system(derivation, "block_system",
-                                              {"D": dim, "R": rank, "moments": moments.kind}, cache_dir,
-                                              polynomials=HEAD_POLYNOMIALS)
-        f = self.system.functions
-        self._G, self._loss, self._head_b, self._head_rhs = f["G"], f["loss"], f["head_b"], f["head_rhs"]
-        self._head_jac, self._head_curv = f["head_jac"], f["head_curv"]
-        self._hessian = f["hessian"](moments.values)
-        self.n = 1 + 2 * rank * dim
-        self._G0 = self._G(np.zeros(dim * dim), moments.values)
+        self.rank = rank
+        super().__init__(derivation, {"D": dim, "R": rank}, 1 + 2 * rank * dim, dim, heads, moments, cache_dir)
 
     def unpack(self, y: np.ndarray):
         """(v (..., H), K (..., H, R, D), Q (..., H, R, D)) from one state or stacked states (T, n H)."""
@@ -158,9 +150,9 @@ def scalar_laws(eigenvalues, context: int, c: float, a0, t: np.ndarray, rtol: fl
     s = second_moments(lam, context)
     a0 = np.broadcast_to(np.asarray(a0, dtype=float), lam.shape)
     rhs = _scalar_functions()[0]
-    sol = solve_ivp(lambda _, a: rhs(a, lam, s, c), (0.0, float(t[-1])), a0, method="DOP853", t_eval=t,
-                    rtol=rtol, atol=1e-14)
-    return sol.y.T ** 3
+    sol = integrate(lambda _, a: rhs(a, lam, s, c), a0, float(t[-1]), method="DOP853", t_eval=t, rtol=rtol,
+                    atol=1e-14)
+    return sol.y ** 3
 
 
 def scalar_loss(eigenvalues, context: int, c: float, beta: np.ndarray) -> np.ndarray:

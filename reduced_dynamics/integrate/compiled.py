@@ -19,30 +19,39 @@ tolerances it takes the same steps as ``solve_ivp(method="DOP853")``; a test hol
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from numba import njit
-from scipy.integrate._ivp import dop853_coefficients as tableau
 
-from .compile import PolynomialTable
-from .integrate import IntegrationError, Solution, default_atol, output_times
+try:    # SciPy's own DOP853 tableau: a private module, so guarded (the SciPy backend needs none of it)
+    from scipy.integrate._ivp import dop853_coefficients as tableau
+except ImportError:  # pragma: no cover - depends on the SciPy release
+    tableau = None
+
+from ..compile import PolynomialTable
+from ..errors import IntegrationError
+from .common import Solution, blowup_message, budget_message, check_start, default_atol, output_times
 
 SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0     # SciPy's RungeKutta step-size control
 ERROR_EXPONENT = -1.0 / 8.0                         # -1 / (error estimator order 7 + 1)
 OK, BLOWUP, BUDGET, TOO_SMALL = 0, 1, 2, 3
+TABLEAU_MISSING = ("this SciPy has no scipy.integrate._ivp.dop853_coefficients, which the compiled integrator "
+                   "takes its tableau from: use method='DOP853' (SciPy's own integrator)")
 
 
 @dataclass(frozen=True)
 class HeadFlow:
     """A flow dtheta_i/dt = (dB_i/dtheta_i)^T (G0 - Hess sum_j vec B_j) over H heads of n numbers each;
-    the state is theta of shape (n, H) flattened row-major, as in ``theory.linear_merged.ReducedFlow``."""
+    the state is theta of shape (n, H) flattened row-major, as in ``theory.linear_attention.flow.ReducedFlow``."""
     n: int
     heads: int
     G0: np.ndarray                  # (D^2,)
     hessian: np.ndarray             # (D^2, D^2)
     head_b: PolynomialTable         # theta -> vec B_i
     head_rhs: PolynomialTable       # (theta, G) -> (dB_i/dtheta_i)^T G
+    python_rhs: Callable | None = field(default=None, compare=False, repr=False)   # the same flow in NumPy
 
     @functools.cached_property
     def packed(self) -> tuple:
@@ -278,28 +287,23 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, E3, E5
 
 def solve(flow: HeadFlow, y0: np.ndarray, t_max: float, *, rtol: float = 1e-8, atol: float | None = None,
           t_eval: np.ndarray | None = None, max_evals: int = 2_000_000, blowup: float = 1e8) -> Solution:
-    """Integrate the head flow on [0, t_max] with the tolerances of ``integrate.integrate``; raise
+    """Integrate the head flow on [0, t_max] with the tolerances and guards of the SciPy backend; raise
     ``IntegrationError`` with the same advice on blow-up or stall."""
+    if tableau is None:
+        raise IntegrationError(TABLEAU_MISSING)
     y0 = np.ascontiguousarray(y0, dtype=float)
     if y0.shape != (flow.n * flow.heads,):
-        raise ValueError(f"y0: expected shape ({flow.n * flow.heads},), got {y0.shape}")
-    if not np.all(np.isfinite(y0)):
-        raise IntegrationError("initial state contains NaN or infinity")
-    atol = default_atol(y0) if atol is None else atol
+        raise IntegrationError(f"y0: expected shape ({flow.n * flow.heads},), got {y0.shape}")
     t_eval = output_times(t_max) if t_eval is None else np.ascontiguousarray(t_eval, dtype=float)
-    if t_eval.size and (t_eval[0] < 0 or t_eval[-1] > t_max or np.any(np.diff(t_eval) < 0)):
-        raise ValueError(f"t_eval: expected increasing times in [0, {t_max}]")
+    check_start(y0, t_eval, t_max)
+    atol = default_atol(y0) if atol is None else atol
     ys, filled, nfev, status, t_stop, y_max = _dop853(
         y0, t_eval, float(t_max), float(rtol), float(atol), int(max_evals), float(blowup), flow.packed,
         tableau.A, tableau.B, tableau.E3, tableau.E5, tableau.D)
     if status == BLOWUP:
-        raise IntegrationError(
-            f"solution blew up at t = {t_stop:.6g} (|y| max {y_max:.3g}); the learning problem diverges for these "
-            f"parameters: lower the initial scale or the output scale, or check the spec")
+        raise IntegrationError(blowup_message(t_stop, y_max))
     if status == BUDGET:
-        raise IntegrationError(
-            f"step budget exhausted: {max_evals} right-hand-side evaluations reached at t = {t_stop:.6g} of "
-            f"{t_max:.6g}; raise max_evals, loosen rtol or shorten t_max")
+        raise IntegrationError(budget_message(max_evals, t_stop, t_max))
     if status == TOO_SMALL:
         raise IntegrationError(
             f"integration stopped at t = {t_stop:.6g} (|y| max {y_max:.3g}): the step size fell below the spacing "

@@ -7,7 +7,7 @@ shape (B, d, d) and ``r`` shape (B, d) (the context statistics SM-3); results ha
 
 Closed forms use the symmetric eigendecomposition (``eigh``) of S or of B = R S R (SM-23, SM-29, SM-30),
 never ``expm`` of the non-symmetric R^2 S; (1 - e^{-tau lam})/lam is written ``-expm1(-tau lam)/lam`` with
-the limit tau at lam = 0, which is needed when n < d. The explicit step loops and the ``solve_ivp``
+the limit tau at lam = 0, which is needed when n < d. The explicit step loops and the numerical
 integration are kept as independent cross-checks (SM-C5).
 
 The continuous-depth flows (SM-23 flow, SM-30) are OUR construction (note §0, §7), not the paper's.
@@ -17,12 +17,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 from scipy.sparse import block_diag
 from threadpoolctl import threadpool_limits
 
-from ..specs import SpecError
+from ...integrate import integrate
+from ...specs import SpecError
 
 NORMALISATIONS = ("none", "max")  # nu = 1 ("PtO") or nu = max_j |r_j| ("PtO-inf")  (SM-25)
 
@@ -216,7 +216,7 @@ def pto_flow_expm(S: np.ndarray, r: np.ndarray, tau: float, normalisation: str =
 
 def pto_flow_ivp(S: np.ndarray, r: np.ndarray, taus: np.ndarray, normalisation: str = "none",
                  rtol: float = 1e-11, atol: float = 1e-13) -> np.ndarray:
-    """Integrate the PtO flow (SM-30) with ``solve_ivp`` (Radau with the exact Jacobian): a cross-check of the
+    """Integrate the PtO flow (SM-30) numerically (Radau with the exact Jacobian): a cross-check of the
     closed form only (SM-C5). All prompts are integrated together as one linear system. Returns (K, B, d)."""
     taus = np.atleast_1d(np.asarray(taus, dtype=float))
     Bn, d = r.shape
@@ -228,11 +228,9 @@ def pto_flow_ivp(S: np.ndarray, r: np.ndarray, taus: np.ndarray, normalisation: 
     def rhs(_, w):
         return forcing + J @ w
 
-    sol = solve_ivp(rhs, (0.0, float(taus.max())), np.zeros(Bn * d), method="Radau", t_eval=taus,
-                    jac=lambda *_: J, rtol=rtol, atol=atol)
-    if not sol.success:
-        raise RuntimeError(f"PtO flow integration failed: {sol.message}")
-    return sol.y.T.reshape(taus.size, Bn, d)
+    sol = integrate(rhs, np.zeros(Bn * d), float(taus.max()), method="Radau", t_eval=taus, jac=lambda *_: J,
+                    rtol=rtol, atol=atol)
+    return sol.y.reshape(taus.size, Bn, d)
 
 
 def pto_mean_field(r: np.ndarray, taus: np.ndarray) -> np.ndarray:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import quad
 
-from ..specs import SparseSpec
-from . import sparse_algorithms as alg
+from ...specs import SparseSpec
+from . import algorithms as alg
 
 
 def one_step_variance(spec: SparseSpec) -> float:

@@ -16,9 +16,9 @@ from typing import Callable
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from ..tasks.sparse_regression import (Prompts, context_statistics, excess_risk, mean_and_stderr,
+from ...tasks.sparse_regression import (Prompts, context_statistics, excess_risk, mean_and_stderr,
                                         sample_prompts)
-from . import sparse_algorithms as alg
+from . import algorithms as alg
 
 # hyper-parameter grids (log-spaced); the tuned value is refined between grid neighbours where cheap
 RIDGE_GRID = np.geomspace(1e-6, 1e3, 91)

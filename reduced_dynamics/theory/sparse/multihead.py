@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..specs import SparseSpec
-from ..tasks.sparse_regression import context_statistics, sample_prompts
-from ..trajectory import Trajectory, provenance
-from . import sparse_formulas as formulas
-from . import sparse_risk as risk
-from . import sparse_restricted_flow as restricted
+from ...specs import SparseSpec
+from ...tasks.sparse_regression import context_statistics, sample_prompts
+from ...trajectory import Trajectory, provenance
+from . import formulas
+from . import risk
+from . import restricted_flow as restricted
 
 STEP_ALGORITHMS = ("gd_steps", "pto_steps", "pto_inf_steps")
 

@@ -22,8 +22,8 @@ import numpy as np
 from scipy.special import gammaln
 from scipy.stats import binom
 
-from ..specs import SpecError
-from ..tasks.softmax_features import check_probabilities
+from ...specs import SpecError
+from ...tasks.softmax_features import check_probabilities
 
 
 def count_vectors(context: int, n_features: int) -> np.ndarray:
@@ -187,7 +187,7 @@ def monte_carlo_columns(M: np.ndarray, probabilities, context: int, prompts_per_
     counts, which is allowed because the query's feature does not enter the count law (SF-2).
     Returns (L_mean, L_se, G_mean, G_se).
     """
-    from ..tasks.softmax_features import sample_counts
+    from ...tasks.softmax_features import sample_counts
 
     p = check_probabilities(probabilities)
     Ls, Gs = [], []

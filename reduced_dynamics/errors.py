@@ -1,0 +1,66 @@
+"""The project's exceptions: every failure a user can cause is one of these.
+
+The CLI prints ``reduced-dynamics: error: <message>`` (one line) and exits with code 2 for any
+``ReducedDynamicsError``; the Python API raises them as they are. Messages name what to change.
+
+    ReducedDynamicsError
+      SpecError            a parameter outside what the model accepts (names the parameter)
+      IntegrationError     a reduced flow blew up, stalled or exhausted its evaluation budget
+      DivergenceError      gradient descent diverged (names the learning rate to lower)
+      FamilyError          a model family breaks the extension contract (families/contract.py)
+      ResultFileError      a result file is missing, damaged or not ours (names the file)
+      OutputError          an output path cannot be written (names the path)
+      ClusterError         a Dask scheduler cannot be reached or lost its workers
+
+Each is also a subclass of the built-in exception a caller would have caught before (``ValueError`` for
+bad values, ``RuntimeError`` for a failed run, ``OSError`` for files), so older ``except`` clauses keep
+working.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class ReducedDynamicsError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class SpecError(ReducedDynamicsError, ValueError):
+    """A parameter had a value outside what the model accepts."""
+
+    def __init__(self, parameter: str, expected: str, got: Any):
+        self.parameter = parameter
+        self.expected = expected
+        super().__init__(f"{parameter}: expected {expected}, got {got!r}")
+
+
+class IntegrationError(ReducedDynamicsError, RuntimeError):
+    """The integration of a reduced flow blew up or stalled; the message says what to change."""
+
+
+class DivergenceError(ReducedDynamicsError, RuntimeError):
+    """Gradient descent left every sensible range (non-finite or exploding loss)."""
+
+    def __init__(self, model: str, step: int, loss: float, advice: str = "lower --lr"):
+        self.model, self.step, self.loss = model, step, loss
+        super().__init__(f"{model}: gradient descent diverged at step {step} (loss {loss:.3g}); {advice}")
+
+
+class FamilyError(ReducedDynamicsError, TypeError):
+    """A model family does not meet the extension contract (missing hook, wrong signature, bad name)."""
+
+
+class ResultFileError(ReducedDynamicsError, OSError):
+    """A result file cannot be read as a result of this package."""
+
+    def __init__(self, path: Any, why: str):
+        self.path = path
+        super().__init__(f"{path}: {why}")
+
+
+class OutputError(ReducedDynamicsError, OSError):
+    """An output cannot be written where it was asked to go."""
+
+
+class ClusterError(ReducedDynamicsError, RuntimeError):
+    """A Dask cluster could not be reached or failed."""

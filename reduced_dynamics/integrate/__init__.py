@@ -1,0 +1,51 @@
+"""The one integrator: every theory module calls ``integrate``, never ``scipy.integrate.solve_ivp``.
+
+    integrate(flow, y0, t_max, method="DOP853", t_eval=None, rtol=1e-8, atol=None, max_evals=2_000_000)
+
+``flow`` is either a right-hand side ``rhs(t, y)`` (optionally with ``jac=``) or a
+``integrate.compiled.HeadFlow`` (the linear-attention flows in the form the compiled stepper takes). Methods:
+
+* ``"compiled"``: Dormand-Prince 8(5,3) in machine code (``integrate.compiled``), for a ``HeadFlow``; same
+  steps as SciPy's DOP853 at equal tolerances. Falls back to SciPy (with a warning) when the ``HeadFlow`` also
+  carries a Python right-hand side and SciPy's private tableau module is missing.
+* any ``solve_ivp`` method (``"DOP853"``, ``"Radau"``, ``"LSODA"``, ``"BDF"``, ``"RK45"``): SciPy, through
+  ``integrate.scipy_backend``.
+
+Both backends share the defaults (rtol 1e-8, atol tied to the initial scale: 1e-11 times the largest initial
+entry, i.e. 1e-14 for entries of order 1e-3, as linear_attention.md §11 asks), the output grid (log-spaced
+merged with uniform) and the guards: a blow-up, a stall or an exhausted evaluation budget raises
+``IntegrationError`` with what to change; every solve's status is checked.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import IntegrationError
+from .common import Solution, default_atol, output_times
+
+__all__ = ["IntegrationError", "Solution", "default_atol", "integrate", "output_times"]
+
+SCIPY_METHODS = ("DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA")
+
+
+def integrate(flow: Any, y0: np.ndarray, t_max: float, *, method: str = "DOP853", jac: Callable | None = None,
+              **options: Any) -> Solution:
+    """Integrate the flow from ``y0`` on [0, t_max] (options: ``t_eval``, ``rtol``, ``atol``, ``max_evals``,
+    ``blowup``); raise ``IntegrationError`` on blow-up, stall or an exhausted budget."""
+    from . import scipy_backend
+    if method == "compiled":
+        from . import compiled
+        if not isinstance(flow, compiled.HeadFlow):
+            raise IntegrationError(f"method 'compiled' needs a HeadFlow, got {type(flow).__name__}: "
+                                   f"use one of {', '.join(SCIPY_METHODS)}")
+        if compiled.tableau is None and flow.python_rhs is not None:
+            warnings.warn(compiled.TABLEAU_MISSING + "; using SciPy's DOP853", RuntimeWarning, stacklevel=2)
+            return scipy_backend.solve(flow.python_rhs, y0, t_max, method="DOP853", **options)
+        return compiled.solve(flow, y0, t_max, **options)
+    if method not in SCIPY_METHODS:
+        raise IntegrationError(f"method: expected 'compiled' or one of {', '.join(SCIPY_METHODS)}, got {method!r}")
+    rhs = getattr(flow, "python_rhs", None) or flow
+    return scipy_backend.solve(rhs, y0, t_max, method=method, jac=jac, **options)

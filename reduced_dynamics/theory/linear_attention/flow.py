@@ -1,0 +1,153 @@
+"""What attn-m and attn-s share: the moments of the loss as a quadratic in B, and the reduced flow on the
+invariant manifold for a given head map.
+
+Both families' losses are the same quadratic in B = sum_i B_i (LA-19 with population moments LA-16 to
+LA-18, or the §5 sample form); they differ only in the head map B_i(theta_i): v_i U_i for attn-m (LA-11,
+flow LA-22), v_i (K_i^x)^T Q_i^x for attn-s (flow LA-29). ``ReducedFlow`` takes the compiled derivation of
+either (``derivations.linear_merged`` or ``derivations.linear_separate``, both built by ``block_system``).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from ... import compile as compiler
+from ...integrate import Solution, integrate
+from ...integrate.compiled import HeadFlow, b_vectors
+from ...specs import LinearAttentionSpec
+from ...tasks import linear_attention as task
+
+HEAD_POLYNOMIALS = ("head_b", "head_rhs")     # tabulated for the compiled integrator
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Parameters of the loss as a quadratic in B, in the argument order of the compiled ``G``/``loss``.
+
+    ``basis`` is the orthogonal matrix whose columns span the coordinates B is written in: the covariance
+    eigenbasis (population) or the identity (sample moments, original basis)."""
+    kind: str               # "population" or "sample"
+    values: np.ndarray
+    basis: np.ndarray
+    minimum: float          # L* of (LA-21), or the minimum of the sample quadratic
+
+
+def population_moments(spec: LinearAttentionSpec, cov: task.Covariance) -> Moments:
+    lam = cov.eigenvalues
+    N, c = spec.context, spec.c
+    lstar = float(np.sum(lam * (lam + lam.sum()) / ((N + 1) * lam + lam.sum())))     # (LA-21)
+    return Moments("population", np.array([*lam, N, c], dtype=float), cov.basis, lstar)
+
+
+def sample_moments(spec: LinearAttentionSpec, data: task.TrainingSet) -> Moments:
+    """A = mean(phi phi^T), g = mean(phi y_q), mean(y_q^2), phi = c vec(h x_q^T) (§5, LA-4), and the
+    minimum of the resulting quadratic (reachable: B is unconstrained for H >= 1)."""
+    D = spec.dim
+    h = np.einsum("pn,pnd->pd", data.y, data.x) / spec.context
+    phi = spec.c * (h[:, :, None] * data.xq[:, None, :]).reshape(len(h), D * D)
+    A = phi.T @ phi / len(h)
+    g = phi.T @ data.yq / len(h)
+    yy = float(np.mean(data.yq ** 2))
+    upper = A[np.triu_indices(D * D)]      # the order of derivations.linear_merged.loss_in_b("sample")
+    values = np.concatenate([upper, g, [yy]])
+    minimum = float(yy - g @ np.linalg.solve(A, g))
+    return Moments("sample", values, np.eye(D), minimum)
+
+
+class ReducedFlow:
+    """Gradient flow of the H-head reduced model for given moments and a derived head map: (LA-22) for
+    attn-m (``derivations.linear_merged``, n = 1 + D^2 numbers per head: v_i, U_i row-major) and (LA-29) for
+    attn-s (``derivations.linear_separate``, n = 1 + 2RD: v_i, K_i^x, Q_i^x row-major).
+
+    State vector: theta of shape (n, H) flattened row-major; column i is head i's numbers, the D-dimensional
+    factors written in ``moments.basis``.
+    """
+
+    def __init__(self, derivation, sizes: dict, n: int, dim: int, heads: int, moments: Moments, cache_dir=None):
+        self.dim, self.heads, self.moments, self.n = dim, heads, moments, n
+        self.system = compiler.compile_system(derivation, "block_system", {**sizes, "moments": moments.kind},
+                                              cache_dir, polynomials=HEAD_POLYNOMIALS)
+        f = self.system.functions
+        self._G, self._loss, self._head_b, self._head_rhs = f["G"], f["loss"], f["head_b"], f["head_rhs"]
+        self._head_jac, self._head_curv = f["head_jac"], f["head_curv"]
+        self._hessian = f["hessian"](moments.values)
+        # The derived loss is quadratic in B (its Hessian has no B in it), so G(B) = G(0) - Hess vec B exactly.
+        self._G0 = self._G(np.zeros(dim * dim), moments.values)
+
+    def theta(self, y: np.ndarray) -> np.ndarray:
+        """(n, H) for one state, (n, H, T) for states stacked as the rows of a (T, n H) array."""
+        y = np.asarray(y)
+        return y.reshape(self.n, self.heads) if y.ndim == 1 else y.T.reshape(self.n, self.heads, -1)
+
+    def b_vector(self, y: np.ndarray) -> np.ndarray:
+        """vec B = sum_i vec B_i (D^2,), or (D^2, T) for stacked states, from the derived head map (LA-11)
+        evaluated in compiled code."""
+        y = np.asarray(y, dtype=float)
+        b = b_vectors(np.ascontiguousarray(y.reshape(-1, self.n * self.heads)),
+                                   self.head_flow.packed)
+        return b[:, 0] if y.ndim == 1 else b
+
+    def loss(self, y: np.ndarray) -> np.ndarray:
+        """Reduced loss at one state (scalar array) or at stacked states (T,)."""
+        return self.loss_of_b(self.b_vector(y))
+
+    def loss_of_b(self, b: np.ndarray) -> np.ndarray:
+        """Loss (LA-19 or §5) at vec B (D^2,) or at stacked (D^2, T)."""
+        return self._loss(b, self.moments.values)[0]
+
+    def G(self, y: np.ndarray) -> np.ndarray:
+        """G = -dL/dB (LA-18) at the state(s) y."""
+        b = self.b_vector(y)
+        return self._G0.reshape((-1,) + (1,) * (b.ndim - 1)) - self._hessian @ b
+
+    def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        """dtheta_i/dt = (dB_i/dtheta_i)^T G(B) for every head (LA-22 via the derived head pull-back)."""
+        G = self.G(y)
+        return self._head_rhs(self.theta(y), np.repeat(G[:, None], self.heads, axis=1)).reshape(-1)
+
+    def jacobian(self, t: float, y: np.ndarray) -> np.ndarray:
+        """d rhs / d theta = -J^T Hess J + blockdiag(sum_ab G_ab d^2 B_ab / dtheta^2)."""
+        th = self.theta(y)
+        G = self.G(y)
+        J = self._head_jac(th).reshape(self.dim ** 2, self.n * self.heads)
+        out = -J.T @ self._hessian @ J
+        curv = self._head_curv(th, np.repeat(G[:, None], self.heads, axis=1))     # (n, n, H)
+        idx = np.arange(self.n)[:, None] * self.heads
+        for h in range(self.heads):
+            out[np.ix_(idx[:, 0] + h, idx[:, 0] + h)] += curv[:, :, h]
+        return out
+
+    @functools.cached_property
+    def head_flow(self) -> HeadFlow:
+        """The same flow in the form the compiled integrator takes."""
+        p = self.system.polynomials
+        return HeadFlow(self.n, self.heads, self._G0, self._hessian, p["head_b"], p["head_rhs"], python_rhs=self.rhs)
+
+
+    def solve(self, y0: np.ndarray, t_max: float, method: str = "compiled", **options) -> Solution:
+        """Integrate from y0 to t_max through ``integrate``: ``method="compiled"`` (default) runs DOP853 in
+        machine code on ``head_flow``; a SciPy method name (``"DOP853"``, ``"Radau"`` ...) runs ``rhs`` (and ``jacobian``) in SciPy."""
+        if method == "compiled":
+            return integrate(self.head_flow, y0, t_max, method=method, **options)
+        return integrate(self.rhs, y0, t_max, method=method, jac=self.jacobian, **options)
+
+
+def eigen_diagonal(b: np.ndarray, to_eigen: np.ndarray) -> np.ndarray:
+    """Diagonal of E^T B E for vec B (row-major) stacked as the columns of b (D^2, T): (T, D)."""
+    weights = np.einsum("ad,bd->abd", to_eigen, to_eigen).reshape(-1, to_eigen.shape[1])
+    return b.T @ weights
+
+
+def moments_for(spec: LinearAttentionSpec, cov: task.Covariance, rngs: dict, moments: str | None = None) -> Moments:
+    """Population moments (LA-16) or the §5 sample moments of the very training set the reference draws
+    from ``rngs["data"]`` (default: sample when ``spec.train_size`` is given). Shared by attn-m and attn-s."""
+    kind = moments or ("sample" if spec.train_size is not None else "population")
+    if kind == "population":
+        return population_moments(spec, cov)
+    data = task.draw_training_set(cov, spec.context, spec.sample_size, rngs["data"],
+                                  spec.centre_inputs, spec.whiten_tasks)
+    return sample_moments(spec, data)
+
+
