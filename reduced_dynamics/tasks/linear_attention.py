@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import streams as seed_streams
+
 
 @dataclass(frozen=True)
 class Covariance:
@@ -41,9 +43,11 @@ class TrainingSet:
     w: np.ndarray
 
 
+STREAMS = ("basis", "init", "data", "test")     # append new names at the end: existing draws stay the same
+
+
 def streams(seed: int) -> dict[str, np.random.Generator]:
-    names = ("basis", "init", "data", "test")
-    return {name: np.random.default_rng(s) for name, s in zip(names, np.random.SeedSequence(seed).spawn(len(names)))}
+    return seed_streams(seed, STREAMS)
 
 
 def eigenvalues_for(kind: str, dim: int, given: tuple[float, ...] | None = None) -> np.ndarray:
