@@ -12,34 +12,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from .families import FAMILIES, family, family_of, spec
-from .specs import Spec, SpecError
+from .errors import (ClusterError, DivergenceError, FamilyError, IntegrationError, OutputError,
+                     ReducedDynamicsError, ResultFileError, SpecError)
+from .families import FAMILIES, family, family_of, register, spec
+from .specs import Spec
 from .trajectory import Trajectory
 
-__all__ = ["FAMILIES", "Spec", "SpecError", "Trajectory", "compare", "family", "predict", "run_comparison",
-           "simulate", "spec"]
+__all__ = ["FAMILIES", "ClusterError", "DivergenceError", "FamilyError", "IntegrationError", "OutputError",
+           "ReducedDynamicsError", "ResultFileError", "Spec", "SpecError", "Trajectory", "compare", "family",
+           "predict", "register", "run_comparison", "simulate", "spec"]
 
 
 def predict(spec_obj: Spec, **options: Any) -> Trajectory:
-    """The theory curve of the spec's model family."""
-    return family_of(spec_obj).resolve("predict")(spec_obj, **options)
+    """The theory curve of the spec's model family (a Trajectory carrying the spec and its axis)."""
+    return family_of(spec_obj).predict(spec_obj, **options)
 
 
 def simulate(spec_obj: Spec, **options: Any) -> Trajectory:
     """The reference gradient-descent run of the spec's full model."""
-    return family_of(spec_obj).resolve("simulate")(spec_obj, **options)
+    return family_of(spec_obj).simulate(spec_obj, **options)
 
 
 def compare(theory: Trajectory, reference: Trajectory) -> dict[str, Any]:
-    """The family's metrics applied to both curves, their relative gaps and the pointwise gaps."""
-    from .comparison import compare as compare_curves
+    """The family's comparison metrics of a theory curve and a reference run of the same spec (for training
+    curves: metrics side by side, their relative gaps and the pointwise gaps)."""
+    for name, curve in (("theory", theory), ("reference", reference)):
+        if not isinstance(curve, Trajectory):
+            raise SpecError(name, "a Trajectory", type(curve).__name__)
     model = theory.meta.get("model")
     if reference.meta.get("model") != model:
         raise SpecError("reference", f"a trajectory of model {model!r}", reference.meta.get("model"))
-    return compare_curves(theory, reference, family(model).resolve("summarise"))
+    fam = family(model)
+    spec_obj = theory.spec if theory.spec is not None else fam.spec_class.from_dict(theory.meta["spec"])
+    return fam.compare(spec_obj, {"theory": theory}, reference)
 
 
 def run_comparison(spec_obj: Spec, **options: Any):
-    """Run theory and reference for the spec and return a ``compare.Report``."""
+    """Run theory and reference for the spec and return a ``comparison.Report``."""
     from .comparison import run
     return run(spec_obj, **options)

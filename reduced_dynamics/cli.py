@@ -26,7 +26,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from .families import FAMILIES, family, resolve
+from .errors import ReducedDynamicsError
+from .families import FAMILIES, family
 from .files import atomic_write_json
 from .specs import Spec, SpecError, field_types
 
@@ -145,8 +146,8 @@ def _run_model_verb(verb: str, argv: list[str]) -> int:
             written += plot_report(report, Path(args.plot).with_suffix(""))
         print(report.text())
     else:
-        trajectory = fam.resolve(verb)(spec)
-        summary = fam.resolve("summarise")(trajectory)
+        trajectory = fam.predict(spec) if verb == "predict" else fam.simulate(spec)
+        summary = fam.summarise(spec, trajectory)
         written = [trajectory.save(args.out or out_dir / f"{fam.name}-{verb}.npz")]
         if args.json:
             written.append(atomic_write_json(args.json, {"model": fam.name, "kind": trajectory.meta.get("kind"),
@@ -155,9 +156,9 @@ def _run_model_verb(verb: str, argv: list[str]) -> int:
             from . import plotting
             fig, ax = plotting.figure()
             if verb == "predict":
-                plotting.loss_axes(ax, {"theory": trajectory})
+                plotting.loss_axes(ax, {"theory": trajectory}, xlabel=trajectory.axis)
             else:
-                plotting.loss_axes(ax, {}, reference=trajectory)
+                plotting.loss_axes(ax, {}, reference=trajectory, xlabel=trajectory.axis)
             written += plotting.save(fig, Path(args.plot).with_suffix(""))
         print(f"{fam.name} {verb} ({trajectory.meta.get('kind')}): "
               + ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()))
@@ -168,6 +169,13 @@ def _run_model_verb(verb: str, argv: list[str]) -> int:
 
 
 FIGURE_FILES = (".pdf", ".png", ".npz", ".json")
+
+
+def resolve(path: str):
+    """The function at ``"module:function"`` (figure scripts are registered that way)."""
+    import importlib
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def figure_registry() -> dict[str, str]:
@@ -354,12 +362,20 @@ def main(argv: list[str] | None = None) -> int:
             return _run_sweep(rest)
         if verb == "models":
             for fam in FAMILIES.values():
-                print(f"{fam.name:10} {fam.title}")
+                print(f"{fam.name:10} {fam.title}   [{fam.path}]")
             return 0
         raise UsageError(f"unknown command {verb!r}: expected one of {', '.join(VERBS)}, figures, sweep, models")
-    except (SpecError, UsageError) as exc:
-        print(f"reduced-dynamics: error: {exc}", file=sys.stderr)
+    except (ReducedDynamicsError, UsageError) as exc:
+        print(f"reduced-dynamics: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("reduced-dynamics: interrupted (Ctrl-C); nothing more was written", file=sys.stderr)
+        return 130
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of an error on one line (a multi-line message is joined with '; ')."""
+    return "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,10 +1,13 @@
-"""Theory against reference on the shared time axis t = lr * step.
+"""Theory against reference: the comparison report.
 
-The family's own metric function (drop times, plateaus, threshold times ...) is applied identically to the
-theory curve and the gradient-descent curve; for every metric the report holds ``<metric>_theory``,
-``<metric>_reference`` and, for scalars, the relative gap. Pointwise gaps are taken at the reference's
-times, the theory curve being interpolated from its dense output. Extra theory curves (e.g. population
-moments, closed forms) are summarised the same way under their own names.
+``run(spec)`` asks the family for its theory curves, its reference run and its metrics (``compare`` of the
+family contract, rule 10). The default, for training curves on the shared axis t = lr * step
+(``compare_training_curves``): the family's own metric function (drop times, plateaus, threshold times ...)
+applied identically to the theory curve and the gradient-descent curve; for every metric the report holds
+``<metric>_theory``, ``<metric>_reference`` and, for scalars, the relative gap. Pointwise gaps are taken at
+the reference's times, the theory curve being interpolated from its dense output. Extra theory curves (e.g.
+population moments, closed forms) are summarised the same way under their own names. A family whose theory
+is on another axis (sparse: depth) supplies its own metrics, and the report then shows no pointwise gap.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import plotting
-from .families import Family, family_of
+from .families import family_of
 from .files import atomic_save_npz, atomic_write_json, atomic_write_text, to_json
 from .specs import Spec
 from .trajectory import Trajectory, versions
@@ -40,15 +43,19 @@ class Report:
 
     def text(self) -> str:
         lines = [f"{self.model}: theory ({self.theory.meta.get('kind')}) against reference "
-                 f"({self.reference.meta.get('kind')}), t = lr * step"]
+                 f"({self.reference.meta.get('kind')}), {axes_text(self.theory, self.reference)}"]
         names = sorted({k[: -len("_theory")] for k in self.metrics if k.endswith("_theory")})
         for name in names:
             th, ref = self.metrics[f"{name}_theory"], self.metrics[f"{name}_reference"]
             gap = self.metrics.get(f"{name}_relative_gap")
             gap_text = f"   gap {100 * gap:+.2f} %" if isinstance(gap, float) and math.isfinite(gap) else ""
             lines.append(f"  {name:<24} theory {_fmt(th)}   reference {_fmt(ref)}{gap_text}")
-        lines.append(f"  {'max |loss gap|':<24} {self.metrics['max_abs_gap']:.4g}   mean {self.metrics['mean_abs_gap']:.4g}"
-                     f"   over {self.metrics['gap_points']} reference times")
+        if "max_abs_gap" in self.metrics:
+            lines.append(f"  {'max |loss gap|':<24} {self.metrics['max_abs_gap']:.4g}   mean "
+                         f"{self.metrics['mean_abs_gap']:.4g}   over {self.metrics['gap_points']} reference times")
+        else:
+            lines += [f"  {key:<32} {_fmt(value)}" for key, value in self.metrics.items()
+                      if not key.endswith(("_theory", "_reference")) and not isinstance(value, (list, dict))]
         for label in self.extras:
             key = _slug(label)
             parts = [f"{k[len(key) + 1:]} {_fmt(v)}" for k, v in self.metrics.items()
@@ -134,6 +141,13 @@ def curve_gaps(theory: Trajectory, reference: Trajectory) -> dict[str, float]:
     return {"max_abs_gap": float(gaps.max()), "mean_abs_gap": float(gaps.mean()), "gap_points": int(inside.sum())}
 
 
+def axes_text(theory: Trajectory, reference: Trajectory) -> str:
+    if theory.axis == reference.axis == "flow_time":
+        return "t = lr * step"
+    return (f"theory against {theory.axis or 'its own axis'}, reference against {reference.axis or 'its own axis'}: "
+            f"levels side by side, no pointwise gaps")
+
+
 def compare(theory: Trajectory, reference: Trajectory, summarise) -> dict[str, Any]:
     """Metrics of both curves side by side, their relative gaps, and the pointwise gaps."""
     th, ref = summarise(theory), summarise(reference)
@@ -145,30 +159,37 @@ def compare(theory: Trajectory, reference: Trajectory, summarise) -> dict[str, A
     return out
 
 
-def run(spec: Spec, progress: bool | None = None) -> Report:
-    """Run the family's theory curves and its reference for ``spec`` and compare them."""
-    fam: Family = family_of(spec)
-    if fam.comparison_theories:
-        curves = fam.resolve("comparison_theories")(spec)
-    else:
-        curves = {"theory": fam.resolve("predict")(spec)}
-    theory = curves.pop("theory")
-    reference = fam.resolve("simulate")(spec, progress=progress)
-    summarise = fam.resolve("summarise")
-    metrics = compare(theory, reference, summarise)
+def compare_training_curves(theories: dict[str, Trajectory], reference: Trajectory, summarise) -> dict[str, Any]:
+    """The default comparison (family contract, rule 10): ``compare`` of the main curve ``theories["theory"]``
+    and, for every other theory curve, its metrics and their relative gaps to the reference's."""
+    metrics = compare(theories["theory"], reference, summarise)
     ref_summary = summarise(reference)
-    for label, traj in curves.items():
+    for label, traj in theories.items():
+        if label == "theory":
+            continue
         for name, value in summarise(traj).items():
             metrics[f"{_slug(label)}_{name}"] = value
             metrics[f"{_slug(label)}_{name}_relative_gap_to_reference"] = relative_gap(value, ref_summary[name])
-    if fam.report_extras:
-        metrics.update(fam.resolve("report_extras")(spec))
-    levels = fam.resolve("levels")(spec, theory) if fam.levels else {}
-    return Report(fam.name, spec, metrics, theory, reference, curves, levels)
+    return metrics
+
+
+def run(spec: Spec, progress: bool | None = None) -> Report:
+    """Run the family's theory curves and its reference for ``spec`` and compare them."""
+    fam = family_of(spec)
+    curves = fam.comparison_theories(spec)
+    reference = fam.simulate(spec, progress=progress)
+    metrics = fam.compare(spec, curves, reference)
+    metrics.update(fam.report_extras(spec))
+    theory = curves.pop("theory")
+    return Report(fam.name, spec, metrics, theory, reference, curves, fam.levels(spec, theory))
 
 
 def plot_report(report: Report, stem: str | Path) -> list[Path]:
     fig, ax = plotting.figure()
-    plotting.loss_axes(ax, {"theory": report.theory, **report.extras}, report.reference, report.levels)
+    if report.theory.axis == report.reference.axis:
+        plotting.loss_axes(ax, {"theory": report.theory, **report.extras}, report.reference, report.levels)
+    else:   # different axes: the theory curves against their own axis, the trained risk as a level
+        levels = {**report.levels, f"trained ({report.reference.meta.get('kind')})": float(report.reference.loss[-1])}
+        plotting.loss_axes(ax, {"theory": report.theory, **report.extras}, None, levels, xlabel=report.theory.axis)
     ax.set_title(f"{report.model}: theory vs gradient descent")
     return plotting.save(fig, stem)

@@ -54,8 +54,11 @@ def thin_markers(n: int, target: int = 60) -> int:
     return max(1, n // target)
 
 
+AXIS_LABELS = {"flow_time": "gradient-flow time t", "depth": "continuous depth tau", "lr_step": "lr * step"}
+
+
 def loss_axes(ax, theory: dict, reference=None, levels: dict | None = None, log_time: bool = False,
-              ylabel: str = "loss"):
+              ylabel: str = "loss", xlabel: str = "flow_time"):
     """Theory curves as lines (first one emphasised), the reference as markers, levels dotted."""
     with plt.rc_context(STYLE):
         for k, (label, traj) in enumerate(theory.items()):
@@ -76,7 +79,7 @@ def loss_axes(ax, theory: dict, reference=None, levels: dict | None = None, log_
             ax.axhline(value, color=greys[k % len(greys)], linestyle=":", linewidth=1.0, label=label)
         if log_time:
             ax.set_xscale("log")
-        ax.set_xlabel("gradient-flow time t")
+        ax.set_xlabel(AXIS_LABELS.get(xlabel, xlabel))
         ax.set_ylabel(ylabel)
         ax.legend(loc="upper right")
 

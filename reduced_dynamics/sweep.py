@@ -52,7 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .families import Family, family
+from .errors import ClusterError
+from .families import RegisteredFamily, family, load_path
 from .files import atomic_write_json, atomic_write_text, to_json
 from .specs import Spec, SpecError
 from .trajectory import Trajectory, versions
@@ -113,20 +114,23 @@ def plan(model: str, grid: dict[str, Sequence[Any]], fixed: dict[str, Any] | Non
     return list(points.values())
 
 
-def evaluate(model: str, spec_fields: dict[str, Any], side: str, out_dir: str | None = None) -> dict[str, Any]:
+def evaluate(model: str, spec_fields: dict[str, Any], side: str, out_dir: str | None = None,
+             face: str | None = None) -> dict[str, Any]:
     """Run one point (in a worker): the family's predict or simulate, then its summarise.
 
     With ``out_dir`` (a folder the worker shares with the driver) the worker also writes the point's files
     and returns only ``{"record": ...}``: the driver then does no per-point serialisation, which otherwise
-    costs about as much CPU as a cheap theory point and caps the speed-up of a sweep of such points."""
-    fam = family(model)
+    costs about as much CPU as a cheap theory point and caps the speed-up of a sweep of such points.
+    ``face``: the import path of the family's face (a worker imports it by that path, so families of other
+    packages and run-time registrations work on every worker); default: look ``model`` up in the registry."""
+    fam = load_path(face, model) if face else family(model)
     spec = fam.spec_class.from_dict(spec_fields)
     start, cpu = time.perf_counter(), time.process_time()
     if side == "theory":
-        trajectory = fam.resolve("predict")(spec)
+        trajectory = fam.predict(spec)
     else:
-        trajectory = fam.resolve("simulate")(spec, progress=False)
-    measures = fam.resolve("summarise")(trajectory)
+        trajectory = fam.simulate(spec, progress=False)
+    measures = fam.summarise(spec, trajectory)
     result = {"trajectory": trajectory, "measures": measures, "seconds": time.perf_counter() - start,
               "cpu_seconds": time.process_time() - cpu, "blas_threads": max(blas_threads().values(), default=None)}
     if out_dir is not None:
@@ -134,13 +138,14 @@ def evaluate(model: str, spec_fields: dict[str, Any], side: str, out_dir: str | 
     return result
 
 
-def evaluate_chunk(model: str, items: list[tuple[dict[str, Any], str]], out_dir: str | None = None) -> list[dict]:
+def evaluate_chunk(model: str, items: list[tuple[dict[str, Any], str]], out_dir: str | None = None,
+                   face: str | None = None) -> list[dict]:
     """``evaluate`` for several points in one task (fewer round trips when points take milliseconds). A
     point that raises gives ``{"error": message}`` in its place; the others are unaffected."""
     outcomes = []
     for spec_fields, side in items:
         try:
-            outcomes.append(evaluate(model, spec_fields, side, out_dir))
+            outcomes.append(evaluate(model, spec_fields, side, out_dir, face))
         except Exception as exc:
             outcomes.append({"error": f"{type(exc).__name__}: {exc}"})
     return outcomes
@@ -199,7 +204,7 @@ def load_trajectory(out_dir: Path, point: Point) -> Trajectory:
 # ---------------------------------------------------------------------------------------------------------
 # Measures
 
-def check_measures(fam: Family, measures: Sequence[str], known: Sequence[str] | None = None) -> tuple[str, ...]:
+def check_measures(fam: RegisteredFamily, measures: Sequence[str], known: Sequence[str] | None = None) -> tuple[str, ...]:
     """The requested measure names, checked against ``known`` (the keys of a summarise output) or the
     family's declared ``measures``; an unknown name is a SpecError naming ``measure``."""
     if isinstance(measures, str) or not measures:
@@ -266,11 +271,12 @@ def process_pool(workers: int) -> cf.ProcessPoolExecutor:
 
 
 @contextlib.contextmanager
-def dask_executor(scheduler: str | None = None, workers: int = 2) -> Iterator[cf.Executor]:
+def dask_executor(scheduler: str | None = None, workers: int = 2, timeout: float = 10.0) -> Iterator[cf.Executor]:
     """The concurrent.futures executor of a Dask distributed client: connected to ``scheduler`` (an
     address such as ``tcp://host:8786``) or, without one, to a new local cluster of ``workers`` worker
     processes with one thread each (Dask's nanny sets OMP/MKL/OPENBLAS_NUM_THREADS=1 before it starts
-    them). The client, and a local cluster, are closed on exit."""
+    them). The client, and a local cluster, are closed on exit. A scheduler that does not answer within
+    ``timeout`` seconds is a ``ClusterError`` naming the address."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -278,7 +284,11 @@ def dask_executor(scheduler: str | None = None, workers: int = 2) -> Iterator[cf
                         "distributed not importable") from None
     with contextlib.ExitStack() as stack:
         if scheduler:
-            client = stack.enter_context(Client(scheduler))
+            try:
+                client = stack.enter_context(Client(scheduler, timeout=timeout))
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ClusterError(f"scheduler: no Dask scheduler answered at {scheduler!r} within {timeout:g} s "
+                                   f"({type(exc).__name__}); check --scheduler or start one") from None
         else:
             cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                        dashboard_address=None))
@@ -381,9 +391,11 @@ def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str
 def _submit(executor: cf.Executor, model: str, chunk: list[Point], shared: str | None) -> cf.Future:
     """One point as one ``evaluate`` task (what an executor's users see task by task), several as one
     ``evaluate_chunk`` task."""
+    face = family(model).path
     if len(chunk) == 1:
-        return executor.submit(evaluate, model, chunk[0].spec.to_dict(), chunk[0].side, out_dir=shared)
-    return executor.submit(evaluate_chunk, model, [(p.spec.to_dict(), p.side) for p in chunk], out_dir=shared)
+        return executor.submit(evaluate, model, chunk[0].spec.to_dict(), chunk[0].side, out_dir=shared, face=face)
+    return executor.submit(evaluate_chunk, model, [(p.spec.to_dict(), p.side) for p in chunk], out_dir=shared,
+                           face=face)
 
 
 def _collect(out_dir: Path, chunk: list[Point], future: cf.Future, result: SweepResult, bar) -> None:

@@ -1,14 +1,20 @@
-"""The one result type: times, loss, named observables, events and metadata.
+"""The one result type: times, loss, named observables, events, metadata, its spec and its axis.
 
 Saved as ``.npz`` with float arrays ``t`` and ``loss``, one array per observable, and a JSON string ``meta``
-(model, spec, versions, derivation hash, events, observable names). ``Trajectory.load`` returns an equal
-object. Files are written atomically.
+(model, spec, axis, versions, derivation hash, events, observable names). ``Trajectory.load`` returns an
+equal object, its typed ``spec`` rebuilt through the family registry; a file that is missing or damaged is a
+``ResultFileError`` naming it. Files are written atomically.
+
+``axis`` says what ``t`` is: ``"flow_time"`` (gradient-flow time; GD after k steps at rate lr sits at
+t = lr k), ``"depth"`` (continuous depth of the sparse family), ``"lr_step"`` (lr times optimiser steps,
+for Adam not a flow time). Plots label their horizontal axis by it; comparisons never mix two axes.
 """
 from __future__ import annotations
 
 import functools
 import json
 import platform
+import zipfile
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -16,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ResultFileError
 from .files import atomic_save_npz, to_json
 
 RESERVED = ("t", "loss", "meta")
@@ -28,6 +35,15 @@ class Trajectory:
     observables: dict[str, np.ndarray] = field(default_factory=dict)
     events: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    spec: Any = field(default=None, compare=False)    # the validated Spec that produced it (None: not known)
+    axis: str | None = None                           # flow_time, depth, lr_step ... (see module docstring)
+
+    def __repr__(self) -> str:
+        final = f"{self.loss[-1]:.6g}" if self.loss.size else "-"
+        events = ", ".join(f"{k} {v:.4g}" for k, v in self.events.items() if isinstance(v, float))
+        return (f"Trajectory({self.meta.get('model', '?')} {self.meta.get('kind', '')}, axis {self.axis}, "
+                f"{self.t.size} points to t = {self.t[-1] if self.t.size else 0:.4g}, final loss {final}"
+                + (f", {events}" if events else "") + ")")
 
     def __post_init__(self) -> None:
         self.t = np.asarray(self.t, dtype=float)
@@ -41,28 +57,46 @@ class Trajectory:
 
     def save(self, path: str | Path, sync: bool = True) -> Path:
         """Atomically, as ``.npz``; ``sync=False`` skips flushing to disk (see ``files.atomic_write_bytes``)."""
-        meta = dict(self.meta, events=self.events, observables=sorted(self.observables))
+        meta = dict(self.meta, events=self.events, observables=sorted(self.observables), axis=self.axis)
         return atomic_save_npz(path, sync, t=self.t, loss=self.loss, meta=np.array(to_json(meta)),
                                **self.observables)
 
     @classmethod
     def load(cls, path: str | Path) -> "Trajectory":
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            names = meta.pop("observables", [])
-            events = meta.pop("events", {})
-            return cls(t=data["t"], loss=data["loss"], observables={n: data[n] for n in names},
-                       events=events, meta=meta)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                names = meta.pop("observables", [])
+                events = meta.pop("events", {})
+                axis = meta.pop("axis", None)
+                out = cls(t=data["t"], loss=data["loss"], observables={n: data[n] for n in names},
+                          events=events, meta=meta, axis=axis)
+        except FileNotFoundError:
+            raise ResultFileError(path, "no such file") from None
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, AttributeError) as exc:
+            raise ResultFileError(path, f"not a readable result file ({type(exc).__name__}: {exc})") from None
+        out.spec = _rebuild_spec(meta)
+        return out
 
     def at(self, times: np.ndarray) -> np.ndarray:
         """Loss interpolated at the given times (linear in t)."""
         return np.interp(times, self.t, self.loss)
 
 
+def _rebuild_spec(meta: dict) -> Any:
+    """The typed spec of a loaded result, through the registry; None for a model not installed here."""
+    from .errors import ReducedDynamicsError
+    from .families import family
+    try:
+        return family(meta["model"]).spec_class.from_dict(meta["spec"])
+    except (KeyError, TypeError, ReducedDynamicsError):
+        return None
+
+
 @functools.lru_cache(maxsize=1)
 def _versions() -> tuple[tuple[str, str], ...]:
     out = {"python": platform.python_version()}
-    for name in ("reduced_dynamics", "numpy", "scipy", "sympy"):
+    for name in ("reduced_dynamics", "numpy", "scipy", "sympy", "numba", "scikit-learn", "matplotlib"):
         try:
             out[name] = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:

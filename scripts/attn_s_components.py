@@ -51,6 +51,6 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
         pcr_test_loss=theory.observables["pcr_test_loss"], t_gd=gd.t, loss_gd=gd.loss, learned_gd=gd_learned,
         ladder=np.array(th.ladder(spec)), meta=np.array(to_json({"figure": NAME, "spec": spec.to_dict()}))))
     written.append(atomic_write_json(stem.with_suffix(".json"), plotting.figure_record(spec, {
-        "theory": th.summarise(theory), "gradient descent": th.summarise(gd), "ladder": th.ladder(spec),
+        "theory": th.summarise(spec, theory), "gradient descent": th.summarise(spec, gd), "ladder": th.ladder(spec),
         "pcr_test_losses_by_m": theory.meta["pcr_test_losses"]})))
     return written

@@ -26,7 +26,7 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     arrays, summary = {}, {"ladder": th.ladder(base), "scales": {}}
     for k, sigma in enumerate(scales):
         traj = th.predict(base.replace(init_scale=sigma), t_eval=t_eval)
-        summary["scales"][str(sigma)] = th.summarise(traj)
+        summary["scales"][str(sigma)] = th.summarise(base, traj)
         ax.plot(traj.t[1:], traj.loss[1:], color=plotting.COLOURS[k % len(plotting.COLOURS)],
                 label=f"sigma = {sigma:g}")
         arrays.update({f"t_sigma{k}": traj.t, f"loss_sigma{k}": traj.loss})

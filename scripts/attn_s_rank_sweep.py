@@ -32,7 +32,7 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     for k, R in enumerate(ranks):
         spec = base.replace(rank=R)
         traj = th.predict(spec, t_eval=t_eval)
-        st = th.summarise(traj)
+        st = th.summarise(spec, traj)
         summary["ranks"][R] = {"plateaus": st["plateaus"], "plateau_steps": st["plateau_steps"],
                                "drop_times": st["drop_times"],
                                "only_multiples_of_R": all(m % R == 0 or m == len(summary["ladder"]) - 1

@@ -36,7 +36,7 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
                        f"t_gd_{seed}": gd.t, f"loss_gd_{seed}": gd.loss})
         if k == 0:
             arrays.update(t=theory.t, loss=theory.loss)
-        summary["seeds"][seed] = {"theory": th.summarise(theory), "gradient descent": th.summarise(gd)}
+        summary["seeds"][seed] = {"theory": th.summarise(spec, theory), "gradient descent": th.summarise(spec, gd)}
     for m, level in enumerate(summary["ladder"]):
         ax.axhline(level, color="#777777", linestyle=":", linewidth=0.9)
         ax.text(base.final_time, level, f" L(M_{m})", fontsize=6, va="bottom", ha="right", color="#555555")

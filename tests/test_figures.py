@@ -13,7 +13,8 @@ import pytest
 
 from reduced_dynamics.cli import FIGURE_FILES, figure_registry, main, make_figures
 from reduced_dynamics.events import midpoint_drop_time
-from reduced_dynamics.families import FAMILIES, resolve
+from reduced_dynamics.cli import resolve
+from reduced_dynamics.families import FAMILIES
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 

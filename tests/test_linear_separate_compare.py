@@ -33,7 +33,7 @@ def c8_runs(train_size, steps, freeze):
     flow, _, _ = th.setup(spec, moments="sample")
     y0 = th.pack(*th.projection(params["K"], params["Q"], params["r"]), flow.moments.basis)
     emp = th.predict(spec, moments="sample", y0=y0, t_eval=np.linspace(0.0, spec.final_time, 20 * steps + 1))
-    return spec, th.summarise(gd), th.summarise(emp), gd
+    return spec, th.summarise(spec, gd), th.summarise(spec, emp), gd
 
 
 def check_same_staircase(gd, emp, drop_tol):

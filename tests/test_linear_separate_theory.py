@@ -123,7 +123,7 @@ def test_c9_population_plateaus_sit_on_the_ladder():
     curve, are matched to consecutive ladder steps and lie within 1.5 % of (LA-30) (measured: 0.01 %)."""
     spec = LinearSeparateSpec()
     traj = th.predict(spec)
-    summary = th.summarise(traj)
+    summary = th.summarise(spec, traj)
     ladder = th.ladder(spec)
     steps = summary["plateau_steps"]
     print("C9 population plateaus", summary["plateaus"], steps, summary["drop_times"])
@@ -140,7 +140,7 @@ def test_components_learned_and_pcr_along_the_trajectory():
     traj = th.predict(spec)
     comp = traj.observables["components"]
     assert np.all(np.diff(comp) >= 0) and comp[0] == 0 and comp[-1] == 3
-    summary = th.summarise(traj)
+    summary = th.summarise(spec, traj)
     for m, level in zip(summary["plateau_steps"], summary["plateaus"]):
         k = int(np.argmin(np.abs(traj.loss - level)))
         assert comp[k] == m

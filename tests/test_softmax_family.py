@@ -94,7 +94,7 @@ def test_cli_predict_simulate_compare(tmp_path, capsys):
 def test_flow_probe_rhs_is_minus_gradient(limit):
     """(SF-13)/(SF-21): the registered flow's rhs equals minus the finite-difference gradient of its loss."""
     spec = SoftmaxFeaturesSpec(features=3, dim=3, context=8, probabilities=(0.5, 0.3, 0.2), limit=limit)
-    rhs, loss, y0 = rd.family("softmax").resolve("flow_probe")(spec)
+    rhs, loss, y0 = rd.family("softmax").flow_probe(spec)
     y = y0 + 0.7 * np.random.default_rng(4).standard_normal(y0.shape)
     h = 1e-6
     grad = np.array([(loss(y + h * e) - loss(y - h * e)) / (2 * h) for e in np.eye(y.size)])

@@ -5,7 +5,7 @@ import pytest
 
 import reduced_dynamics as rd
 from reduced_dynamics.cli import main
-from reduced_dynamics.families import FAMILIES
+from family_cases import CASES
 from reduced_dynamics.specs import SparseSpec
 from reduced_dynamics.tasks.sparse_regression import sample_prompts
 from reduced_dynamics.theory.sparse import algorithms as alg
@@ -14,7 +14,7 @@ from reduced_dynamics.theory.sparse import restricted_flow as restricted
 from reduced_dynamics.theory.sparse.risk import Sample
 from reduced_dynamics.trajectory import Trajectory
 
-SMALL = dict(FAMILIES["sparse"].test_spec)
+SMALL = dict(CASES["sparse"].small_spec)
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,13 @@ def test_compare_runs_and_reports_the_levels(tmp_path):
     report = run(rd.spec("sparse", **SMALL))
     assert {"ridge", "lasso", "GD, T=1", "PtO, T=1", "PtO-inf, T=1"} <= set(report.levels)
     assert "initial_risk_theory" in report.metrics
+    # theory is risk against depth, the reference risk against Adam steps: no pointwise gap across the axes,
+    # the trained risk is set against the levels and the flows' minima instead
+    assert report.theory.axis == "depth" and report.reference.axis == "lr_step"
+    assert not any("gap" in key for key in report.metrics)
+    assert report.metrics["trained_risk"] == report.reference.loss[-1]
+    assert report.metrics["trained / lasso"] == pytest.approx(report.reference.loss[-1] / report.levels["lasso"])
+    assert "t = lr * step" not in report.text() and "no pointwise gaps" in report.text()
     assert all(p.exists() for p in report.save(tmp_path / "c", plot=True))
 
 

@@ -55,7 +55,7 @@ def test_grid_is_the_product_and_every_point_is_the_science(tmp_path):
         # the sweep's numbers are exactly those of a direct predict + summarise of the same spec
         spec = family("attn-m").spec_class.from_dict({**SMALL, "init_scale": float(row["init_scale"]),
                                                       "seed": int(row["seed"])})
-        direct = summarise(predict(spec))
+        direct = summarise(spec, predict(spec))
         assert float(row["drop_time"]) == direct["drop_time"]
         assert float(row["final_loss"]) == direct["final_loss"]
         assert row["side"] == "theory" and row["dim"] == "2" and row["train_size"] == ""
@@ -115,11 +115,13 @@ def test_unknown_measures_are_rejected_before_anything_runs(measures, tmp_path):
 
 
 def test_undeclared_measures_are_checked_against_the_first_evaluation(tmp_path, monkeypatch):
-    import dataclasses
+    import types
 
-    from reduced_dynamics import families
-    undeclared = dataclasses.replace(families.FAMILIES["attn-m"], measures=())
-    monkeypatch.setitem(families.FAMILIES, "attn-m", undeclared)
+    from reduced_dynamics.families import RegisteredFamily, attn_m
+    face = types.SimpleNamespace(**{**vars(attn_m), "MEASURES": ()})      # a family that declares no measures
+    undeclared = RegisteredFamily(face, attn_m.__name__)
+    real = sweep.family
+    monkeypatch.setattr(sweep, "family", lambda name: undeclared if name == "attn-m" else real(name))
     executor = Synchronous()
     with pytest.raises(SpecError) as info:
         sweep.run_sweep("attn-m", {"init_scale": [0.1, 0.2]}, ["plateaus"], tmp_path, fixed=SMALL, executor=executor)
@@ -236,10 +238,10 @@ def test_chunked_tasks_give_the_same_table_and_a_failing_point_spares_its_chunk(
     single = sweep.run_sweep("attn-m", GRID, ["drop_time"], tmp_path / "single", fixed=SMALL, executor=Synchronous())
     original = sweep.evaluate
 
-    def flaky(model, fields, side, out_dir=None):
+    def flaky(model, fields, side, out_dir=None, face=None):
         if fields["init_scale"] == 0.05 and fields["seed"] == 1:
             raise FloatingPointError("injected")
-        return original(model, fields, side, out_dir)
+        return original(model, fields, side, out_dir, face)
 
     monkeypatch.setattr(sweep, "evaluate", flaky)
     with cf.ThreadPoolExecutor(max_workers=2) as pool:

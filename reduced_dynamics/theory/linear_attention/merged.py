@@ -136,7 +136,7 @@ def closed_form(spec: LinearMergedSpec, t: np.ndarray | None = None) -> Trajecto
 # ---------------------------------------------------------------------------------------------------------
 # Hooks used by the registry (families.py)
 
-def summarise(trajectory: Trajectory) -> dict:
+def summarise(spec: LinearMergedSpec, trajectory: Trajectory) -> dict:
     """Metrics applied identically to theory and reference curves: the midpoint drop time (LA-28's
     definition, levels from the curve itself) and the final loss."""
     return {"drop_time": midpoint_drop_time(trajectory.t, trajectory.loss), "final_loss": float(trajectory.loss[-1])}

@@ -224,12 +224,11 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
 # ---------------------------------------------------------------------------------------------------------
 # Hooks used by the registry (families.py)
 
-def summarise(trajectory: Trajectory) -> dict:
+def summarise(spec: LinearSeparateSpec, trajectory: Trajectory) -> dict:
     """Staircase metrics applied identically to theory and reference curves (``events.staircase`` on a
     log-time axis, settings ``STAIRCASE``):
     plateau levels, the ladder step m of (LA-30) each is nearest to, the drop times between consecutive
     plateaus, the first drop time and the final loss."""
-    spec = LinearSeparateSpec.from_dict(trajectory.meta["spec"])
     st = staircase(trajectory.t, trajectory.loss, ladder(spec), **STAIRCASE)
     first = st["drop_times"][0] if st["drop_times"] else math.nan
     return {"plateaus": st["plateaus"], "plateau_steps": st["steps"], "drop_times": st["drop_times"],

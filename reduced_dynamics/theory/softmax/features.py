@@ -192,14 +192,13 @@ def exact_gd_map(spec: SoftmaxFeaturesSpec) -> Trajectory:
 # ---------------------------------------------------------------------------------------------------------
 # Hooks used by the registry (families.py)
 
-def summarise(trajectory: Trajectory) -> dict:
+def summarise(spec: SoftmaxFeaturesSpec, trajectory: Trajectory) -> dict:
     """Metrics applied identically to theory and reference curves (same crossing function, same grid rule):
     per-feature threshold times (one list per feature, one entry per threshold), per-feature times at which the
     own-feature attention reaches 1/2 (SF-28), the time the total loss reaches the middle threshold, the
     final loss."""
-    meta = trajectory.meta
-    p = np.asarray(meta["probabilities"], float)
-    levels = list(meta["thresholds"])
+    p = np.asarray(spec.p, float)
+    levels = list(spec.levels)
     obs = trajectory.observables
     events = curve_events(trajectory.t, obs["loss_k"], obs["M"], obs["attention"], p, levels)
     from ...events import first_crossing_below

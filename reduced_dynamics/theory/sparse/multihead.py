@@ -86,6 +86,28 @@ def comparison_theories(spec: SparseSpec) -> dict[str, Trajectory]:
     return out
 
 
+def compare_trained(spec: SparseSpec, theory: Trajectory, trained: Trajectory) -> dict:
+    """What a trained L-layer network can be held against (the two curves share no axis: depth tau against
+    optimiser steps, so no pointwise gap is taken): its final excess risk beside each level of ``levels``
+    (tuned ridge and Lasso, GD / PtO / PtO-inf with T = L - 1 steps, SM-35) and beside each flow's minimum
+    over depth, with the ratio trained / level. Both sides start at the null predictor (risk at t = 0)."""
+    final = float(trained.loss[-1])
+    stderr = trained.observables.get("risk_stderr")
+    out = {"initial_risk_theory": float(theory.loss[0]), "initial_risk_reference": float(trained.loss[0]),
+           "trained_risk": final,
+           "trained_risk_stderr": float(stderr[-1]) if stderr is not None and len(stderr) else float("nan")}
+    for label, value in levels(spec, theory).items():
+        out[f"level {label}"] = value
+        out[f"trained / {label}"] = final / value if value > 0 else float("nan")
+    for name in ("gd_flow", "pto_flow", "pto_inf_flow"):
+        curve = theory.observables[name]
+        i = int(np.argmin(curve))
+        out[f"{name} minimum"] = float(curve[i])
+        out[f"{name} minimum depth"] = float(theory.t[i])
+        out[f"trained / {name} minimum"] = final / float(curve[i]) if curve[i] > 0 else float("nan")
+    return out
+
+
 def levels(spec: SparseSpec, theory: Trajectory) -> dict[str, float]:
     """Dotted reference levels: tuned ridge and Lasso, and the T = L - 1 step algorithms."""
     names = ("ridge", "lasso") + tuple(n for n in STEP_ALGORITHMS if n in theory.observables)

@@ -1,0 +1,100 @@
+"""A checked family face with the contract's defaults (rules 10 to 15 of ``families.contract``) filled in.
+
+Every hook takes the validated spec of the family's own ``SPEC`` class (anything else is a ``SpecError``
+naming ``spec``); every returned ``Trajectory`` carries that spec and its axis.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..errors import SpecError
+from ..specs import Spec
+
+
+class RegisteredFamily:
+    def __init__(self, face: Any, path: str):
+        self.face, self.path = face, path
+
+    def __repr__(self) -> str:
+        return f"<family {self.name!r} from {self.path}>"
+
+    # ---- declarations (rules 1 to 4, 9, 15)
+    @property
+    def name(self) -> str:
+        return self.face.NAME
+
+    @property
+    def title(self) -> str:
+        return self.face.TITLE
+
+    @property
+    def spec_class(self) -> type[Spec]:
+        return self.face.SPEC
+
+    @property
+    def axis(self) -> str:
+        return self.face.AXIS
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        return tuple(self.face.MEASURES)
+
+    @property
+    def figures(self) -> tuple[str, ...]:
+        return tuple(getattr(self.face, "FIGURES", ()))
+
+    @property
+    def training_curve(self) -> bool:
+        """True when the theory curve is a loss against gradient-flow time (rule 4)."""
+        return self.axis == "flow_time"
+
+    def has(self, hook: str) -> bool:
+        return callable(getattr(self.face, hook, None))
+
+    # ---- hooks
+    def _checked(self, spec: Any) -> Spec:
+        if not isinstance(spec, self.spec_class):
+            raise SpecError("spec", f"a {self.spec_class.__name__} (reduced_dynamics.spec({self.name!r}, ...))",
+                            spec)
+        return spec
+
+    def _stamp(self, trajectory: Any, spec: Spec, axis: str | None) -> Any:
+        trajectory.spec = spec
+        if axis is not None and not trajectory.axis:
+            trajectory.axis = axis
+        return trajectory
+
+    def draw(self, spec: Spec) -> Any:
+        return self.face.draw(self._checked(spec))
+
+    def predict(self, spec: Spec, **options: Any):
+        return self._stamp(self.face.predict(self._checked(spec), **options), spec, self.axis)
+
+    def simulate(self, spec: Spec, progress: bool | None = None):
+        reference_axis = "flow_time" if self.training_curve else None
+        return self._stamp(self.face.simulate(self._checked(spec), progress=progress), spec, reference_axis)
+
+    def summarise(self, spec: Spec, trajectory: Any) -> dict:
+        return self.face.summarise(self._checked(spec), trajectory)
+
+    def comparison_theories(self, spec: Spec) -> dict:
+        if self.has("comparison_theories"):
+            curves = self.face.comparison_theories(self._checked(spec))
+            return {label: self._stamp(curve, spec, self.axis) for label, curve in curves.items()}
+        return {"theory": self.predict(spec)}
+
+    def compare(self, spec: Spec, theories: dict, reference: Any) -> dict:
+        """The report's metrics (rule 10): the family's own, or the default for training curves."""
+        if self.has("compare"):
+            return self.face.compare(self._checked(spec), theories, reference)
+        from ..comparison import compare_training_curves
+        return compare_training_curves(theories, reference, lambda curve: self.summarise(spec, curve))
+
+    def levels(self, spec: Spec, theory: Any) -> dict[str, float]:
+        return self.face.levels(self._checked(spec), theory) if self.has("levels") else {}
+
+    def report_extras(self, spec: Spec) -> dict:
+        return self.face.report_extras(self._checked(spec)) if self.has("report_extras") else {}
+
+    def flow_probe(self, spec: Spec) -> tuple[Callable, Callable, Any] | None:
+        return self.face.flow_probe(self._checked(spec)) if self.has("flow_probe") else None
