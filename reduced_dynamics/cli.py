@@ -222,6 +222,10 @@ def make_figures(names: list[str], out_dir: Path, quick: bool = False) -> dict[s
         about = json.loads(next(p for p in written if p.suffix == ".json").read_text())
         if not {"spec", "versions"} <= set(about):
             raise RuntimeError(f"figure {name}: its .json lacks the spec or the versions")
+        import numpy as np
+        with np.load(next(p for p in written if p.suffix == ".npz")) as data:
+            if "meta" not in data.files:
+                raise RuntimeError(f"figure {name}: its .npz has no meta (write it with reduced_dynamics.figures.save)")
         done[name] = (seconds, written)
         print(f"{name}: {seconds:.1f} s")
         for path in written:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reduced_dynamics import plotting
+from reduced_dynamics import figures, plotting
 from reduced_dynamics.comparison import run
 from reduced_dynamics.specs import LinearMergedSpec
 
@@ -25,11 +25,12 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
                             "closed form (LA-27)": report.extras["closed form"]},
                        report.reference, {"L*": report.levels["L* (LA-21)"]})
     ax.set_title(f"attn-m: D={spec.dim}, N={spec.context}, H={spec.heads}, P={spec.sample_size}")
-    written = plotting.save(fig, stem)
-    written.append(report.save_curves(stem.with_suffix(".npz")))
-    from reduced_dynamics.files import atomic_write_json
-    written.append(atomic_write_json(stem.with_suffix(".json"), report.to_dict()))
-    return written
+    arrays = {"t": report.theory.t, "loss": report.theory.loss, "t_reference": report.reference.t,
+              "loss_reference": report.reference.loss}
+    for label, traj in report.extras.items():
+        key = label.replace(" ", "_")
+        arrays.update({f"t_{key}": traj.t, f"loss_{key}": traj.loss})
+    return figures.save(fig, stem, spec, arrays, report.to_dict())
 
 
 if __name__ == "__main__":

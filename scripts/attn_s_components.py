@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
-from reduced_dynamics import plotting
-from reduced_dynamics.files import atomic_save_npz, atomic_write_json, to_json
+from reduced_dynamics import figures, plotting
 from reduced_dynamics.reference.linear_attention import simulate_separate
 from reduced_dynamics.specs import LinearSeparateSpec
 from reduced_dynamics.tasks import linear_attention as task
@@ -44,13 +42,10 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     right.legend(loc="upper left", fontsize=6)
     fig.suptitle(f"attn-s: D={spec.dim}, N={spec.context}, H={spec.heads}, R={spec.rank}, P={spec.sample_size}",
                  fontsize=8)
-    written = plotting.save(fig, stem)
-    written.append(atomic_save_npz(
-        stem.with_suffix(".npz"), t=theory.t, loss=theory.loss, learned=theory.observables["learned"],
-        components=theory.observables["components"], test_loss=theory.observables["test_loss"],
-        pcr_test_loss=theory.observables["pcr_test_loss"], t_gd=gd.t, loss_gd=gd.loss, learned_gd=gd_learned,
-        ladder=np.array(th.ladder(spec)), meta=np.array(to_json({"figure": NAME, "spec": spec.to_dict()}))))
-    written.append(atomic_write_json(stem.with_suffix(".json"), plotting.figure_record(spec, {
+    arrays = {"t": theory.t, "loss": theory.loss, "learned": theory.observables["learned"],
+              "components": theory.observables["components"], "test_loss": theory.observables["test_loss"],
+              "pcr_test_loss": theory.observables["pcr_test_loss"], "t_gd": gd.t, "loss_gd": gd.loss,
+              "learned_gd": gd_learned, "ladder": th.ladder(spec)}
+    return figures.save(fig, stem, spec, arrays, {
         "theory": th.summarise(spec, theory), "gradient descent": th.summarise(spec, gd), "ladder": th.ladder(spec),
-        "pcr_test_losses_by_m": theory.meta["pcr_test_losses"]})))
-    return written
+        "pcr_test_losses_by_m": theory.meta["pcr_test_losses"]})

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reduced_dynamics import plotting
-from reduced_dynamics.files import atomic_save_npz, atomic_write_json, to_json
+from reduced_dynamics import figures, plotting
 from reduced_dynamics.specs import LinearSeparateSpec
 from reduced_dynamics.theory.linear_attention import separate as th
 
@@ -49,9 +48,4 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     ax.set_ylabel("population loss")
     ax.set_title(f"attn-s rank sweep: D={base.dim}, H={base.heads}, N={base.context}, population flow", fontsize=8)
     ax.legend(loc="lower left", fontsize=6)
-    written = plotting.save(fig, stem)
-    written.append(atomic_save_npz(stem.with_suffix(".npz"), ladder=np.array(summary["ladder"]),
-                                   meta=np.array(to_json({"figure": NAME, "spec": base.to_dict(),
-                                                          "ranks": list(ranks)})), **arrays))
-    written.append(atomic_write_json(stem.with_suffix(".json"), plotting.figure_record(base, summary)))
-    return written
+    return figures.save(fig, stem, base, {"ladder": summary["ladder"], **arrays}, {**summary, "rank_list": list(ranks)})

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
-from reduced_dynamics import plotting
-from reduced_dynamics.files import atomic_save_npz, atomic_write_json, to_json
+from reduced_dynamics import figures, plotting
 from reduced_dynamics.reference.linear_attention import simulate_separate
 from reduced_dynamics.specs import LinearSeparateSpec
 from reduced_dynamics.theory.linear_attention import separate as th
@@ -45,9 +43,4 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     ax.set_title(f"attn-s: D={base.dim}, N={base.context}, H={base.heads}, R=1, P={base.sample_size}; "
                  "\nlines: reduced flow (sample moments), markers: GD (off-manifold blocks free)", fontsize=8)
     ax.legend(loc="upper right", ncol=2, fontsize=6)
-    written = plotting.save(fig, stem)
-    written.append(atomic_save_npz(stem.with_suffix(".npz"), ladder=np.array(summary["ladder"]),
-                                   meta=np.array(to_json({"figure": NAME, "spec": base.to_dict(),
-                                                          "seeds": list(seeds)})), **arrays))
-    written.append(atomic_write_json(stem.with_suffix(".json"), plotting.figure_record(base, summary)))
-    return written
+    return figures.save(fig, stem, base, {"ladder": summary["ladder"], **arrays}, {**summary, "seed_list": list(seeds)})

@@ -8,9 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-from reduced_dynamics import plotting
+from reduced_dynamics import figures, plotting
 from reduced_dynamics.comparison import run
-from reduced_dynamics.files import atomic_save_npz, atomic_write_json
 from reduced_dynamics.specs import SoftmaxFeaturesSpec
 
 NAME = "softmax_balanced"
@@ -47,11 +46,7 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=6)
     fig.suptitle(f"softmax, balanced: K={spec.features}, d={spec.dim}, N={spec.context}, lr={spec.lr}, B={spec.batch}")
     stem = Path(out_dir) / NAME
-    written = plotting.save(fig, stem)
-    written.append(atomic_save_npz(stem.with_suffix(".npz"), t=th.t, loss=th.loss, loss_k=th.observables["loss_k"],
-                                   M=M_th, t_reference=ref.t, loss_reference=ref.loss,
-                                   loss_k_reference=ref.observables["loss_k"], M_reference=M_ref,
-                                   t_large_n=big.t, loss_k_large_n=big.observables["loss_k"],
-                                   M_large_n=big.observables["M"]))
-    written.append(atomic_write_json(stem.with_suffix(".json"), report.to_dict()))
-    return written
+    arrays = {"t": th.t, "loss": th.loss, "loss_k": th.observables["loss_k"], "M": M_th, "t_reference": ref.t,
+              "loss_reference": ref.loss, "loss_k_reference": ref.observables["loss_k"], "M_reference": M_ref,
+              "t_large_n": big.t, "loss_k_large_n": big.observables["loss_k"], "M_large_n": big.observables["M"]}
+    return figures.save(fig, stem, spec, arrays, report.to_dict())

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reduced_dynamics import plotting
+from reduced_dynamics import figures, plotting
 from reduced_dynamics.comparison import run
-from reduced_dynamics.files import atomic_save_npz, atomic_write_json
 from reduced_dynamics.specs import SoftmaxFeaturesSpec
 
 NAME = "softmax_imbalanced"
@@ -54,13 +53,9 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     fig.suptitle(f"softmax, dominant p1={spec.dominant}: K={spec.features}, N={spec.context}, lr={spec.lr}, "
                  f"B={spec.batch}")
     stem = Path(out_dir) / NAME
-    written = plotting.save(fig, stem)
-    written.append(atomic_save_npz(stem.with_suffix(".npz"), t=th.t, loss=th.loss, loss_k=th.observables["loss_k"],
-                                   attention=a_th, M=th.observables["M"], t_reference=ref.t,
-                                   loss_reference=ref.loss, loss_k_reference=ref.observables["loss_k"],
-                                   attention_reference=a_ref, M_reference=ref.observables["M"],
-                                   t_large_n=big.t, loss_k_large_n=big.observables["loss_k"]))
-    written.append(atomic_write_json(stem.with_suffix(".json"), {**report.to_dict(),
-                                                                 "phases_theory": th.events["phases"],
-                                                                 "phases_reference": ref.events["phases"]}))
-    return written
+    arrays = {"t": th.t, "loss": th.loss, "loss_k": th.observables["loss_k"], "attention": a_th,
+              "M": th.observables["M"], "t_reference": ref.t, "loss_reference": ref.loss,
+              "loss_k_reference": ref.observables["loss_k"], "attention_reference": a_ref,
+              "M_reference": ref.observables["M"], "t_large_n": big.t, "loss_k_large_n": big.observables["loss_k"]}
+    return figures.save(fig, stem, spec, arrays, {**report.to_dict(), "phases_theory": th.events["phases"],
+                                                  "phases_reference": ref.events["phases"]})

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reduced_dynamics import plotting
-from reduced_dynamics.files import atomic_save_npz, atomic_write_json
+from reduced_dynamics import figures, plotting
 from reduced_dynamics.specs import SoftmaxFeaturesSpec
 from reduced_dynamics.theory.softmax.features import large_n_error, predict
 
@@ -39,12 +38,9 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     right.legend(loc="upper right")
     fig.suptitle("softmax: exact finite N against the large-N flow")
     stem = Path(out_dir) / NAME
-    written = plotting.save(fig, stem)
-    written.append(atomic_save_npz(stem.with_suffix(".npz"), t=t, loss=big.loss, sizes=np.asarray(sizes, float),
-                                   loss_n=study["loss"], A_n=study["A"], A_large_n=study["A_inf"],
-                                   sup_error=study["sup_error"]))
-    written.append(atomic_write_json(stem.with_suffix(".json"), plotting.figure_record(big_spec, {
+    arrays = {"t": t, "loss": big.loss, "sizes": np.asarray(sizes, float), "loss_n": study["loss"],
+              "A_n": study["A"], "A_large_n": study["A_inf"], "sup_error": study["sup_error"]}
+    return figures.save(fig, stem, big_spec, arrays, {
         "sizes": list(sizes), "sup_error": study["sup_error"].tolist(),
         "N_times_sup_error": (np.asarray(sizes) * study["sup_error"]).tolist(), "slope": study["slope"],
-        "threshold_time_0.05": study["threshold_times"], "threshold_time_0.05_large_n": study["threshold_time_inf"]})))
-    return written
+        "threshold_time_0.05": study["threshold_times"], "threshold_time_0.05_large_n": study["threshold_time_inf"]})

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reduced_dynamics import plotting
-from reduced_dynamics.files import atomic_save_npz, atomic_write_json, to_json
+from reduced_dynamics import figures, plotting
 from reduced_dynamics.reference.sparse_multihead import run_experiment
 from reduced_dynamics.tasks.sparse_regression import NOTE_SETTINGS
 from reduced_dynamics.theory.sparse import risk as risk
@@ -50,11 +49,7 @@ def make_figure(out_dir: Path, quick: bool = False, progress: bool = False) -> l
     summary = {"quick": quick, "spec": base.to_dict(), "contexts": list(contexts), "heads": list(HEADS),
                "trained": trained.tolist(), "baselines": {k: v.tolist() for k, v in baselines.items()}}
     stem = Path(out_dir) / NAME
-    written = plotting.save(fig, stem)
-    written.append(atomic_save_npz(stem.with_suffix(".npz"), meta=np.array(to_json(summary)),
-                                   context=np.array(contexts, dtype=float), heads=np.array(HEADS, dtype=float),
-                                   trained_risk=trained[:, :, 0], trained_stderr=trained[:, :, 1],
-                                   **{k.replace(", ", "_").replace("=", "").replace("-", "_"): v[:, 0]
-                                      for k, v in baselines.items()}))
-    written.append(atomic_write_json(stem.with_suffix(".json"), plotting.figure_record(base, summary)))
-    return written
+    arrays = {"context": np.array(contexts, dtype=float), "heads": np.array(HEADS, dtype=float),
+              "trained_risk": trained[:, :, 0], "trained_stderr": trained[:, :, 1],
+              **{k.replace(", ", "_").replace("=", "").replace("-", "_"): v[:, 0] for k, v in baselines.items()}}
+    return figures.save(fig, stem, base, arrays, summary)

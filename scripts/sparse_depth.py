@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
-from reduced_dynamics import plotting
-from reduced_dynamics.files import atomic_save_npz, atomic_write_json, to_json
+from reduced_dynamics import figures, plotting
 from reduced_dynamics.tasks.sparse_regression import NOTE_SETTINGS
 from reduced_dynamics.theory.sparse.multihead import predict
 
@@ -50,10 +48,5 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     axes[0].set_ylabel("excess risk")
     axes[1].legend(loc="lower left", bbox_to_anchor=(0.0, 0.06), fontsize=6)
     stem = Path(out_dir) / NAME
-    written = plotting.save(fig, stem)
-    meta = np.array(to_json({"quick": quick, "settings": summary}))
-    written.append(atomic_save_npz(stem.with_suffix(".npz"), meta=meta, **arrays))
     specs = {key: base.replace(layers=1, **sizes) for key, base in NOTE_SETTINGS.items()}
-    written.append(atomic_write_json(stem.with_suffix(".json"),
-                                     plotting.figure_record(specs, {"quick": quick, "settings": summary})))
-    return written
+    return figures.save(fig, stem, specs, arrays, {"quick": quick, "settings": summary})

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reduced_dynamics import plotting
-from reduced_dynamics.files import atomic_save_npz, atomic_write_json, to_json
+from reduced_dynamics import figures, plotting
 from reduced_dynamics.reference.sparse_multihead import pruning_mask, run_experiment
 from reduced_dynamics.tasks.sparse_regression import NOTE_SETTINGS
 from reduced_dynamics.theory.sparse import risk as risk
@@ -74,11 +73,7 @@ def make_figure(out_dir: Path, quick: bool = False, progress: bool = False) -> l
                "ratio_top_first_over_full": full.top_first_risk[0] / full.risk[0],
                "ratio_pruned_over_full": full.pruned_risk[0] / full.risk[0]}
     stem = Path(out_dir) / NAME
-    written = plotting.save(fig, stem)
-    written.append(atomic_save_npz(
-        stem.with_suffix(".npz"), meta=np.array(to_json(summary)), deltas=full.deltas, importance=full.importance,
-        train_steps=full.training.steps.astype(float), train_risk_h4=full.training.risk,
-        train_steps_h1=single.training.steps.astype(float), train_risk_h1=single.training.risk,
-        bars=np.array([bars[n] for n in names])))
-    written.append(atomic_write_json(stem.with_suffix(".json"), plotting.figure_record(spec, summary)))
-    return written
+    arrays = {"deltas": full.deltas, "importance": full.importance, "train_steps": full.training.steps.astype(float),
+              "train_risk_h4": full.training.risk, "train_steps_h1": single.training.steps.astype(float),
+              "train_risk_h1": single.training.risk, "bars": np.array([bars[n] for n in names])}
+    return figures.save(fig, stem, spec, arrays, summary)
