@@ -21,9 +21,12 @@ from .errors import SpecError
 __all__ = ["Spec", "SpecError", "param"]
 
 
-def param(default: Any, help: str, choices: tuple | None = None) -> Any:
-    """A spec field with its CLI help text (and allowed values, for string choices)."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+def param(default: Any, help: str, choices: tuple | None = None, check: Any = None) -> Any:
+    """A spec field declared once: its default, its CLI help text, and its check ``check(name, value) ->
+    cleaned value`` (a validator below, e.g. ``positive_int``), applied when the spec is built. A field with
+    ``choices`` and no check must be one of them. An optional field (default None) left at None is not
+    checked. Rules that tie several fields together go in the spec's ``_validate``."""
+    return field(default=default, metadata={"help": help, "choices": choices, "check": check})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -35,6 +38,13 @@ def positive_int(name: str, value: Any) -> int:
     if not math.isfinite(float(value)) or float(value) != int(value) or int(value) < 1:
         raise SpecError(name, "a positive integer", value)
     return int(value)
+
+
+def at_least_two(name: str, value: Any) -> int:
+    number = positive_int(name, value)
+    if number < 2:
+        raise SpecError(name, "an integer >= 2", value)
+    return number
 
 
 def nonnegative_int(name: str, value: Any) -> int:
@@ -100,20 +110,30 @@ def float_tuple(name: str, value: Any) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class Spec:
-    """Base of every problem spec. Subclasses set ``model`` and implement ``_validate``.
+    """Base of every problem spec. Subclasses set ``model`` and declare their fields with ``param``.
 
-    ``_validate`` returns a dict of cleaned field values (e.g. ints for integral floats); ``__post_init__``
-    writes them back into the frozen instance.
+    Building a spec checks each field by its declared check, in declaration order, and writes the cleaned
+    values (e.g. ints for integral floats) back into the frozen instance; then ``_validate`` applies the
+    rules between fields (it sees the cleaned values) and may return further cleaned values.
     """
 
     model: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
-        cleaned = self._validate()
-        for key, value in (cleaned or {}).items():
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.default is None:
+                continue
+            check, choices = f.metadata.get("check"), f.metadata.get("choices")
+            if check is not None:
+                object.__setattr__(self, f.name, check(f.name, value))
+            elif choices:
+                object.__setattr__(self, f.name, one_of(f.name, value, choices))
+        for key, value in (self._validate() or {}).items():
             object.__setattr__(self, key, value)
 
-    def _validate(self) -> dict[str, Any]:  # pragma: no cover - overridden
+    def _validate(self) -> dict[str, Any]:
+        """Rules between fields (override); each field's own check has already run."""
         return {}
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,57 +174,35 @@ class LinearAttentionSpec(Spec):
     """Fields, checks and derived sizes shared by the two linear-attention families (attn-m, attn-s) on
     in-context linear regression (linear_attention.md §1, §2, §4, §8). Not a model of its own."""
 
-    dim: int = param(4, "token dimension D")
-    context: int = param(31, "context length N (labelled tokens; the query is extra)")
-    heads: int = param(8, "number of attention heads H")
-    init_scale: float = param(1e-3, "standard deviation sigma of the initial weights (§8)")
+    dim: int = param(4, "token dimension D", check=positive_int)
+    context: int = param(31, "context length N (labelled tokens; the query is extra)", check=positive_int)
+    heads: int = param(8, "number of attention heads H", check=positive_int)
+    init_scale: float = param(1e-3, "standard deviation sigma of the initial weights (§8)", check=positive_float)
     covariance: str = param("linear", "input covariance: identity (Lambda = I) or linear (lambda_d ~ d, trace 1)",
                             choices=("identity", "linear"))
     eigenvalues: tuple[float, ...] | None = param(
-        None, "explicit covariance eigenvalues a,b,... (dim of them, positive); overrides --covariance")
+        None, "explicit covariance eigenvalues a,b,... (dim of them, positive); overrides --covariance", check=float_tuple)
     output_scale: str = param("paper", "attention output scale: paper (1/N, c = 1) or code (1, c = N)",
                               choices=("paper", "code"))
     train_size: int | None = param(
         None, f"training sequences P; predict uses population moments when omitted, simulate and compare "
-              f"use {DEFAULT_TRAIN_SIZE}")
-    centre_inputs: bool = param(False, "centre x across the training sequences at every position (§2 (i))")
-    whiten_tasks: bool = param(False, "centre and whiten the training task vectors (§2 (ii))")
-    freeze_off_manifold: bool = param(False, "keep u_i and r_i^x at zero during gradient descent (§10.2 (b))")
-    seed: int = param(0, "random seed (covariance basis, initial weights, training set)")
-    lr: float = param(0.05, "gradient-descent learning rate eta (t = eta * step)")
-    steps: int | None = param(None, "gradient-descent steps (default: t_max / lr)")
-    t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 40)")
+              f"use {DEFAULT_TRAIN_SIZE}", check=positive_int)
+    centre_inputs: bool = param(False, "centre x across the training sequences at every position (§2 (i))", check=boolean)
+    whiten_tasks: bool = param(False, "centre and whiten the training task vectors (§2 (ii))", check=boolean)
+    freeze_off_manifold: bool = param(False, "keep u_i and r_i^x at zero during gradient descent (§10.2 (b))", check=boolean)
+    seed: int = param(0, "random seed (covariance basis, initial weights, training set)", check=nonnegative_int)
+    lr: float = param(0.05, "gradient-descent learning rate eta (t = eta * step)", check=positive_float)
+    steps: int | None = param(None, "gradient-descent steps (default: t_max / lr)", check=positive_int)
+    t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 40)", check=positive_float)
 
     default_t_max: ClassVar[float] = 40.0
 
     def _validate(self) -> dict[str, Any]:
-        out = {
-            "dim": positive_int("dim", self.dim),
-            "context": positive_int("context", self.context),
-            "heads": positive_int("heads", self.heads),
-            "init_scale": positive_float("init_scale", self.init_scale),
-            "covariance": one_of("covariance", self.covariance, ("identity", "linear")),
-            "output_scale": one_of("output_scale", self.output_scale, ("paper", "code")),
-            "centre_inputs": boolean("centre_inputs", self.centre_inputs),
-            "whiten_tasks": boolean("whiten_tasks", self.whiten_tasks),
-            "freeze_off_manifold": boolean("freeze_off_manifold", self.freeze_off_manifold),
-            "seed": nonnegative_int("seed", self.seed),
-            "lr": positive_float("lr", self.lr),
-        }
-        if self.eigenvalues is not None:
-            ev = float_tuple("eigenvalues", self.eigenvalues)
-            if len(ev) != out["dim"] or any(x <= 0 for x in ev):
-                raise SpecError("eigenvalues", f"{out['dim']} positive numbers (one per dimension)", self.eigenvalues)
-            out["eigenvalues"] = ev
-        if self.train_size is not None:
-            out["train_size"] = positive_int("train_size", self.train_size)
-            if out["whiten_tasks"] and out["train_size"] <= out["dim"]:
-                raise SpecError("train_size", "more sequences than dimensions when whitening tasks", self.train_size)
-        if self.steps is not None:
-            out["steps"] = positive_int("steps", self.steps)
-        if self.t_max is not None:
-            out["t_max"] = positive_float("t_max", self.t_max)
-        return out
+        if self.eigenvalues is not None and (len(self.eigenvalues) != self.dim or any(x <= 0 for x in self.eigenvalues)):
+            raise SpecError("eigenvalues", f"{self.dim} positive numbers (one per dimension)", self.eigenvalues)
+        if self.whiten_tasks and self.train_size is not None and self.train_size <= self.dim:
+            raise SpecError("train_size", "more sequences than dimensions when whitening tasks", self.train_size)
+        return {}
 
     @property
     def c(self) -> float:
@@ -255,74 +253,47 @@ class SoftmaxFeaturesSpec(Spec):
 
     model: ClassVar[str] = "softmax"
 
-    features: int = param(4, "number of features K (at least 2)")
-    dim: int = param(6, "ambient dimension d of the tokens (at least K)")
-    context: int = param(30, "context length N (labelled tokens; the query is extra)")
+    features: int = param(4, "number of features K (at least 2)", check=at_least_two)
+    dim: int = param(6, "ambient dimension d of the tokens (at least K)", check=positive_int)
+    context: int = param(30, "context length N (labelled tokens; the query is extra)", check=positive_int)
     probabilities: tuple[float, ...] | None = param(
-        None, "feature probabilities p1,p2,... (K positive numbers summing to one)")
-    balanced: bool = param(False, "balanced features, p_k = 1/K (the default when no probabilities are given)")
-    dominant: float | None = param(None, "one dominant feature with probability p1, the others sharing 1 - p1")
+        None, "feature probabilities p1,p2,... (K positive numbers summing to one)", check=float_tuple)
+    balanced: bool = param(False, "balanced features, p_k = 1/K (the default when no probabilities are given)", check=boolean)
+    dominant: float | None = param(None, "one dominant feature with probability p1, the others sharing 1 - p1", check=positive_float)
     limit: str = param("exact", "theory: exact finite-N flow (SF-13, SF-19a) or the large-N flow (SF-21)",
                        choices=("exact", "large-n"))
-    include_query_token: bool = param(False, "let the query token compete in the softmax (SF-6 variant)")
-    lr: float = param(1.0, "gradient-descent learning rate eta (t = eta * step)")
-    steps: int | None = param(None, "gradient-descent steps (default: t_max / lr, or 300)")
-    t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 300)")
-    batch: int = param(4000, "prompts per gradient-descent step")
-    fresh_batches: bool = param(True, "draw a fresh batch every step (else one fixed batch)")
-    eval_prompts: int = param(10000, "contexts (each paired with every query feature) for the GD loss curves")
-    record_every: int = param(1, "record the GD state every this many steps")
-    thresholds: tuple[float, ...] | None = param(None, "loss levels for the threshold times (default 0.1,0.05,0.02)")
-    seed: int = param(0, "random seed (features, prompts)")
+    include_query_token: bool = param(False, "let the query token compete in the softmax (SF-6 variant)", check=boolean)
+    lr: float = param(1.0, "gradient-descent learning rate eta (t = eta * step)", check=positive_float)
+    steps: int | None = param(None, "gradient-descent steps (default: t_max / lr, or 300)", check=positive_int)
+    t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 300)", check=positive_float)
+    batch: int = param(4000, "prompts per gradient-descent step", check=positive_int)
+    fresh_batches: bool = param(True, "draw a fresh batch every step (else one fixed batch)", check=boolean)
+    eval_prompts: int = param(10000, "contexts (each paired with every query feature) for the GD loss curves", check=positive_int)
+    record_every: int = param(1, "record the GD state every this many steps", check=positive_int)
+    thresholds: tuple[float, ...] | None = param(None, "loss levels for the threshold times (default 0.1,0.05,0.02)", check=float_tuple)
+    seed: int = param(0, "random seed (features, prompts)", check=nonnegative_int)
 
     def _validate(self) -> dict[str, Any]:
-        out = {
-            "features": positive_int("features", self.features),
-            "dim": positive_int("dim", self.dim),
-            "context": positive_int("context", self.context),
-            "limit": one_of("limit", self.limit, ("exact", "large-n")),
-            "balanced": boolean("balanced", self.balanced),
-            "include_query_token": boolean("include_query_token", self.include_query_token),
-            "fresh_batches": boolean("fresh_batches", self.fresh_batches),
-            "lr": positive_float("lr", self.lr),
-            "batch": positive_int("batch", self.batch),
-            "eval_prompts": positive_int("eval_prompts", self.eval_prompts),
-            "record_every": positive_int("record_every", self.record_every),
-            "seed": nonnegative_int("seed", self.seed),
-        }
-        K = out["features"]
-        if K < 2:
-            raise SpecError("features", "an integer >= 2", self.features)
-        if out["dim"] < K:
+        K = self.features
+        if self.dim < K:
             raise SpecError("dim", f"an integer >= features ({K})", self.dim)
         given = [name for name, value in (("probabilities", self.probabilities), ("dominant", self.dominant))
-                 if value is not None] + (["balanced"] if out["balanced"] else [])
+                 if value is not None] + (["balanced"] if self.balanced else [])
         if len(given) > 1:
             raise SpecError(given[1], "only one of probabilities, balanced, dominant", f"both {given[0]} and {given[1]}")
         if self.probabilities is not None:
-            p = float_tuple("probabilities", self.probabilities)
+            p = self.probabilities
             if len(p) != K:
-                raise SpecError("probabilities", f"{K} numbers (one per feature)", self.probabilities)
+                raise SpecError("probabilities", f"{K} numbers (one per feature)", p)
             if any(x <= 0 for x in p):
-                raise SpecError("probabilities", "positive probabilities", self.probabilities)
+                raise SpecError("probabilities", "positive probabilities", p)
             if abs(sum(p) - 1.0) > 1e-9:
                 raise SpecError("probabilities", "probabilities summing to one", f"sum {sum(p):.12g}")
-            out["probabilities"] = p
-        if self.dominant is not None:
-            p1 = positive_float("dominant", self.dominant)
-            if not p1 < 1.0:
-                raise SpecError("dominant", "a probability strictly between 0 and 1", self.dominant)
-            out["dominant"] = p1
-        if self.steps is not None:
-            out["steps"] = positive_int("steps", self.steps)
-        if self.t_max is not None:
-            out["t_max"] = positive_float("t_max", self.t_max)
-        if self.thresholds is not None:
-            levels = float_tuple("thresholds", self.thresholds)
-            if not levels or any(x <= 0 for x in levels):
-                raise SpecError("thresholds", "positive loss levels", self.thresholds)
-            out["thresholds"] = levels
-        return out
+        if self.dominant is not None and not self.dominant < 1.0:
+            raise SpecError("dominant", "a probability strictly between 0 and 1", self.dominant)
+        if self.thresholds is not None and (not self.thresholds or any(x <= 0 for x in self.thresholds)):
+            raise SpecError("thresholds", "positive loss levels", self.thresholds)
+        return {}
 
     @property
     def p(self) -> tuple[float, ...]:
@@ -368,25 +339,24 @@ class LinearSeparateSpec(LinearAttentionSpec):
 
     # Fields whose defaults (or meaning) differ from the shared ones keep their place; rank and init_rule
     # are new.
-    heads: int = param(5, "number of attention heads H")
-    init_scale: float = param(1e-2, "initial scale sigma (§8): per-entry std (normal) or sigma/sqrt(fan) (code)")
+    heads: int = param(5, "number of attention heads H", check=positive_int)
+    init_scale: float = param(1e-2, "initial scale sigma (§8): per-entry std (normal) or sigma/sqrt(fan) (code)", check=positive_float)
     output_scale: str = param("code", "attention output scale: paper (1/N, c = 1) or code (1, c = N)",
                               choices=("paper", "code"))
-    freeze_off_manifold: bool = param(False, "keep k_i^y and r_i^x at zero during gradient descent (§10.2 (b))")
-    seed: int = param(4, "random seed (covariance basis, initial weights, training set)")
-    lr: float = param(0.02, "gradient-descent learning rate eta (t = eta * step)")
-    t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 200)")
-    rank: int = param(1, "key/query rank R per head (1 <= R <= D)")
+    freeze_off_manifold: bool = param(False, "keep k_i^y and r_i^x at zero during gradient descent (§10.2 (b))", check=boolean)
+    seed: int = param(4, "random seed (covariance basis, initial weights, training set)", check=nonnegative_int)
+    lr: float = param(0.02, "gradient-descent learning rate eta (t = eta * step)", check=positive_float)
+    t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 200)", check=positive_float)
+    rank: int = param(1, "key/query rank R per head (1 <= R <= D)", check=positive_int)
     init_rule: str = param("code", "initialisation rule of §8: normal (every entry N(0, sigma^2)) or code "
                                    "(N(0, sigma^2/n_layer), the authors' rule)", choices=("normal", "code"))
 
     def _validate(self) -> dict[str, Any]:
-        out = super()._validate()
-        out["rank"] = positive_int("rank", self.rank)
-        out["init_rule"] = one_of("init_rule", self.init_rule, ("normal", "code"))
-        if out["rank"] > out["dim"]:
-            raise SpecError("rank", f"an integer from 1 to dim = {out['dim']}", self.rank)
-        return out
+        super()._validate()
+        if self.rank > self.dim:
+            raise SpecError("rank", f"an integer from 1 to dim = {self.dim}", self.rank)
+        return {}
+
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -410,53 +380,32 @@ class SparseSpec(Spec):
 
     model: ClassVar[str] = "sparse"
 
-    dim: int = param(8, "input dimension d")
-    sparsity: int = param(2, "number of nonzero task coefficients s (1 <= s <= d)")
-    noise: float = param(0.1, "label noise standard deviation sigma")
-    context: int = param(24, "number of in-context examples n")
+    dim: int = param(8, "input dimension d", check=positive_int)
+    sparsity: int = param(2, "number of nonzero task coefficients s (1 <= s <= d)", check=positive_int)
+    noise: float = param(0.1, "label noise standard deviation sigma", check=nonnegative_float)
+    context: int = param(24, "number of in-context examples n", check=positive_int)
     nonzero_law: str = param("gaussian", "law of the nonzero task coefficients", SPARSE_NONZERO_LAWS)
-    layers: int = param(3, "number of attention layers L")
-    heads: int = param(4, "heads per layer h")
-    scratch: int = param(0, "zero-initialised scratch rows d_s in each token")
-    steps: int = param(10000, "training steps of the reference model")
+    layers: int = param(3, "number of attention layers L", check=positive_int)
+    heads: int = param(4, "heads per layer h", check=positive_int)
+    scratch: int = param(0, "zero-initialised scratch rows d_s in each token", check=nonnegative_int)
+    steps: int = param(10000, "training steps of the reference model", check=nonnegative_int)
     optimizer: str = param("adam", "optimiser of the reference model (adam: §2.5 recipe; gd: plain GD)",
                            SPARSE_OPTIMIZERS)
-    lr: float = param(1e-3, "learning rate of the reference optimiser")
-    batch: int = param(512, "fresh prompts per training step")
-    init_scale: float = param(0.05, "standard deviation of the N(0, init_scale^2) entrywise initialisation")
-    clip: float = param(1.0, "global gradient-norm clip (0 disables clipping)")
-    test_prompts: int = param(2000, "prompts used to estimate each risk")
-    tune_prompts: int = param(1500, "separate prompts used to tune each baseline's global hyper-parameter")
-    depth_min: float = param(0.25, "smallest continuous depth tau on the grid")
-    depth_max: float = param(4096.0, "largest continuous depth tau on the grid")
-    depth_points: int = param(29, "number of geometric grid points in tau")
-    seed: int = param(0, "random seed")
+    lr: float = param(1e-3, "learning rate of the reference optimiser", check=positive_float)
+    batch: int = param(512, "fresh prompts per training step", check=positive_int)
+    init_scale: float = param(0.05, "standard deviation of the N(0, init_scale^2) entrywise initialisation", check=nonnegative_float)
+    clip: float = param(1.0, "global gradient-norm clip (0 disables clipping)", check=nonnegative_float)
+    test_prompts: int = param(2000, "prompts used to estimate each risk", check=positive_int)
+    tune_prompts: int = param(1500, "separate prompts used to tune each baseline's global hyper-parameter", check=positive_int)
+    depth_min: float = param(0.25, "smallest continuous depth tau on the grid", check=positive_float)
+    depth_max: float = param(4096.0, "largest continuous depth tau on the grid", check=positive_float)
+    depth_points: int = param(29, "number of geometric grid points in tau", check=positive_int)
+    seed: int = param(0, "random seed", check=nonnegative_int)
 
     def _validate(self) -> dict[str, Any]:
-        out = {
-            "dim": positive_int("dim", self.dim),
-            "sparsity": positive_int("sparsity", self.sparsity),
-            "noise": nonnegative_float("noise", self.noise),
-            "context": positive_int("context", self.context),
-            "nonzero_law": one_of("nonzero_law", self.nonzero_law, SPARSE_NONZERO_LAWS),
-            "layers": positive_int("layers", self.layers),
-            "heads": positive_int("heads", self.heads),
-            "scratch": nonnegative_int("scratch", self.scratch),
-            "steps": nonnegative_int("steps", self.steps),
-            "optimizer": one_of("optimizer", self.optimizer, SPARSE_OPTIMIZERS),
-            "lr": positive_float("lr", self.lr),
-            "batch": positive_int("batch", self.batch),
-            "init_scale": nonnegative_float("init_scale", self.init_scale),
-            "clip": nonnegative_float("clip", self.clip),
-            "test_prompts": positive_int("test_prompts", self.test_prompts),
-            "tune_prompts": positive_int("tune_prompts", self.tune_prompts),
-            "depth_min": positive_float("depth_min", self.depth_min),
-            "depth_max": positive_float("depth_max", self.depth_max),
-            "depth_points": positive_int("depth_points", self.depth_points),
-            "seed": nonnegative_int("seed", self.seed),
-        }
-        if out["sparsity"] > out["dim"]:
-            raise SpecError("sparsity", f"at most dim = {out['dim']}", self.sparsity)
-        if out["depth_max"] < out["depth_min"]:
-            raise SpecError("depth_max", f"at least depth_min = {out['depth_min']}", self.depth_max)
-        return out
+        if self.sparsity > self.dim:
+            raise SpecError("sparsity", f"at most dim = {self.dim}", self.sparsity)
+        if self.depth_max < self.depth_min:
+            raise SpecError("depth_max", f"at least depth_min = {self.depth_min}", self.depth_max)
+        return {}
+
