@@ -12,6 +12,7 @@ for Adam not a flow time). Plots label their horizontal axis by it; comparisons 
 from __future__ import annotations
 
 import functools
+import html
 import json
 import platform
 import zipfile
@@ -45,6 +46,20 @@ class Trajectory:
                 f"{self.t.size} points to t = {self.t[-1] if self.t.size else 0:.4g}, final loss {final}"
                 + (f", {events}" if events else "") + ")")
 
+    def _repr_html_(self) -> str:
+        """A small table for Jupyter: model, kind, axis, points, time range, final loss, events."""
+        rows = [("model", self.meta.get("model", "?")), ("kind", self.meta.get("kind", "")),
+                ("axis", self.axis), ("points", self.t.size),
+                ("t", f"{self.t[0]:.4g} to {self.t[-1]:.4g}" if self.t.size else "-"),
+                ("final loss", f"{self.loss[-1]:.6g}" if self.loss.size else "-")]
+        rows += [(f"event: {k}", f"{v:.6g}" if isinstance(v, float) else v) for k, v in self.events.items()
+                 if not isinstance(v, (list, dict))]
+        if self.observables:
+            rows.append(("observables", ", ".join(f"{k} {tuple(v.shape)}" for k, v in self.observables.items())))
+        body = "".join(f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+                       f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>" for k, v in rows)
+        return f"<table><caption>Trajectory</caption>{body}</table>"
+
     def __post_init__(self) -> None:
         self.t = np.asarray(self.t, dtype=float)
         self.loss = np.asarray(self.loss, dtype=float)
@@ -77,6 +92,13 @@ class Trajectory:
             raise ResultFileError(path, f"not a readable result file ({type(exc).__name__}: {exc})") from None
         out.spec = _rebuild_spec(meta)
         return out
+
+    def plot(self, ax: Any = None, style: Any = None, **kwargs: Any) -> Any:
+        """The loss against ``t`` on ``ax`` (default: a new pyplot figure, shown inline in a notebook), in the
+        project's style with ``style`` (rcParams dict or matplotlib style name) on top; ``kwargs`` go to
+        ``ax.plot`` (``label``, ``color``, ``marker`` ...). Returns the axes."""
+        from .plotting import plot_trajectory
+        return plot_trajectory(self, ax, style, **kwargs)
 
     def at(self, times: np.ndarray) -> np.ndarray:
         """Loss interpolated at the given times (linear in t)."""
