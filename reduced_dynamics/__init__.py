@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import (ClusterError, DivergenceError, FamilyError, IntegrationError, OutputError,
+from .errors import (ClusterError, DivergenceError, FamilyError, IntegrationError, MissingExtraError, OutputError,
                      ReducedDynamicsError, ResultFileError, SpecError)
 from .families import FAMILIES, family, family_of, register, spec
 from .specs import Spec
 from .trajectory import Trajectory
 
-__all__ = ["FAMILIES", "ClusterError", "DivergenceError", "FamilyError", "IntegrationError", "OutputError",
+__all__ = ["FAMILIES", "ClusterError", "DivergenceError", "FamilyError", "IntegrationError", "MissingExtraError", "OutputError",
            "ReducedDynamicsError", "ResultFileError", "Spec", "SpecError", "Trajectory", "compare", "family",
            "predict", "register", "run_comparison", "simulate", "spec"]
 

@@ -11,6 +11,7 @@ The CLI prints ``reduced-dynamics: error: <message>`` (one line) and exits with 
       ResultFileError      a result file is missing, damaged or not ours (names the file)
       OutputError          an output path cannot be written (names the path)
       ClusterError         a Dask scheduler cannot be reached or lost its workers
+      MissingExtraError    an optional dependency is not installed (names the extra to install)
 
 Each is also a subclass of the built-in exception a caller would have caught before (``ValueError`` for
 bad values, ``RuntimeError`` for a failed run, ``OSError`` for files), so older ``except`` clauses keep
@@ -64,3 +65,20 @@ class OutputError(ReducedDynamicsError, OSError):
 
 class ClusterError(ReducedDynamicsError, RuntimeError):
     """A Dask cluster could not be reached or failed."""
+
+
+class MissingExtraError(ReducedDynamicsError, ImportError):
+    """An optional dependency (pandas, xarray ...) is missing; the message names the extra that brings it."""
+
+    def __init__(self, what: str, module: str, extra: str):
+        self.module, self.extra = module, extra
+        super().__init__(f"{what} needs {module}: pip install 'reduced_dynamics[{extra}]'")
+
+
+def optional_import(module: str, what: str, extra: str = "data") -> Any:
+    """Import an optional dependency at first use; ``MissingExtraError`` naming the extra when missing."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(what, module, extra) from None

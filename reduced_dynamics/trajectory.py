@@ -5,6 +5,10 @@ Saved as ``.npz`` with float arrays ``t`` and ``loss``, one array per observable
 equal object, its typed ``spec`` rebuilt through the family registry; a file that is missing or damaged is a
 ``ResultFileError`` naming it. Files are written atomically.
 
+For notebooks: ``to_dataframe()`` (pandas) and ``to_xarray()`` (xarray; both optional, the ``data`` extra,
+imported at first use), ``plot(ax=...)``, a one-line ``repr`` and a small HTML table. ``from_arrays`` wraps a
+user's own run (a PyTorch, JAX or NumPy training loop's recorded losses) so that ``rd.compare`` takes it.
+
 ``axis`` says what ``t`` is: ``"flow_time"`` (gradient-flow time; GD after k steps at rate lr sits at
 t = lr k), ``"depth"`` (continuous depth of the sparse family), ``"lr_step"`` (lr times optimiser steps,
 for Adam not a flow time). Plots label their horizontal axis by it; comparisons never mix two axes.
@@ -23,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ResultFileError
+from .errors import ResultFileError, SpecError, optional_import
 from .files import atomic_save_npz, to_json
 
 RESERVED = ("t", "loss", "meta")
@@ -92,6 +96,73 @@ class Trajectory:
             raise ResultFileError(path, f"not a readable result file ({type(exc).__name__}: {exc})") from None
         out.spec = _rebuild_spec(meta)
         return out
+
+    @classmethod
+    def from_arrays(cls, t: Any, loss: Any, observables: dict[str, Any] | None = None, model: str | None = None,
+                    spec: Any = None, axis: str = "flow_time", kind: str = "user",
+                    events: dict[str, Any] | None = None) -> "Trajectory":
+        """A Trajectory of a user's own run: ``t`` and ``loss`` (1-d, equal length; on the ``flow_time`` axis
+        a GD run after k steps at rate lr sits at t = lr k), optional observables (first axis along ``t``).
+        ``spec`` (a Spec, or a dict of its fields with ``model``) ties it to a model, so that
+        ``rd.compare(rd.predict(spec), this)`` compares like with like; ``model`` alone is enough for a label.
+        The meta records kind, spec and library versions as for the package's own runs."""
+        if spec is not None and not isinstance(spec, dict):
+            if not hasattr(spec, "to_dict") or not hasattr(spec, "model"):
+                raise SpecError("spec", "a Spec (rd.spec(model, ...)) or a dict of its fields", spec)
+            if model is not None and model != spec.model:
+                raise SpecError("model", f"the spec's model {spec.model!r}", model)
+            model = spec.model
+        if isinstance(spec, dict):
+            fields: dict[str, Any] | None = {k: v for k, v in spec.items() if k != "model"}
+            model = spec.get("model", model)
+        else:
+            fields = spec.to_dict() if spec is not None else None
+        meta = provenance(model, fields, kind) if model is not None else {"kind": kind, "versions": versions()}
+        out = cls(t=t, loss=loss, observables=dict(observables or {}), events=dict(events or {}), meta=meta,
+                  axis=axis)
+        out.spec = spec if spec is not None and not isinstance(spec, dict) else (
+            _rebuild_spec(meta) if fields is not None else None)
+        return out
+
+    def to_dataframe(self) -> Any:
+        """A pandas DataFrame: index ``t`` (named after the axis in ``df.index.name``), a column ``loss``, one
+        column per observable with one value per time, and for an observable with more axes (shape (T, a, b
+        ...)) one flat column per component, named ``name[i]``, ``name[i,j]`` ... Observables not indexed by
+        time (first axis not of length T) are left out: ``to_xarray`` keeps them. ``df.attrs`` holds model,
+        kind, axis and events. Needs pandas (the ``data`` extra)."""
+        pd = optional_import("pandas", "Trajectory.to_dataframe")
+        columns: dict[str, np.ndarray] = {"loss": self.loss}
+        for name, value in self.observables.items():
+            if value.ndim == 0 or value.shape[0] != self.t.size:
+                continue
+            if value.ndim == 1:
+                columns[name] = value
+                continue
+            flat = value.reshape(self.t.size, -1)
+            for k, index in enumerate(np.ndindex(*value.shape[1:])):
+                columns[f"{name}[{','.join(map(str, index))}]"] = flat[:, k]
+        frame = pd.DataFrame(columns, index=pd.Index(self.t, name="t"))
+        frame.attrs.update(model=self.meta.get("model"), kind=self.meta.get("kind"), axis=self.axis,
+                           events=dict(self.events))
+        return frame
+
+    def to_xarray(self) -> Any:
+        """An xarray Dataset: coordinate ``t``, variable ``loss(t)``, and each observable with dims ``t`` plus
+        ``<name>_dim_1``, ``<name>_dim_2`` ... (an observable not indexed by time: ``<name>_dim_0`` ...).
+        ``attrs``: model, kind, axis, and spec, versions, events as JSON strings (``json.loads`` them; strings
+        keep the Dataset writable with ``to_netcdf``). Needs xarray (the ``data`` extra)."""
+        xr = optional_import("xarray", "Trajectory.to_xarray")
+        data: dict[str, Any] = {"loss": ("t", self.loss)}
+        for name, value in self.observables.items():
+            timed = value.ndim > 0 and value.shape[0] == self.t.size
+            dims = (["t"] if timed else []) + [f"{name}_dim_{k}" for k in range(int(timed), value.ndim)]
+            data[name] = (dims, value)
+        attrs = {"model": self.meta.get("model", ""), "kind": self.meta.get("kind", ""), "axis": self.axis or "",
+                 "spec": to_json(self.meta.get("spec")), "versions": to_json(self.meta.get("versions", {})),
+                 "events": to_json(self.events)}
+        if "derivation_hash" in self.meta:
+            attrs["derivation_hash"] = str(self.meta["derivation_hash"])
+        return xr.Dataset(data, coords={"t": ("t", self.t, {"axis": self.axis or ""})}, attrs=attrs)
 
     def plot(self, ax: Any = None, style: Any = None, **kwargs: Any) -> Any:
         """The loss against ``t`` on ``ax`` (default: a new pyplot figure, shown inline in a notebook), in the
