@@ -323,7 +323,7 @@ def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str
     folder: default True for the pool made here, False for a given executor, which may be a remote
     cluster); otherwise they send each whole trajectory back and this process writes it. ``chunk_size``:
     points per task (default: ``chunk_size_for`` the pool made here, 1 for a given executor)."""
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     fam = family(model)
     points = plan(model, grid, fixed, side)

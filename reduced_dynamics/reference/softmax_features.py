@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from ..specs import SoftmaxFeaturesSpec, SpecError
 from ..tasks.softmax_features import Prompts, check_probabilities, curve_events, random_features, sample_prompts

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from ..specs import SparseSpec, SpecError
 from ..tasks.sparse_regression import Prompts, excess_risk, mean_and_stderr, sample_prompts
