@@ -186,10 +186,22 @@ def _rebuild_spec(meta: dict) -> Any:
         return None
 
 
+FALLBACK_VERSION = "0.1.0+unknown"     # not installed (run from a source tree without package metadata)
+
+
+def package_version() -> str:
+    """This package's version: set from git by setuptools-scm when installed (``0.1.devN+gHASH`` between
+    tags; setuptools-scm's fallback outside a git checkout), ``FALLBACK_VERSION`` when not installed."""
+    try:
+        return importlib_metadata.version("reduced_dynamics")
+    except importlib_metadata.PackageNotFoundError:
+        return FALLBACK_VERSION
+
+
 @functools.lru_cache(maxsize=1)
 def _versions() -> tuple[tuple[str, str], ...]:
-    out = {"python": platform.python_version()}
-    for name in ("reduced_dynamics", "numpy", "scipy", "sympy", "numba", "scikit-learn", "matplotlib"):
+    out = {"python": platform.python_version(), "reduced_dynamics": package_version()}
+    for name in ("numpy", "scipy", "sympy", "numba", "scikit-learn", "matplotlib"):
         try:
             out[name] = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:
