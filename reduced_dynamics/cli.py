@@ -28,7 +28,7 @@ from typing import Any
 
 from .errors import ReducedDynamicsError
 from .families import FAMILIES, family
-from .files import atomic_write_json
+from .files import all_or_nothing, atomic_write_json, check_target
 from .specs import Spec, SpecError, field_types
 
 VERBS = ("predict", "simulate", "compare")
@@ -110,12 +110,29 @@ def _output_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--out", metavar="FILE.npz", help="where to write the curve(s) (.npz)")
     parser.add_argument("--json", metavar="FILE", help="where to write the summary / report (.json)")
     parser.add_argument("--plot", metavar="FILE", help="where to write a figure (.pdf or .png; both are written)")
+    parser.add_argument("--yes", action="store_true",
+                        help="run even if the estimated time exceeds the budget (memory limits still apply)")
     if verb == "compare":
         parser.add_argument("--out-dir", default="out", metavar="DIR",
                             help="folder for the default outputs MODEL-compare.{json,txt,npz,pdf,png} (default: out)")
     else:
         parser.add_argument("--out-dir", default="out", metavar="DIR",
                             help=f"folder for the default output MODEL-{verb}.npz (default: out)")
+
+
+def output_targets(model: str, verb: str, args: argparse.Namespace) -> list[Path]:
+    """Every file a verb will write, each checked now (a folder, symlink, device or FIFO where a file is
+    asked for, or a file where a folder is: an OutputError naming it), so a bad path costs no computation."""
+    out_dir = Path(args.out_dir)
+    if verb == "compare":
+        stem = out_dir / f"{model}-compare"
+        paths = [stem.with_suffix(s) for s in (".json", ".txt", ".npz", ".pdf", ".png")]
+        paths += [Path(args.out)] if args.out else []
+    else:
+        paths = [Path(args.out) if args.out else out_dir / f"{model}-{verb}.npz"]
+    paths += [Path(args.json)] if args.json else []
+    paths += [Path(args.plot).with_suffix(s) for s in (".pdf", ".png")] if args.plot else []
+    return [check_target(p) for p in paths]
 
 
 def _run_model_verb(verb: str, argv: list[str]) -> int:
@@ -131,35 +148,37 @@ def _run_model_verb(verb: str, argv: list[str]) -> int:
     args = parser.parse_args(argv[1:])
     spec = spec_from_arguments(fam.spec_class, args)
     out_dir = Path(args.out_dir)
+    targets = output_targets(fam.name, verb, args)      # every output checked before any work is done
+    fam.guard(spec, verb, confirm_time=True, yes=args.yes)
     start = time.perf_counter()
-
     if verb == "compare":
         from .comparison import plot_report, run
         report = run(spec)
-        stem = out_dir / f"{fam.name}-compare"
-        written = report.save(stem, plot=True)
-        if args.out:
-            written.append(report.save_curves(args.out))
-        if args.json:
-            written.append(atomic_write_json(args.json, report.to_dict()))
-        if args.plot:
-            written += plot_report(report, Path(args.plot).with_suffix(""))
+        with all_or_nothing():
+            written = report.save(out_dir / f"{fam.name}-compare", plot=True)
+            if args.out:
+                written.append(report.save_curves(args.out))
+            if args.json:
+                written.append(atomic_write_json(args.json, report.to_dict()))
+            if args.plot:
+                written += plot_report(report, Path(args.plot).with_suffix(""))
         print(report.text())
     else:
         trajectory = fam.predict(spec) if verb == "predict" else fam.simulate(spec)
         summary = fam.summarise(spec, trajectory)
-        written = [trajectory.save(args.out or out_dir / f"{fam.name}-{verb}.npz")]
-        if args.json:
-            written.append(atomic_write_json(args.json, {"model": fam.name, "kind": trajectory.meta.get("kind"),
-                                                         "spec": spec.to_dict(), **summary}))
-        if args.plot:
-            from . import plotting
-            fig, ax = plotting.figure()
-            if verb == "predict":
-                plotting.loss_axes(ax, {"theory": trajectory}, xlabel=trajectory.axis)
-            else:
-                plotting.loss_axes(ax, {}, reference=trajectory, xlabel=trajectory.axis)
-            written += plotting.save(fig, Path(args.plot).with_suffix(""))
+        with all_or_nothing():
+            written = [trajectory.save(targets[0])]
+            if args.json:
+                written.append(atomic_write_json(args.json, {"model": fam.name, "kind": trajectory.meta.get("kind"),
+                                                             "spec": spec.to_dict(), **summary}))
+            if args.plot:
+                from . import plotting
+                fig, ax = plotting.figure()
+                if verb == "predict":
+                    plotting.loss_axes(ax, {"theory": trajectory}, xlabel=trajectory.axis)
+                else:
+                    plotting.loss_axes(ax, {}, reference=trajectory, xlabel=trajectory.axis)
+                written += plotting.save(fig, Path(args.plot).with_suffix(""))
         print(f"{fam.name} {verb} ({trajectory.meta.get('kind')}): "
               + ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()))
     print(f"finished in {time.perf_counter() - start:.1f} s; wrote:")
