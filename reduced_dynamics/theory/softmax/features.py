@@ -21,7 +21,7 @@ from derivations import softmax_features as derivation
 from ... import compile as compiler
 from ...integrate import integrate
 from ...specs import SoftmaxFeaturesSpec, SpecError
-from ...tasks.softmax_features import check_probabilities, curve_events
+from ...tasks.softmax_features import check_probabilities, curve_events, draw
 from ...trajectory import Trajectory, provenance
 from .exact import CountEnumeration, symmetric_column
 
@@ -119,6 +119,12 @@ def output_grid(spec: SoftmaxFeaturesSpec) -> np.ndarray:
     return np.unique(np.round(np.concatenate([uniform[uniform <= T + 1e-12], [T]]), 12))
 
 
+def start(spec: SoftmaxFeaturesSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(p, M(0) = V Q(0) V^T) of the spec's problem draw, the same start as the reference's GD (SF-10)."""
+    problem = draw(spec)
+    return problem.probabilities, problem.features @ problem.initial_Q @ problem.features.T
+
+
 def predict(spec: SoftmaxFeaturesSpec, t_eval: np.ndarray | None = None, cache_dir=None) -> Trajectory:
     """Reduced flow of M from M = 0 (SF-10): the exact finite-N flow (SF-13 with SF-19a; ``limit='exact'``) or
     the large-N flow (SF-21; ``limit='large-n'``).
@@ -129,17 +135,17 @@ def predict(spec: SoftmaxFeaturesSpec, t_eval: np.ndarray | None = None, cache_d
     feature k on tokens of feature n; the diagonal is ``own_attention``), ``own_attention`` (T x K).
     Events: threshold times per feature, half-attention times (SF-28) and the phase boundaries E1-E4 (§8.2).
     """
-    p = np.asarray(spec.p)
+    p, M0 = start(spec)
     t = output_grid(spec) if t_eval is None else np.asarray(t_eval, dtype=float)
     if spec.limit == "large-n":
-        flow = large_n_flow(p, t, cache_dir=cache_dir)
+        flow = large_n_flow(p, t, M0=M0, cache_dir=cache_dir)
         attention = large_n_attention(flow.M, p)
         kind, note = "theory-large-N", "large-N flow (SF-21) of the derived loss (SF-20)"
         if spec.include_query_token:
             note += "; the query token's O(1/N) share of the softmax vanishes in this limit (SF-6)"
     else:
         enum = CountEnumeration(p, spec.context, spec.include_query_token)
-        flow = exact_flow(p, spec.context, t, include_query_token=spec.include_query_token, observe=False)
+        flow = exact_flow(p, spec.context, t, M0=M0, include_query_token=spec.include_query_token, observe=False)
         observed = [enum.losses_and_attention(M) for M in flow.M]
         flow.loss_k = np.array([L for L, _ in observed])
         attention = np.array([a for _, a in observed])
@@ -162,10 +168,8 @@ def exact_gd_map(spec: SoftmaxFeaturesSpec) -> Trajectory:
     separates the O(lr) gap between GD and the flow (SF-10) from the sampling noise of finite batches. Recorded at
     the reference's record times, with the same observables and events as :func:`predict`.
     """
-    p = np.asarray(spec.p)
+    p, M = start(spec)
     enum = CountEnumeration(p, spec.context, spec.include_query_token)
-    K = spec.features
-    M = np.zeros((K, K))
     steps, Ms = [], []
     for step in range(spec.gd_steps + 1):
         if step % spec.record_every == 0 or step == spec.gd_steps:
