@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import DivergenceError
 from ..specs import SoftmaxFeaturesSpec, SpecError
 from ..tasks.softmax_features import Prompts, check_probabilities, curve_events, draw, sample_prompts
 from ..trajectory import Trajectory, provenance
@@ -99,6 +100,12 @@ def per_feature_losses(Q: np.ndarray, prompts: Prompts, features: np.ndarray, in
     return (out, masses) if with_attention else out
 
 
+# The loss of this model is bounded (yhat is a convex combination of the labels), so a too large lr does not blow
+# it up: Q saturates the softmax. GD counts as diverged when Q turns non-finite or the evaluation loss climbs above
+# DIVERGENCE_FACTOR times its starting value (attention locked on the wrong features; descent never does that).
+DIVERGENCE_FACTOR = 2.0
+
+
 @dataclass
 class GDRun:
     """Record of a gradient-descent run: steps, flow times t = lr * step, M = V Q V^T (K x K per record),
@@ -128,8 +135,8 @@ def train(features: np.ndarray, probabilities, context: int, lr: float, steps: i
     (task averaged exactly, see :func:`per_feature_losses`). ``rng`` draws the training prompts only;
     ``eval_rng=None`` draws the evaluation contexts from ``rng`` first (one stream for both, as in small
     tests); :func:`simulate` passes the separate streams of the problem draw. ``Q0`` defaults to zero. A tqdm
-    bar is shown for runs of more than 200 steps unless ``progress`` is False. Stops with a message if the
-    parameters become non-finite.
+    bar is shown for runs of more than 200 steps unless ``progress`` is False. Raises DivergenceError if Q
+    becomes non-finite or the evaluation loss climbs above :data:`DIVERGENCE_FACTOR` times its starting value.
     """
     features = np.asarray(features, dtype=float)
     p = check_probabilities(probabilities)
@@ -148,9 +155,12 @@ def train(features: np.ndarray, probabilities, context: int, lr: float, steps: i
     record_steps, Ms, losses, masses = [], [], [], []
 
     def record(step: int) -> None:
+        loss_k, mass = per_feature_losses(Q, evaluation, features, include_query_token, with_attention=True)
+        loss = float(loss_k @ p)
+        if not np.isfinite(loss) or (losses and loss > DIVERGENCE_FACTOR * float(losses[0] @ p)):
+            raise DivergenceError("softmax", step, loss, f"lower --lr (now {lr:g})")
         record_steps.append(step)
         Ms.append(features @ Q @ features.T)
-        loss_k, mass = per_feature_losses(Q, evaluation, features, include_query_token, with_attention=True)
         losses.append(loss_k)
         masses.append(mass)
 
@@ -161,7 +171,7 @@ def train(features: np.ndarray, probabilities, context: int, lr: float, steps: i
         _, grad = loss_and_grad(Q, prompts, include_query_token)
         Q = Q - lr * grad
         if not np.all(np.isfinite(Q)):
-            raise FloatingPointError(f"softmax GD diverged at step {step} (lr = {lr}): non-finite Q")
+            raise DivergenceError("softmax", step, float("nan"), f"lower --lr (now {lr:g}); Q became non-finite")
         if step % record_every == 0 or step == steps:
             record(step)
     steps_arr = np.array(record_steps)
