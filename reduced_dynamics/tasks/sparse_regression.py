@@ -11,10 +11,12 @@ Every function takes a :class:`reduced_dynamics.specs.SparseSpec` (only its task
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from ..specs import SparseSpec, SpecError, positive_int
+from . import streams
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,57 @@ def sample_prompts(spec: SparseSpec, count: int, rng: np.random.Generator,
     y = np.einsum("bnd,bd->bn", X, w) + sigma * rng.standard_normal((count, n))
     yq = np.einsum("bd,bd->b", xq, w) + sigma * rng.standard_normal(count)
     return Prompts(X=X, y=y, xq=xq, yq=yq, w=w)
+
+
+def initial_weights(spec: SparseSpec, rng: np.random.Generator, heads: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Entrywise N(0, init_scale^2) initial P and Q of shape (L, h, D, D), D = d + 1 + d_s (§2.5); P first.
+    ``heads`` overrides spec.heads (e.g. the h = 1 comparison model of SM-C19)."""
+    _check_spec(spec)
+    h = spec.heads if heads is None else heads
+    shape = (spec.layers, h, spec.dim + 1 + spec.scratch, spec.dim + 1 + spec.scratch)
+    return spec.init_scale * rng.standard_normal(shape), spec.init_scale * rng.standard_normal(shape)
+
+
+# The family's named streams, in spawn order. "train" and "evaluation" are the two children the reference has
+# always spawned (so trained-model numbers are unchanged); append new names at the end.
+STREAMS = ("train", "evaluation", "test", "tune", "moments")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One draw of the sparse problem from ``spec.seed``, shared by the predict side and the reference.
+
+    ``init``: initial (P, Q) of the trained model (drawn first from the training stream); ``train``: the rest of
+    the training stream, one fresh batch per step; ``evaluation``: the reference's fixed evaluation prompts and
+    then its probe prompts; ``test_prompts`` / ``tune_prompts``: ``spec.test_prompts`` risk-estimation prompts and
+    ``spec.tune_prompts`` separate tuning prompts of the predict side (§4), each from its own stream and drawn on
+    first use; ``moments``: the prior averages of the restricted flow (SM-38). Streams are independent, so
+    changing one count never changes another draw.
+    """
+
+    spec: SparseSpec
+    init: tuple[np.ndarray, np.ndarray]
+    train: np.random.Generator
+    evaluation: np.random.Generator
+    test: np.random.Generator
+    tune: np.random.Generator
+    moments: np.random.Generator
+
+    @cached_property
+    def test_prompts(self) -> Prompts:
+        return sample_prompts(self.spec, self.spec.test_prompts, self.test)
+
+    @cached_property
+    def tune_prompts(self) -> Prompts:
+        return sample_prompts(self.spec, self.spec.tune_prompts, self.tune)
+
+
+def draw(spec: SparseSpec) -> Problem:
+    """The problem of ``spec``: every random draw of the family starts here (streams of :data:`STREAMS`)."""
+    _check_spec(spec)
+    rngs = streams(spec.seed, STREAMS)
+    return Problem(spec=spec, init=initial_weights(spec, rngs["train"]), **rngs)
 
 
 def context_statistics(prompts: Prompts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
