@@ -1,10 +1,11 @@
 """The sparse problem draw (tasks.sparse_regression.draw): one seed, named streams for the training run (initial
 weights, then batches), the reference's evaluation prompts, the predict side's test and tuning prompts and the
-restricted-flow moments, shared by theory and reference."""
+restricted-flow moments, shared by theory and reference; and divergence of the reference's training."""
 import numpy as np
 import pytest
 
 import reduced_dynamics as rd
+from reduced_dynamics.errors import DivergenceError
 from reduced_dynamics.reference import sparse_multihead as ref
 from reduced_dynamics.tasks.sparse_regression import draw
 
@@ -37,3 +38,14 @@ def test_theory_and_reference_start_from_the_same_draw():
     theory = rd.predict(spec)
     np.testing.assert_allclose(theory.loss[0], np.mean(np.sum(draw(spec).test_prompts.w ** 2, axis=1)))
     assert exp.training.risk[0] == pytest.approx(theory.loss[0], rel=0.02)
+
+
+def test_divergence_is_detected_and_names_lr():
+    """Plain GD at lr = 100 used to run on to losses of 1e119 without a word; now it stops at the first step
+    whose mini-batch loss is non-finite or above 1e6 x max(first loss, 1)."""
+    spec = rd.spec("sparse", **dict(SMALL, optimizer="gd", lr=100.0))
+    with pytest.raises(DivergenceError, match=r"^sparse: gradient descent diverged at step \d+ .*lower --lr "
+                                              r"\(now 100\)$") as caught:
+        rd.simulate(spec, progress=False)
+    assert 0 < caught.value.step < 5 and "\n" not in str(caught.value)
+    assert isinstance(caught.value, RuntimeError)  # what the old check raised

@@ -21,6 +21,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from ..errors import DivergenceError
 from ..specs import SparseSpec, SpecError
 from ..tasks.sparse_regression import Prompts, draw, excess_risk, initial_weights, mean_and_stderr, sample_prompts
 
@@ -217,6 +218,10 @@ class TrainResult:
     train_loss: np.ndarray     # mini-batch loss (SM-13) at every step
 
 
+# A mini-batch loss above this factor times max(first loss, 1) counts as divergence (as in the linear reference).
+DIVERGENCE_FACTOR = 1e6
+
+
 def train(spec: SparseSpec, rng: np.random.Generator, eval_prompts: Prompts, heads: int | None = None,
           mask: np.ndarray | None = None, record_every: int | None = None, progress: bool = False,
           init: Params | None = None) -> TrainResult:
@@ -224,8 +229,8 @@ def train(spec: SparseSpec, rng: np.random.Generator, eval_prompts: Prompts, hea
     eps 1e-8) or plain GD, global gradient-norm clip ``spec.clip`` (0 = off), for ``spec.steps`` steps (§2.5).
 
     Starts from ``init`` (default: drawn from ``rng`` by :func:`init_params`), then draws the batches from
-    ``rng``. A plain-GD run after k steps sits at gradient-flow time t = lr * k for the loss SM-13. Stops with an
-    error if the loss becomes non-finite."""
+    ``rng``. A plain-GD run after k steps sits at gradient-flow time t = lr * k for the loss SM-13. Raises
+    DivergenceError if the loss becomes non-finite or exceeds DIVERGENCE_FACTOR * max(first loss, 1)."""
     params = init_params(spec, rng, heads) if init is None else init.copy()
     mask = _check_mask(params, mask)
     record_every = record_every or max(1, spec.steps // 50)
@@ -243,9 +248,10 @@ def train(spec: SparseSpec, rng: np.random.Generator, eval_prompts: Prompts, hea
                 rec_se.append(se)
             if k == spec.steps:
                 break
-            loss, grad = loss_and_grad(params, sample_prompts(spec, spec.batch, rng), mask)
-            if not np.isfinite(loss):
-                raise RuntimeError(f"training diverged at step {k}: loss {loss}")
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss, grad = loss_and_grad(params, sample_prompts(spec, spec.batch, rng), mask)
+            if not np.isfinite(loss) or loss > DIVERGENCE_FACTOR * max(losses[0] if k else loss, 1.0):
+                raise DivergenceError("sparse", k, loss, f"lower --lr (now {spec.lr:g})")
             losses[k] = loss
             g = grad.flat()
             norm = float(np.linalg.norm(g))
