@@ -10,7 +10,8 @@ Implements §2 and §3 of the theory note ``sparse_multihead.md``:
 * head importance by masking (SM-15, SM-16), pruning (SM-17), read-out and preprocessing probes (SM-18, SM-19).
 
 This module NEVER imports ``derivations`` or ``reduced_dynamics.theory``: it is the independent witness. It
-only shares the neutral prompt sampler of ``reduced_dynamics.tasks.sparse_regression`` and the spec. Its
+only shares the neutral problem definition of ``reduced_dynamics.tasks.sparse_regression`` (prompt sampler,
+initial-weight law, the problem draw) and the spec. Its
 own small T-step GD baseline for the preprocessing probe (SM-19) is written here for that reason.
 """
 from __future__ import annotations

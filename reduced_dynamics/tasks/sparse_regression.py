@@ -5,8 +5,10 @@ task prior with a Rademacher or Gaussian nonzero law (SM-2), and the context sta
 predict side (``reduced_dynamics.theory``) and the NumPy witness (``reduced_dynamics.reference``) import
 this module; it imports nothing of either.
 
-Every function takes a :class:`reduced_dynamics.specs.SparseSpec` (only its task fields ``dim``,
-``sparsity``, ``noise``, ``context`` and ``nonzero_law`` are read) and a ``numpy.random.Generator``.
+The samplers take a :class:`reduced_dynamics.specs.SparseSpec` (the task fields ``dim``, ``sparsity``,
+``noise``, ``context`` and ``nonzero_law``; the initial weights also read the model fields) and a
+``numpy.random.Generator``. :func:`draw` is where those generators come from: the named streams of
+``spec.seed`` that theory and reference share.
 """
 from __future__ import annotations
 
