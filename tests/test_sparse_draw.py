@@ -13,15 +13,14 @@ SMALL = dict(dim=4, sparsity=2, noise=0.1, context=8, nonzero_law="rademacher", 
              batch=64, test_prompts=300, tune_prompts=300, depth_points=9, depth_max=64.0)
 
 
-def test_test_prompts_do_not_change_the_training_run_or_the_tuning_set():
+def test_test_prompts_do_not_change_the_training_run():
     few, many = rd.spec("sparse", **SMALL), rd.spec("sparse", **dict(SMALL, test_prompts=700))
     a, b = ref.run_experiment(few), ref.run_experiment(many)
     np.testing.assert_array_equal(a.training.train_loss, b.training.train_loss)
     np.testing.assert_array_equal(a.training.params.flat(), b.training.params.flat())
     np.testing.assert_array_equal(a.training.risk, b.training.risk)
-    # the predict side: more test prompts leave the tuning prompts as they were (they used to follow the
-    # test prompts in one generator), and more tuning prompts leave the test prompts as they were
-    np.testing.assert_array_equal(draw(few).tune_prompts.X, draw(many).tune_prompts.X)
+    # the predict side draws its test prompts and then its tuning prompts from the seed's root generator (as
+    # the SM-C12 numbers were measured): more tuning prompts leave the test prompts as they were
     more_tuning = draw(few.replace(tune_prompts=900))
     np.testing.assert_array_equal(draw(few).test_prompts.X, more_tuning.test_prompts.X)
 

@@ -96,7 +96,7 @@ def initial_weights(spec: SparseSpec, rng: np.random.Generator, heads: int | Non
 
 # The family's named streams, in spawn order. "train" and "evaluation" are the two children the reference has
 # always spawned (so trained-model numbers are unchanged); append new names at the end.
-STREAMS = ("train", "evaluation", "test", "tune", "moments")
+STREAMS = ("train", "evaluation", "moments")
 
 
 @dataclass(frozen=True)
@@ -105,27 +105,31 @@ class Problem:
 
     ``init``: initial (P, Q) of the trained model (drawn first from the training stream); ``train``: the rest of
     the training stream, one fresh batch per step; ``evaluation``: the reference's fixed evaluation prompts and
-    then its probe prompts; ``test_prompts`` / ``tune_prompts``: ``spec.test_prompts`` risk-estimation prompts and
-    ``spec.tune_prompts`` separate tuning prompts of the predict side (§4), each from its own stream and drawn on
-    first use; ``moments``: the prior averages of the restricted flow (SM-38). Streams are independent, so
-    changing one count never changes another draw.
+    then its probe prompts; ``moments``: the prior averages of the restricted flow (SM-38). ``test_prompts``
+    and ``tune_prompts``: the predict side's ``spec.test_prompts`` risk-estimation prompts and then its
+    ``spec.tune_prompts`` separate tuning prompts (§4), in that order from the seed's root generator, as the
+    SM-C12 numbers were measured (a stream of their own: no count of theirs changes the training run).
     """
 
     spec: SparseSpec
     init: tuple[np.ndarray, np.ndarray]
     train: np.random.Generator
     evaluation: np.random.Generator
-    test: np.random.Generator
-    tune: np.random.Generator
     moments: np.random.Generator
 
     @cached_property
-    def test_prompts(self) -> Prompts:
-        return sample_prompts(self.spec, self.spec.test_prompts, self.test)
+    def _risk_prompts(self) -> tuple[Prompts, Prompts]:
+        rng = np.random.default_rng(self.spec.seed)
+        test = sample_prompts(self.spec, self.spec.test_prompts, rng)
+        return test, sample_prompts(self.spec, self.spec.tune_prompts, rng)
 
-    @cached_property
+    @property
+    def test_prompts(self) -> Prompts:
+        return self._risk_prompts[0]
+
+    @property
     def tune_prompts(self) -> Prompts:
-        return sample_prompts(self.spec, self.spec.tune_prompts, self.tune)
+        return self._risk_prompts[1]
 
 
 def draw(spec: SparseSpec) -> Problem:
