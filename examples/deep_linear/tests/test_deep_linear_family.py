@@ -52,3 +52,12 @@ def test_reference_does_not_load_the_theory():
             "'rd_deep_linear.derivations', 'sympy', 'reduced_dynamics.compile'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+def test_cli_knows_the_plug_in(tmp_path, capsys):
+    from reduced_dynamics.cli import main
+    assert main(["models"]) == 0 and "rd_deep_linear.face" in capsys.readouterr().out
+    assert main(["predict", "deep-linear", "--t-max", "2", "--out-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "deep-linear-predict.npz").exists()
+    assert main(["simulate", "deep-linear", "--hidden", "0"]) == 2
+    assert capsys.readouterr().err.strip().endswith("hidden: expected a positive integer, got 0")
