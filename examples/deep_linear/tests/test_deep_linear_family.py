@@ -1,6 +1,7 @@
 """The common suite of reduced_dynamics.testing on the plug-in family, and how it is plugged in."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -44,6 +45,16 @@ def test_registered_by_entry_point_only():
 def test_face_is_at_most_60_lines():
     lines = (PACKAGE / "face.py").read_text().splitlines()
     assert len(lines) <= 60, len(lines)
+
+
+def test_the_walk_through_states_the_line_counts():
+    page = PACKAGE.parents[2] / "docs" / "adding-a-family.md"
+    if not page.exists():
+        pytest.skip("the example is not inside the project's checkout")
+    rows = re.findall(r"^\| \w+ \| `rd_deep_linear/([\w/]+\.py)` \| (\d+) \|", page.read_text(), re.M)
+    assert len(rows) == 7, rows
+    for name, count in rows:
+        assert len((PACKAGE / name).read_text().splitlines()) == int(count), (name, count)
 
 
 def test_reference_does_not_load_the_theory():
