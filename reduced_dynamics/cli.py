@@ -263,8 +263,9 @@ def _run_figures(argv: list[str]) -> int:
     registry = figure_registry()
     if args.list:
         owners = figure_families()
+        width = max(map(len, owners.values()), default=10)
         for name, path in registry.items():
-            print(f"{name:32} {owners[name]:10} {path}")
+            print(f"{name:32} {owners[name]:{width}} {path}")
         return 0
     names = list(registry) if args.all else args.names
     if not names:
@@ -384,8 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         if verb == "sweep":
             return _run_sweep(rest)
         if verb == "models":
+            width = max(map(len, FAMILIES))
             for fam in FAMILIES.values():
-                print(f"{fam.name:10} {fam.title}   [{fam.path}]")
+                print(f"{fam.name:{width}}  {fam.title}   [{fam.path}]")
             return 0
         raise UsageError(f"unknown command {verb!r}: expected one of {', '.join(VERBS)}, figures, sweep, models")
     except (ReducedDynamicsError, UsageError) as exc:

@@ -14,9 +14,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from reduced_dynamics import plotting
+from reduced_dynamics import figures, plotting
 from reduced_dynamics.comparison import run
-from reduced_dynamics.files import atomic_save_npz, atomic_write_json
 
 from .spec import DeepLinearSpec
 
@@ -41,14 +40,10 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
         right.set_xlabel(plotting.AXIS_LABELS["flow_time"])
         right.set_ylabel("mode strength u_i / s_i")
         right.legend(loc="center right")
-    written = plotting.save(fig, stem)
-    written.append(atomic_save_npz(stem.with_suffix(".npz"), t=theory.t, loss=theory.loss,
-                                   u=theory.observables["u"], t_reference=reference.t,
-                                   loss_reference=reference.loss, u_reference=reference.observables["u"]))
+    arrays = {"t": theory.t, "loss": theory.loss, "u": theory.observables["u"], "t_reference": reference.t,
+              "loss_reference": reference.loss, "u_reference": reference.observables["u"]}
     numbers = {key: value for key, value in report.metrics.items() if not isinstance(value, np.ndarray)}
-    written.append(atomic_write_json(stem.with_suffix(".json"),
-                                     plotting.figure_record(spec, {"metrics": numbers, "levels": report.levels})))
-    return written
+    return figures.save(fig, stem, spec, arrays, {"metrics": numbers, "levels": report.levels})
 
 
 if __name__ == "__main__":
