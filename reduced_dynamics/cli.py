@@ -339,11 +339,19 @@ def _run_sweep(argv: list[str]) -> int:
         raise SpecError("measure", "--measure NAME[,NAME]" + (f" from {', '.join(fam.measures)}" if fam.measures
                                                                else ""), args.measure)
     measures = [m.strip() for m in args.measure.split(",")]
+    repeated = sorted({m for m in measures if measures.count(m) > 1})
+    if repeated or "" in measures:
+        raise SpecError("measure", "distinct, non-empty measure names", args.measure)
     workers = None
     if args.workers is not None:
         workers = _number("workers", args.workers)
         if not isinstance(workers, int) or workers < 1:
             raise SpecError("workers", "a positive integer", args.workers)
+        cores = os.cpu_count() or 1
+        if workers > cores and not args.scheduler:
+            print(f"reduced-dynamics: warning: --workers {workers} is more than the {cores} cores here; using {cores}",
+                  file=sys.stderr)
+            workers = cores
     if args.dask is not None and args.dask != "local":
         raise SpecError("dask", "'local' (or use --scheduler ADDRESS)", args.dask)
     if args.dask and args.scheduler:
@@ -370,8 +378,14 @@ def _run_sweep(argv: list[str]) -> int:
     return 1 if result.failed else 0
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"reduced-dynamics: warning: {one_line(message)}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    import warnings
+    warnings.showwarning = _one_line_warning
     try:
         if not argv or argv[0] in ("-h", "--help"):
             print(__doc__.strip())
@@ -394,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reduced-dynamics: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("reduced-dynamics: interrupted (Ctrl-C); nothing more was written", file=sys.stderr)
+        print("reduced-dynamics: interrupted (Ctrl-C); finished outputs were kept, nothing half-written",
+              file=sys.stderr)
         return 130
 
 

@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 
 from .errors import CostError
 
-TIME_BUDGET = 600.0          # seconds a run may take without --yes
+def time_budget() -> float:
+    """Seconds a run may take without --yes: 600, or REDUCED_DYNAMICS_TIME_BUDGET."""
+    try:
+        return float(os.environ.get("REDUCED_DYNAMICS_TIME_BUDGET", "600"))
+    except ValueError:
+        return 600.0
 FLOAT = 8                    # bytes
 
 
@@ -62,14 +67,14 @@ def available_memory() -> float:
 
 
 def enforce(model: str, verb: str, estimate: Estimate | None, confirm_time: bool = False, yes: bool = False) -> None:
-    """Refuse what cannot fit; with ``confirm_time``, refuse what exceeds ``TIME_BUDGET`` unless ``yes``."""
+    """Refuse what cannot fit; with ``confirm_time``, refuse what exceeds ``time_budget()`` unless ``yes``."""
     if estimate is None:
         return
     free = available_memory()
     if estimate.bytes > 0.8 * free:
         raise CostError(f"{model} {verb}: needs {estimate.describe()}, but only {human_bytes(free)} of memory is "
                         f"free; reduce the sizes")
-    if confirm_time and not yes and estimate.seconds > TIME_BUDGET:
+    if confirm_time and not yes and estimate.seconds > time_budget():
         raise CostError(f"{model} {verb}: expected {estimate.describe()}; add --yes to run it anyway, or reduce "
                         f"the sizes")
 

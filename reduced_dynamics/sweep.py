@@ -52,9 +52,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .errors import ClusterError
+from .errors import ClusterError, OutputError
 from .families import RegisteredFamily, family, load_path
-from .files import atomic_write_json, atomic_write_text, to_json
+from .files import atomic_write_json, atomic_write_text, check_target, to_json
 from .specs import Spec, SpecError
 from .trajectory import Trajectory, versions
 
@@ -262,12 +262,55 @@ def blas_pinned_environment() -> Iterator[None]:
                 os.environ[name] = value
 
 
+def start_worker(driver: int) -> None:
+    """Worker initializer: one BLAS thread, and a watchdog that ends the worker once the driver process is
+    gone (a killed driver would otherwise leave its workers computing for nobody)."""
+    import threading
+    pin_blas_threads()
+
+    def watch() -> None:
+        while os.getppid() == driver:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="driver-watchdog").start()
+
+
 def process_pool(workers: int) -> cf.ProcessPoolExecutor:
-    """A pool of spawned (not forked) worker processes with BLAS pinned to one thread each (by the
-    initializer). The pool starts its workers when tasks are submitted: submit inside
-    :func:`blas_pinned_environment` (``run_sweep`` does) and they also inherit the variables."""
+    """A pool of spawned (not forked) worker processes with BLAS pinned to one thread each, which exit when
+    the driver dies (both by the initializer). The pool starts its workers when tasks are submitted: submit
+    inside :func:`blas_pinned_environment` (``run_sweep`` does) and they also inherit the variables."""
     return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=pin_blas_threads)
+                                  initializer=start_worker, initargs=(os.getpid(),))
+
+
+@contextlib.contextmanager
+def folder_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir/.sweep.lock`` for the whole sweep: a second sweep on the same folder is refused at once
+    (``OutputError`` naming the folder and the holder), so no point is computed twice and no one removes
+    another sweep's temporary files. The lock dies with its process (``flock``)."""
+    import fcntl
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(out_dir / ".sweep.lock", "a+")
+    except OSError as exc:
+        raise OutputError(f"{out_dir}: cannot use it as the sweep folder ({exc.strerror or exc})") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise OutputError(f"{out_dir}: another sweep ({holder}) is writing this folder; wait for it to finish "
+                              f"or give another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
@@ -322,9 +365,8 @@ def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str
     ``workers_write``: the workers write the point files into ``out_dir`` themselves (they must see that
     folder: default True for the pool made here, False for a given executor, which may be a remote
     cluster); otherwise they send each whole trajectory back and this process writes it. ``chunk_size``:
-    points per task (default: ``chunk_size_for`` the pool made here, 1 for a given executor)."""
-    from tqdm import tqdm
-
+    points per task (default: ``chunk_size_for`` the pool made here, 1 for a given executor). The folder is
+    locked for the whole run (``folder_lock``); on Ctrl-C the table of the finished points is written first."""
     fam = family(model)
     points = plan(model, grid, fixed, side)
     names = check_measures(fam, measures)
@@ -333,7 +375,17 @@ def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
         raise SpecError("chunk_size", "a positive integer", chunk_size)
     out_dir = Path(out_dir)
-    for stale in (out_dir / "points").glob(".*.tmp"):    # half-written files of a killed run
+    check_target(out_dir / "sweep.csv")
+    with folder_lock(out_dir):
+        return _run_locked(model, fam, points, names, out_dir, executor, workers, progress, workers_write,
+                           chunk_size, side)
+
+
+def _run_locked(model, fam, points, names, out_dir, executor, workers, progress, workers_write, chunk_size,
+                side) -> SweepResult:
+    from tqdm import tqdm
+
+    for stale in (out_dir / "points").glob(".*.tmp"):    # half-written files of a killed run (we hold the lock)
         stale.unlink()
     if workers_write is None:
         workers_write = executor is None
@@ -378,9 +430,15 @@ def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str
             for future in cf.as_completed(futures):
                 # pop: collected results (whole trajectories) are dropped at once, so memory stays flat
                 _collect(out_dir, futures.pop(future), future, result, bar)
-        except BaseException:
+        except BaseException as exc:
             for future in futures:
                 future.cancel()
+            if isinstance(exc, KeyboardInterrupt):    # Ctrl-C: keep what finished, and its table
+                for future, chunk in futures.items():
+                    if future.done() and not future.cancelled() and future.exception() is None:
+                        _collect(out_dir, chunk, future, result, bar)
+                if result.records:
+                    result.csv_path = write_table(out_dir / "sweep.csv", points, result.records, names)
             raise
     if result.records:
         check_measures(fam, names, next(iter(result.records.values()))["measures"])
