@@ -110,7 +110,8 @@ def test_large_n_asymmetric_state_matches_monte_carlo_and_differences():
 
 
 @pytest.mark.parametrize("p, N, include_query_token", [
-    ((0.25,) * 4, 12, False), (IMBALANCED, 20, False), ((0.5, 0.3, 0.2), 10, True)])
+    ((0.25,) * 4, 12, False), (IMBALANCED, 20, False), ((0.5, 0.3, 0.2), 10, True),
+    ((0.35, 0.25, 0.2, 0.12, 0.08), 8, True)])
 def test_whole_curve_equals_enumerated_flow(p, N, include_query_token):
     """The exact-N flow to t = 300 with either evaluator: states and losses agree to 1e-10 (measured 3e-13 at
     the default K = 4, N = 30)."""
