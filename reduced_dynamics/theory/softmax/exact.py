@@ -153,9 +153,11 @@ class LaplaceQuadrature:
 
     * Laplace: 1/Z^r = (1/(r-1)!) int_0^inf s^{r-1} e^{-sZ} ds for Z = sum_n c_n x_n (+ x_k with the query
       token), x_n = e^{m_n - max m} (Z > 0 because N >= 1);
-    * multinomial generating function: E[c_a e^{-sZ}] = N rho_a S^N, E[c_a c_b e^{-sZ}] = (N(N-1) rho_a rho_b
-      + delta_ab N rho_a) S^N, and the third moment likewise, with S(s) = sum_j p_j e^{-s x_j} and the tilted
-      probabilities rho_j = p_j e^{-s x_j} / S.
+    * multinomial generating function E[prod_j u_j^{c_j}] = (sum_j p_j u_j)^N at u_j = e^{-s x_j}: with
+      S(s) = sum_j p_j e^{-s x_j}, the tilted probabilities rho_j = p_j e^{-s x_j} / S and N_r = N!/(N-r)!,
+      E[c_a e^{-sZ}] = N rho_a S^N, E[c_a c_b e^{-sZ}] = (N_2 rho_a rho_b + delta_ab N rho_a) S^N,
+      E[c_a c_b c_c e^{-sZ}] = (N_3 rho_a rho_b rho_c + N_2 (delta_ab rho_a rho_c + delta_ac rho_a rho_b
+      + delta_bc rho_a rho_b) + delta_abc N rho_a) S^N.
 
     So every term of (SF-8) and (SF-16) is a one-dimensional integral over s of a polynomial in rho and
     y_n = s x_n (degree <= 3) times S^N. With u = log s the integrand is entire and decays like e^{u} at
@@ -165,10 +167,9 @@ class LaplaceQuadrature:
     gives 7e-13 on the gradient, 0.3 gives 3e-10). Cost: O(Q K^2) per column (O(Q K^3) for the gradient's
     sums over a third feature, as small matrix products), Q ~ (24 + logit spread) / step nodes, independent of
     N; everything is done in logs, so any logit spread works. The gradient is written without cancelling
-    terms (:meth:`_gradient`), so it keeps its relative precision in saturated columns too: 4e-15 against a
-    40-digit enumeration where the float enumeration (SF-19a) is off by 5e-9 and SF-19b loses digits alike. Off-diagonal gradients are evaluated directly; the diagonal one from the column sum
-    (SF-15), which is exact for both softmax conventions. Interface as :class:`CountEnumeration`; every
-    method also takes a stack of states (..., K, K).
+    terms (:meth:`_gradient`), so it keeps its relative precision in saturated columns too: 5e-15 against a
+    40-digit enumeration where the float enumeration (SF-19a) is off by up to 5e-9 and SF-19b loses digits alike.
+    Interface as :class:`CountEnumeration`; every method also takes a stack of states (..., K, K).
     """
 
     def __init__(self, probabilities, context: int, include_query_token: bool = False, step: float = 0.2):
@@ -180,9 +181,12 @@ class LaplaceQuadrature:
         self.step = float(step)
         self.log_p = np.log(self.p)
         self.p_excess = math.fsum(self.p) - 1.0                 # check_probabilities allows |sum p - 1| <= 1e-9
+        self.off = 1.0 - np.eye(self.p.size)                    # mask n != k
 
-    def _nodes(self, M: np.ndarray):
-        """Quadrature weights W = step S^N (e^{-y_k}) (..., Q, k), tilted rho and y = s x, both (..., Q, n, k)."""
+    def _nodes(self, M):
+        """Quadrature weights W = step S^N (times e^{-y_k} with the query token), shape (..., Q, k), and y = s x_n,
+        yr = y_n rho_n, shape (..., Q, n, k), on the nodes u = log s."""
+        M = np.asarray(M, dtype=float)
         K = self.p.size
         lx = M - M.max(axis=-2, keepdims=True)                  # log x_n, <= 0, (..., n, k)
         u = np.arange(-20.0 - math.log(self.context), math.log(60.0) - lx.min() + self.step, self.step)
@@ -199,7 +203,7 @@ class LaplaceQuadrature:
         log_W = self.context * log_S
         if self.include_query_token:
             log_W = log_W - y[..., np.arange(K), np.arange(K)]      # e^{-s x_k}: the query's own term of Z
-        return self.step * np.exp(log_W), rho, y
+        return self.step * np.exp(log_W), y, y * rho
 
     def _attention(self, W, yr):
         """E[a_n] = int S^N N y_n rho_n du (r = 1); below the first node u_0 the integrand is C e^{u} (1 + O(N s)),
@@ -207,9 +211,9 @@ class LaplaceQuadrature:
         terms = self.context * W[..., :, None, :] * yr
         return terms.sum(axis=-3) + terms[..., 0, :, :] / math.expm1(self.step)
 
-    def _losses(self, W, rho, y, yr, off):
+    def _losses(self, W, y, yr):
         """L_k = (1/2) [E[(1 - a_k)^2] + sum_{n != k} E[a_n^2]] (SF-8, SF-9), all terms positive (r = 2)."""
-        N, N2 = self.context, self.context * (self.context - 1.0)
+        N, N2, off = self.context, self.context * (self.context - 1.0), self.off
         R = np.sum(yr * off, axis=-2)                           # sum_{b != k} y_b rho_b
         R2 = np.sum(y * yr * off, axis=-2)                      # sum_{b != k} y_b^2 rho_b
         one_minus_ak_sq = N2 * R ** 2 + N * R2                  # (Z_{-k} + z0)^2 / Z^2
@@ -219,13 +223,13 @@ class LaplaceQuadrature:
         off_sq = N2 * np.sum(yr ** 2 * off, axis=-2) + N * R2   # sum_{n != k} a_n^2
         return 0.5 * np.einsum("...qk,...qk->...k", W, one_minus_ak_sq + off_sq)
 
-    def _gradient(self, W, rho, y, yr, off):
+    def _gradient(self, W, y, yr):
         """dL_k/dm_n for n != k as E[a_n {2 a_n a_k + (a_n + a_k) a_q + sum_{j != n,k} a_j (a_n + a_k - a_j)}], the
         bracket of (SF-16)/(SF-18) rewritten with sum_j a_j = 1 - a_q, so that no two large terms cancel; every
         expectation is a third moment (r = 3). The diagonal is minus the column sum of the rest (SF-15)."""
         N, N2, N3 = self.context, self.context * (self.context - 1.0), self.context * (self.context - 1.0) * (
             self.context - 2.0)
-        mask = off[0]
+        mask = self.off
         ykrk = np.einsum("...qkk->...qk", yr)[..., None, :]     # y_k rho_k
         outer = yr * mask                                       # y_j rho_j, zero at j = k
         S1 = mask @ outer                                       # sum_{j != n,k} y_j rho_j
@@ -241,30 +245,23 @@ class LaplaceQuadrature:
         G[..., np.arange(K), np.arange(K)] = -G.sum(axis=-2)
         return G
 
-    def _prepare(self, M):
-        M = np.asarray(M, dtype=float)
-        W, rho, y = self._nodes(M)
-        return W, rho, y, y * rho, (1.0 - np.eye(self.p.size))[None]
-
     def evaluate(self, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(L, G) with L[k] = L_k(M[:,k]) and G[n, k] = dL_k / dM[n, k], as :meth:`CountEnumeration.evaluate`."""
-        W, rho, y, yr, off = self._prepare(M)
-        return self._losses(W, rho, y, yr, off), self._gradient(W, rho, y, yr, off)
+        nodes = self._nodes(M)
+        return self._losses(*nodes), self._gradient(*nodes)
 
     def losses(self, M: np.ndarray) -> np.ndarray:
         """L_k(M[:,k]) for every k (SF-9)."""
-        W, rho, y, yr, off = self._prepare(M)
-        return self._losses(W, rho, y, yr, off)
+        return self._losses(*self._nodes(M))
 
     def losses_and_attention(self, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """L_k (SF-9) and E[a_n(c; M[:,k])] (SF-7), row n = token feature, column k = query feature."""
-        W, rho, y, yr, off = self._prepare(M)
-        return self._losses(W, rho, y, yr, off), self._attention(W, yr)
+        W, y, yr = self._nodes(M)
+        return self._losses(W, y, yr), self._attention(W, yr)
 
     def flow_rhs(self, M: np.ndarray) -> np.ndarray:
         """dM/dt = -G diag(p) (SF-13, SF-31), without the loss."""
-        W, rho, y, yr, off = self._prepare(M)
-        return -self._gradient(W, rho, y, yr, off) * self.p
+        return -self._gradient(*self._nodes(M)) * self.p
 
 
 def symmetric_column(A, B, q: float, n_features: int, context: int, include_query_token: bool = False
