@@ -4,7 +4,7 @@ N in {30, 100, 300, 640}, balanced p and a random p (Dirichlet(1), seed 0); one 
 enumeration (SF-19a, the former evaluator, now the test oracle) where it fits, with the ratio and the agreement
 of the two curves.
 
-    python -m benchmarks.softmax_scaling [--repeat 3] [--oracle-sizes 4:30,8:10]
+    python -m benchmarks.softmax_scaling [--repeat 3] [--oracle-sizes 4:30,4:50,8:10]
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def enumerated_curve(spec: SoftmaxFeaturesSpec):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--oracle-sizes", default="4:30,8:10",
+    parser.add_argument("--oracle-sizes", default="4:30,4:50,8:10",
                         help="K:N pairs for which the enumeration curve is also timed (seconds to minutes each)")
     args = parser.parse_args(argv)
 
