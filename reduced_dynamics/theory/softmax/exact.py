@@ -5,6 +5,9 @@ context tokens only (SF-7, SF-8); L_k(m) = E_{c ~ Mult(N, p)} ell_k(c; m) (SF-9)
 evaluators, all vectorised over every column at once:
 
 * :class:`CountEnumeration` -- sum over all C(N+K-1, K-1) count vectors with log-weights from lgamma (SF-19a);
+  the small-N oracle;
+* :class:`LaplaceQuadrature` -- the same sums as one-dimensional integrals over the count generating function
+  (Laplace transform of 1/Z^r), cost independent of N; what the flows use;
 * :func:`symmetric_column` -- the one-dimensional binomial sum on the symmetric subspace (SF-19b);
 * :func:`monte_carlo_columns` -- averages over sampled counts with batch standard errors (SF-19c).
 
