@@ -1,7 +1,7 @@
 """Exact finite-N loss and gradient of the softmax-feature model in reduced coordinates (note §6, §9).
 
 For a query of feature k the loss depends on the column m = M[:, k] and on the feature counts c of the N
-context tokens only (SF-7, SF-8); L_k(m) = E_{c ~ Mult(N, p)} ell_k(c; m) (SF-9). Three interchangeable
+context tokens only (SF-7, SF-8); L_k(m) = E_{c ~ Mult(N, p)} ell_k(c; m) (SF-9). Four interchangeable
 evaluators, all vectorised over every column at once:
 
 * :class:`CountEnumeration` -- sum over all C(N+K-1, K-1) count vectors with log-weights from lgamma (SF-19a);
