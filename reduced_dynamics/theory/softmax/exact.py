@@ -152,7 +152,7 @@ class LaplaceQuadrature:
     """Exact L_k, grad L_k and E[a_n] for any N, p and M without enumerating counts (SF-19a's sums, N-free cost).
 
     The same expectations as :class:`CountEnumeration` (SF-7, SF-8, SF-9, SF-16), by two identities
-    (derived here; not in the note, proposed there as SF-19d):
+    (derived here, not in the note; defined as SF-19d in docs/theory/softmax_features.md):
 
     * Laplace: 1/Z^r = (1/(r-1)!) int_0^inf s^{r-1} e^{-sZ} ds for Z = sum_n c_n x_n (+ x_k with the query
       token), x_n = e^{m_n - max m} (Z > 0 because N >= 1);
