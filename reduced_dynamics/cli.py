@@ -371,6 +371,7 @@ def _run_sweep(argv: list[str]) -> int:
                                  chunk_size=sweep.chunk_size_for(len(points), workers or 2) if args.dask else None)
     print(f"{fam.name} sweep on {where}: {len(points)} points, {len(result.computed)} computed, "
           f"{len(result.skipped)} already done, {len(result.recomputed_corrupt)} corrupt recomputed, "
+          f"{len(result.recomputed_stale)} computed by older code recomputed, "
           f"{len(result.failed)} failed, in {time.perf_counter() - start:.1f} s")
     for key, message in result.failed.items():
         print(f"  failed {key}: {message}")

@@ -132,7 +132,8 @@ def evaluate(model: str, spec_fields: dict[str, Any], side: str, out_dir: str | 
         trajectory = fam.simulate(spec, progress=False)
     measures = fam.summarise(spec, trajectory)
     result = {"trajectory": trajectory, "measures": measures, "seconds": time.perf_counter() - start,
-              "cpu_seconds": time.process_time() - cpu, "blas_threads": max(blas_threads().values(), default=None)}
+              "cpu_seconds": time.process_time() - cpu, "blas_threads": max(blas_threads().values(), default=None),
+              "code": code_fingerprint(fam.path)}
     if out_dir is not None:
         return {"record": write_point(Path(out_dir), Point(spec, side), result)}
     return result
@@ -179,13 +180,15 @@ def write_point(out_dir: Path, point: Point, result: dict[str, Any]) -> dict[str
               "measures": result["measures"], "seconds": result["seconds"],
               "cpu_seconds": result["cpu_seconds"], "blas_threads": result.get("blas_threads"),
               "versions": result["trajectory"].meta.get("versions") or versions(),    # the worker's libraries
-              "kind": result["trajectory"].meta.get("kind"), "npz_sha256": _sha256(npz)}
+              "kind": result["trajectory"].meta.get("kind"), "npz_sha256": _sha256(npz),
+              "code": result.get("code")}
     atomic_write_json(meta, record, sync=False)
     return json.loads(meta.read_text())
 
 
-def read_point(out_dir: Path, point: Point) -> dict[str, Any] | None:
-    """The stored record of a finished point, or None if it is missing, corrupt or not this point's."""
+def read_point(out_dir: Path, point: Point, code: str | None = None) -> dict[str, Any] | None:
+    """The stored record of a finished point, or None if it is missing, corrupt or not this point's. With
+    ``code`` (``code_fingerprint``), a record computed by other code is ``{"stale": True}``: recompute it."""
     npz, meta = point_paths(out_dir, point)
     try:
         record = json.loads(meta.read_text())
@@ -194,7 +197,26 @@ def read_point(out_dir: Path, point: Point) -> dict[str, Any] | None:
               and isinstance(record["measures"], dict) and record["npz_sha256"] == _sha256(npz))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if ok and code is not None and record.get("code") != code:
+        return {"stale": True}
     return record if ok else None
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint(face: str) -> str:
+    """SHA-256 (16 hex digits) of the package version and every Python source of the packages that compute a
+    point of the family whose face is ``face``: this package, the derivations and the face's own package. A
+    point stored under another fingerprint was computed by other code (a changed derivation, say) and is
+    recomputed, never reused."""
+    import importlib.util
+    digest = hashlib.sha256(versions().get("reduced_dynamics", "").encode())
+    for name in sorted({"reduced_dynamics", "derivations", face.partition(":")[0].split(".")[0]}):
+        found = importlib.util.find_spec(name)
+        for root in (found.submodule_search_locations or []) if found else []:
+            for path in sorted(Path(root).rglob("*.py")):
+                digest.update(f"{name}/{path.relative_to(root)}".encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def load_trajectory(out_dir: Path, point: Point) -> Trajectory:
@@ -349,6 +371,7 @@ class SweepResult:
     computed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     recomputed_corrupt: list[str] = field(default_factory=list)
+    recomputed_stale: list[str] = field(default_factory=list)   # stored by other code (code_fingerprint)
     failed: dict[str, str] = field(default_factory=dict)   # point key -> error message
     csv_path: Path | None = None
     measures: tuple[str, ...] = ()
@@ -391,10 +414,14 @@ def _run_locked(model, fam, points, names, out_dir, executor, workers, progress,
         workers_write = executor is None
     shared = str(out_dir.resolve()) if workers_write else None
     result = SweepResult(points, {}, measures=names)
+    code = code_fingerprint(fam.path)
     pending = []
     for point in points:
-        record = read_point(out_dir, point)
-        if record is not None:
+        record = read_point(out_dir, point, code)
+        if record is not None and record.get("stale"):
+            result.recomputed_stale.append(point.key)
+            pending.append(point)
+        elif record is not None:
             result.records[point.key] = record
             result.skipped.append(point.key)
         else:

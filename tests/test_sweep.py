@@ -321,3 +321,30 @@ def test_ctrl_c_keeps_the_table_of_the_finished_points(tmp_path):
     assert 1 <= len(rows) <= 5 and all(r["drop_time"] for r in rows)
     rerun = sweep.run_sweep("attn-m", GRID, ["drop_time"], tmp_path, fixed=SMALL, executor=Synchronous())
     assert len(rerun.skipped) == len(rows) and len(rerun.computed) == 6 - len(rows)
+
+
+def test_a_rerun_after_a_code_change_recomputes_the_points(tmp_path, monkeypatch):
+    """Points are stored with the fingerprint of the code that computed them (this package, the derivations and
+    the family's own package): after that code changes, a rerun recomputes them and says so."""
+    import sys
+
+    from reduced_dynamics import families
+    package = tmp_path / "src" / "changing_family"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    face = package / "face.py"
+    face.write_text("from reduced_dynamics.families.attn_m import *  # noqa: F401,F403\n"
+                    "from reduced_dynamics.families.attn_m import NAME, TITLE, SPEC, AXIS, MEASURES\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    monkeypatch.setitem(families._at_run_time, "attn-m", "changing_family.face")
+    out = tmp_path / "sweep"
+    first = sweep.run_sweep("attn-m", GRID, ["drop_time"], out, fixed=SMALL, executor=Synchronous())
+    same = sweep.run_sweep("attn-m", GRID, ["drop_time"], out, fixed=SMALL, executor=Synchronous())
+    assert len(first.computed) == 6 and len(same.skipped) == 6 and same.recomputed_stale == []
+    face.write_text(face.read_text() + "# the derivation changed\n")
+    sweep.code_fingerprint.cache_clear()
+    changed = sweep.run_sweep("attn-m", GRID, ["drop_time"], out, fixed=SMALL, executor=Synchronous())
+    assert len(changed.recomputed_stale) == 6 and len(changed.computed) == 6 and changed.skipped == []
+    sweep.code_fingerprint.cache_clear()
+    families.load_path.cache_clear()
+    sys.modules.pop("changing_family.face", None)
