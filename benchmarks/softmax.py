@@ -1,6 +1,7 @@
 """softmax speed table, measured in one run: the K = 8 large-N curve (cold derive + compile, cache hit, warm
-curve), the K = 4, N = 50 exact finite-N curve (enumeration over 23,426 count vectors), one evaluation of the
-exact loss and gradient, full-model gradient descent, and their ratios.
+curve), the K = 4, N = 50 exact finite-N curve (Laplace quadrature), one evaluation of the exact loss and gradient
+by the quadrature and by the enumeration over 23,426 count vectors (SF-19a), full-model gradient descent, and
+their ratios. The scaling in K and N is ``benchmarks/softmax_scaling.py``.
 
     python -m benchmarks.softmax [--repeat 3] [--gd-steps 50]
 """
@@ -19,7 +20,7 @@ from reduced_dynamics.reference.softmax_features import simulate
 from reduced_dynamics.specs import SoftmaxFeaturesSpec
 from benchmarks._table import best_of
 from reduced_dynamics.theory.softmax import features as theory
-from reduced_dynamics.theory.softmax.exact import CountEnumeration
+from reduced_dynamics.theory.softmax.exact import CountEnumeration, LaplaceQuadrature
 
 
 def rows(repeat: int, gd_steps: int) -> list[tuple[str, float]]:
@@ -35,10 +36,13 @@ def rows(repeat: int, gd_steps: int) -> list[tuple[str, float]]:
             derivation, "compiled_large_n", {"n_features": 8}, cache))))
         theory.predict(large, cache_dir=cache)
         out.append(("warm large-N curve K = 8 to t = 300", best_of(repeat, lambda: theory.predict(large, cache_dir=cache))))
-    out.append(("exact-N curve K = 4, N = 50 to t = 400 (with attention)", best_of(1, lambda: theory.predict(exact))))
+    out.append(("exact-N curve K = 4, N = 50 to t = 400 (with attention)",
+                best_of(repeat, lambda: theory.predict(exact))))
     enum = CountEnumeration(exact.p, exact.context)
     M = np.random.default_rng(0).normal(size=(4, 4))
-    out.append(("one exact loss + gradient evaluation, K = 4, N = 50", best_of(repeat * 5, lambda: enum.evaluate(M))))
+    out.append(("one exact loss + gradient, K = 4, N = 50, enumeration", best_of(repeat * 5, lambda: enum.evaluate(M))))
+    fast = LaplaceQuadrature(exact.p, exact.context)
+    out.append(("one exact loss + gradient, K = 4, N = 50, quadrature", best_of(repeat * 20, lambda: fast.evaluate(M))))
     gd = exact.replace(steps=gd_steps, t_max=None)
     seconds = best_of(1, lambda: simulate(gd, progress=False))
     out.append((f"reference GD, K = 4, N = 50, B = 4000: {gd_steps} steps", seconds))

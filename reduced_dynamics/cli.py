@@ -28,7 +28,7 @@ from typing import Any
 
 from .errors import ReducedDynamicsError
 from .families import FAMILIES, family
-from .files import atomic_write_json
+from .files import all_or_nothing, atomic_write_json, check_target
 from .specs import Spec, SpecError, field_types
 
 VERBS = ("predict", "simulate", "compare")
@@ -110,12 +110,29 @@ def _output_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--out", metavar="FILE.npz", help="where to write the curve(s) (.npz)")
     parser.add_argument("--json", metavar="FILE", help="where to write the summary / report (.json)")
     parser.add_argument("--plot", metavar="FILE", help="where to write a figure (.pdf or .png; both are written)")
+    parser.add_argument("--yes", action="store_true",
+                        help="run even if the estimated time exceeds the budget (memory limits still apply)")
     if verb == "compare":
         parser.add_argument("--out-dir", default="out", metavar="DIR",
                             help="folder for the default outputs MODEL-compare.{json,txt,npz,pdf,png} (default: out)")
     else:
         parser.add_argument("--out-dir", default="out", metavar="DIR",
                             help=f"folder for the default output MODEL-{verb}.npz (default: out)")
+
+
+def output_targets(model: str, verb: str, args: argparse.Namespace) -> list[Path]:
+    """Every file a verb will write, each checked now (a folder, symlink, device or FIFO where a file is
+    asked for, or a file where a folder is: an OutputError naming it), so a bad path costs no computation."""
+    out_dir = Path(args.out_dir)
+    if verb == "compare":
+        stem = out_dir / f"{model}-compare"
+        paths = [stem.with_suffix(s) for s in (".json", ".txt", ".npz", ".pdf", ".png")]
+        paths += [Path(args.out)] if args.out else []
+    else:
+        paths = [Path(args.out) if args.out else out_dir / f"{model}-{verb}.npz"]
+    paths += [Path(args.json)] if args.json else []
+    paths += [Path(args.plot).with_suffix(s) for s in (".pdf", ".png")] if args.plot else []
+    return [check_target(p) for p in paths]
 
 
 def _run_model_verb(verb: str, argv: list[str]) -> int:
@@ -131,35 +148,37 @@ def _run_model_verb(verb: str, argv: list[str]) -> int:
     args = parser.parse_args(argv[1:])
     spec = spec_from_arguments(fam.spec_class, args)
     out_dir = Path(args.out_dir)
+    targets = output_targets(fam.name, verb, args)      # every output checked before any work is done
+    fam.guard(spec, verb, confirm_time=True, yes=args.yes)
     start = time.perf_counter()
-
     if verb == "compare":
         from .comparison import plot_report, run
         report = run(spec)
-        stem = out_dir / f"{fam.name}-compare"
-        written = report.save(stem, plot=True)
-        if args.out:
-            written.append(report.save_curves(args.out))
-        if args.json:
-            written.append(atomic_write_json(args.json, report.to_dict()))
-        if args.plot:
-            written += plot_report(report, Path(args.plot).with_suffix(""))
+        with all_or_nothing():
+            written = report.save(out_dir / f"{fam.name}-compare", plot=True)
+            if args.out:
+                written.append(report.save_curves(args.out))
+            if args.json:
+                written.append(atomic_write_json(args.json, report.to_dict()))
+            if args.plot:
+                written += plot_report(report, Path(args.plot).with_suffix(""))
         print(report.text())
     else:
         trajectory = fam.predict(spec) if verb == "predict" else fam.simulate(spec)
         summary = fam.summarise(spec, trajectory)
-        written = [trajectory.save(args.out or out_dir / f"{fam.name}-{verb}.npz")]
-        if args.json:
-            written.append(atomic_write_json(args.json, {"model": fam.name, "kind": trajectory.meta.get("kind"),
-                                                         "spec": spec.to_dict(), **summary}))
-        if args.plot:
-            from . import plotting
-            fig, ax = plotting.figure()
-            if verb == "predict":
-                plotting.loss_axes(ax, {"theory": trajectory}, xlabel=trajectory.axis)
-            else:
-                plotting.loss_axes(ax, {}, reference=trajectory, xlabel=trajectory.axis)
-            written += plotting.save(fig, Path(args.plot).with_suffix(""))
+        with all_or_nothing():
+            written = [trajectory.save(targets[0])]
+            if args.json:
+                written.append(atomic_write_json(args.json, {"model": fam.name, "kind": trajectory.meta.get("kind"),
+                                                             "spec": spec.to_dict(), **summary}))
+            if args.plot:
+                from . import plotting
+                fig, ax = plotting.figure()
+                if verb == "predict":
+                    plotting.loss_axes(ax, {"theory": trajectory}, xlabel=trajectory.axis)
+                else:
+                    plotting.loss_axes(ax, {}, reference=trajectory, xlabel=trajectory.axis)
+                written += plotting.save(fig, Path(args.plot).with_suffix(""))
         print(f"{fam.name} {verb} ({trajectory.meta.get('kind')}): "
               + ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()))
     print(f"finished in {time.perf_counter() - start:.1f} s; wrote:")
@@ -244,8 +263,9 @@ def _run_figures(argv: list[str]) -> int:
     registry = figure_registry()
     if args.list:
         owners = figure_families()
+        width = max(map(len, owners.values()), default=10)
         for name, path in registry.items():
-            print(f"{name:32} {owners[name]:10} {path}")
+            print(f"{name:32} {owners[name]:{width}} {path}")
         return 0
     names = list(registry) if args.all else args.names
     if not names:
@@ -319,11 +339,19 @@ def _run_sweep(argv: list[str]) -> int:
         raise SpecError("measure", "--measure NAME[,NAME]" + (f" from {', '.join(fam.measures)}" if fam.measures
                                                                else ""), args.measure)
     measures = [m.strip() for m in args.measure.split(",")]
+    repeated = sorted({m for m in measures if measures.count(m) > 1})
+    if repeated or "" in measures:
+        raise SpecError("measure", "distinct, non-empty measure names", args.measure)
     workers = None
     if args.workers is not None:
         workers = _number("workers", args.workers)
         if not isinstance(workers, int) or workers < 1:
             raise SpecError("workers", "a positive integer", args.workers)
+        cores = os.cpu_count() or 1
+        if workers > cores and not args.scheduler:
+            print(f"reduced-dynamics: warning: --workers {workers} is more than the {cores} cores here; using {cores}",
+                  file=sys.stderr)
+            workers = cores
     if args.dask is not None and args.dask != "local":
         raise SpecError("dask", "'local' (or use --scheduler ADDRESS)", args.dask)
     if args.dask and args.scheduler:
@@ -343,6 +371,7 @@ def _run_sweep(argv: list[str]) -> int:
                                  chunk_size=sweep.chunk_size_for(len(points), workers or 2) if args.dask else None)
     print(f"{fam.name} sweep on {where}: {len(points)} points, {len(result.computed)} computed, "
           f"{len(result.skipped)} already done, {len(result.recomputed_corrupt)} corrupt recomputed, "
+          f"{len(result.recomputed_stale)} computed by older code recomputed, "
           f"{len(result.failed)} failed, in {time.perf_counter() - start:.1f} s")
     for key, message in result.failed.items():
         print(f"  failed {key}: {message}")
@@ -350,8 +379,14 @@ def _run_sweep(argv: list[str]) -> int:
     return 1 if result.failed else 0
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"reduced-dynamics: warning: {one_line(message)}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    import warnings
+    warnings.showwarning = _one_line_warning
     try:
         if not argv or argv[0] in ("-h", "--help"):
             print(__doc__.strip())
@@ -369,15 +404,17 @@ def main(argv: list[str] | None = None) -> int:
         if verb == "sweep":
             return _run_sweep(rest)
         if verb == "models":
+            width = max(map(len, FAMILIES))
             for fam in FAMILIES.values():
-                print(f"{fam.name:10} {fam.title}   [{fam.path}]")
+                print(f"{fam.name:{width}}  {fam.title}   [{fam.path}]")
             return 0
         raise UsageError(f"unknown command {verb!r}: expected one of {', '.join(VERBS)}, figures, sweep, models")
     except (ReducedDynamicsError, UsageError) as exc:
         print(f"reduced-dynamics: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("reduced-dynamics: interrupted (Ctrl-C); nothing more was written", file=sys.stderr)
+        print("reduced-dynamics: interrupted (Ctrl-C); finished outputs were kept, nothing half-written",
+              file=sys.stderr)
         return 130
 
 

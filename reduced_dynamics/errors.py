@@ -11,6 +11,7 @@ The CLI prints ``reduced-dynamics: error: <message>`` (one line) and exits with 
       ResultFileError      a result file is missing, damaged or not ours (names the file)
       OutputError          an output path cannot be written (names the path)
       ClusterError         a Dask scheduler cannot be reached or lost its workers
+      CostError            a run would need more memory than is free (or, unconfirmed, more time than the budget)
       MissingExtraError    an optional dependency is not installed (names the extra to install)
 
 Each is also a subclass of the built-in exception a caller would have caught before (``ValueError`` for
@@ -65,6 +66,10 @@ class OutputError(ReducedDynamicsError, OSError):
 
 class ClusterError(ReducedDynamicsError, RuntimeError):
     """A Dask cluster could not be reached or failed."""
+
+
+class CostError(ReducedDynamicsError, MemoryError):
+    """A run was refused before it started: its estimated memory or time is out of reach."""
 
 
 class MissingExtraError(ReducedDynamicsError, ImportError):

@@ -43,7 +43,8 @@ def plateaus(t: np.ndarray, loss: np.ndarray, window: float = 0.02, flat: float 
     so a window of fixed relative length resolves short early and long late plateaus alike). A time is
     *flat* when the loss falls by at most
     ``flat`` times the curve's total fall (L(0) - min L) across a centred window of ``window`` times the
-    duration; a plateau is a maximal run of flat times lasting at least one window. Its level is the loss at
+    duration; a plateau is a maximal run of flat times lasting at least half a window (so a rest of 1.5
+    windows, like the short m = 1 rest of the default attn-s run, counts). Its level is the loss at
     its slowest point (smallest fall across the window). Returns [{"start", "end", "level", "time"}], in
     time order (``time`` is where the level was read)."""
     t = np.asarray(t, dtype=float)
@@ -71,7 +72,7 @@ def plateaus(t: np.ndarray, loss: np.ndarray, window: float = 0.02, flat: float 
         j = k
         while j + 1 < grid and is_flat[j + 1]:
             j += 1
-        if j - k + 1 >= 2 * half:
+        if j - k + 1 >= half:
             slowest = k + int(np.argmin(fall[k:j + 1]))
             out.append({"start": float(tg[k]), "end": float(tg[j]), "level": float(lg[slowest]),
                         "time": float(tg[slowest])})

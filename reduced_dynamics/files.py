@@ -1,39 +1,104 @@
 """Atomic file output: write to a temporary file in the target folder, then rename over the target.
 
 A reader never sees a half-written file, and an interrupted run leaves either the old file or none.
+Only regular files are ever replaced: a target that is a folder, a symlink, a device or a FIFO is an
+``OutputError`` naming it (``--out /dev/null`` never replaces the device), as is a folder that cannot be
+made or written. Files get the permissions any tool gives (0666 masked by the umask), not mkstemp's 0600.
+Inside ``all_or_nothing()`` the renames wait until the block ends: a verb that fails part way leaves none
+of its outputs.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
+
+from .errors import OutputError
+
+_staged: list[list[tuple[str, Path]]] = []       # open all_or_nothing blocks: (temporary, target) pairs
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def check_target(path: str | os.PathLike) -> Path:
+    """The path as a Path if it may be written: absent or a regular file, in a folder that is a folder."""
+    path = Path(path)
+    if os.path.lexists(path):
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a folder" if stat.S_ISDIR(mode) else "a symlink" if stat.S_ISLNK(mode) else
+                    "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                    else "not a regular file")
+            raise OutputError(f"{path}: is {kind}; give the path of a regular file (it is never replaced)")
+    for parent in [path.parent, *path.parent.parents]:
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise OutputError(f"{parent}: is a file, not a folder; choose another output location")
+            break
+    return path
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, sync: bool = True) -> Path:
     """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``. ``sync``: flush it to
     the disk first (durable across a system crash); without, the rename is still atomic for every reader,
     and a crash may leave an empty or stale file, which a caller that verifies its files can accept."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    path = check_target(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(f"{path.parent}: cannot write there ({exc.strerror or exc})") from None
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             if sync:
                 os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if _staged:
+            _staged[-1].append((tmp, path))
+        else:
+            os.replace(tmp, path)
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
     return path
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """Writes inside the block become visible together when it ends, or not at all if it raises."""
+    _staged.append([])
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in _staged.pop():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        raise
+    pending = _staged.pop()
+    for tmp, path in pending:
+        check_target(path)
+    for tmp, path in pending:
+        if _staged:
+            _staged[-1].append((tmp, path))
+        else:
+            os.replace(tmp, path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, sync: bool = True) -> Path:

@@ -88,7 +88,9 @@ def boolean(name: str, value: Any) -> bool:
 def float_tuple(name: str, value: Any) -> tuple[float, ...]:
     """A sequence of finite numbers (a comma-separated string is accepted: '0.4,0.3')."""
     if isinstance(value, str):
-        parts = [p for p in value.split(",") if p.strip()]
+        parts = value.split(",")
+        if any(not p.strip() for p in parts):
+            raise SpecError(name, "comma-separated numbers without empty items", value)
         try:
             value = [float(p) for p in parts]
         except ValueError:
@@ -103,6 +105,14 @@ def float_tuple(name: str, value: Any) -> tuple[float, ...]:
             raise SpecError(name, "finite numbers", value)
         out.append(float(x))
     return tuple(out)
+
+
+def consistent_duration(spec: Any) -> None:
+    """Steps and final time given together must agree (t = lr * steps): a comparison of a 5-step run
+    against a 100-unit flow means nothing."""
+    if spec.steps is not None and spec.t_max is not None and abs(spec.lr * spec.steps - spec.t_max) > 1e-9 * spec.t_max:
+        raise SpecError("t_max", f"lr * steps = {spec.lr * spec.steps:g} (or give only one of steps and t_max)",
+                        spec.t_max)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -202,6 +212,7 @@ class LinearAttentionSpec(Spec):
             raise SpecError("eigenvalues", f"{self.dim} positive numbers (one per dimension)", self.eigenvalues)
         if self.whiten_tasks and self.train_size is not None and self.train_size <= self.dim:
             raise SpecError("train_size", "more sequences than dimensions when whitening tasks", self.train_size)
+        consistent_duration(self)
         return {}
 
     @property
@@ -289,10 +300,12 @@ class SoftmaxFeaturesSpec(Spec):
                 raise SpecError("probabilities", "positive probabilities", p)
             if abs(sum(p) - 1.0) > 1e-9:
                 raise SpecError("probabilities", "probabilities summing to one", f"sum {sum(p):.12g}")
-        if self.dominant is not None and not self.dominant < 1.0:
-            raise SpecError("dominant", "a probability strictly between 0 and 1", self.dominant)
+        if self.dominant is not None and not 1.0 / K < self.dominant < 1.0:
+            raise SpecError("dominant", f"a probability between 1/K = {1.0 / K:.4g} and 1 (the dominant feature is the "
+                                        f"most frequent)", self.dominant)
         if self.thresholds is not None and (not self.thresholds or any(x <= 0 for x in self.thresholds)):
             raise SpecError("thresholds", "positive loss levels", self.thresholds)
+        consistent_duration(self)
         return {}
 
     @property
@@ -393,7 +406,8 @@ class SparseSpec(Spec):
                            SPARSE_OPTIMIZERS)
     lr: float = param(1e-3, "learning rate of the reference optimiser", check=positive_float)
     batch: int = param(512, "fresh prompts per training step", check=positive_int)
-    init_scale: float = param(0.05, "standard deviation of the N(0, init_scale^2) entrywise initialisation", check=nonnegative_float)
+    init_scale: float = param(0.05, "standard deviation of the N(0, init_scale^2) entrywise initialisation (> 0: at "
+                                    "zero no weight ever moves)", check=positive_float)
     clip: float = param(1.0, "global gradient-norm clip (0 disables clipping)", check=nonnegative_float)
     test_prompts: int = param(2000, "prompts used to estimate each risk", check=positive_int)
     tune_prompts: int = param(1500, "separate prompts used to tune each baseline's global hyper-parameter", check=positive_int)

@@ -52,9 +52,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .errors import ClusterError
+from .errors import ClusterError, OutputError
 from .families import RegisteredFamily, family, load_path
-from .files import atomic_write_json, atomic_write_text, to_json
+from .files import atomic_write_json, atomic_write_text, check_target, to_json
 from .specs import Spec, SpecError
 from .trajectory import Trajectory, versions
 
@@ -132,7 +132,8 @@ def evaluate(model: str, spec_fields: dict[str, Any], side: str, out_dir: str | 
         trajectory = fam.simulate(spec, progress=False)
     measures = fam.summarise(spec, trajectory)
     result = {"trajectory": trajectory, "measures": measures, "seconds": time.perf_counter() - start,
-              "cpu_seconds": time.process_time() - cpu, "blas_threads": max(blas_threads().values(), default=None)}
+              "cpu_seconds": time.process_time() - cpu, "blas_threads": max(blas_threads().values(), default=None),
+              "code": code_fingerprint(fam.path)}
     if out_dir is not None:
         return {"record": write_point(Path(out_dir), Point(spec, side), result)}
     return result
@@ -179,13 +180,15 @@ def write_point(out_dir: Path, point: Point, result: dict[str, Any]) -> dict[str
               "measures": result["measures"], "seconds": result["seconds"],
               "cpu_seconds": result["cpu_seconds"], "blas_threads": result.get("blas_threads"),
               "versions": result["trajectory"].meta.get("versions") or versions(),    # the worker's libraries
-              "kind": result["trajectory"].meta.get("kind"), "npz_sha256": _sha256(npz)}
+              "kind": result["trajectory"].meta.get("kind"), "npz_sha256": _sha256(npz),
+              "code": result.get("code")}
     atomic_write_json(meta, record, sync=False)
     return json.loads(meta.read_text())
 
 
-def read_point(out_dir: Path, point: Point) -> dict[str, Any] | None:
-    """The stored record of a finished point, or None if it is missing, corrupt or not this point's."""
+def read_point(out_dir: Path, point: Point, code: str | None = None) -> dict[str, Any] | None:
+    """The stored record of a finished point, or None if it is missing, corrupt or not this point's. With
+    ``code`` (``code_fingerprint``), a record computed by other code is ``{"stale": True}``: recompute it."""
     npz, meta = point_paths(out_dir, point)
     try:
         record = json.loads(meta.read_text())
@@ -194,7 +197,26 @@ def read_point(out_dir: Path, point: Point) -> dict[str, Any] | None:
               and isinstance(record["measures"], dict) and record["npz_sha256"] == _sha256(npz))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if ok and code is not None and record.get("code") != code:
+        return {"stale": True}
     return record if ok else None
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint(face: str) -> str:
+    """SHA-256 (16 hex digits) of the package version and every Python source of the packages that compute a
+    point of the family whose face is ``face``: this package, the derivations and the face's own package. A
+    point stored under another fingerprint was computed by other code (a changed derivation, say) and is
+    recomputed, never reused."""
+    import importlib.util
+    digest = hashlib.sha256(versions().get("reduced_dynamics", "").encode())
+    for name in sorted({"reduced_dynamics", "derivations", face.partition(":")[0].split(".")[0]}):
+        found = importlib.util.find_spec(name)
+        for root in (found.submodule_search_locations or []) if found else []:
+            for path in sorted(Path(root).rglob("*.py")):
+                digest.update(f"{name}/{path.relative_to(root)}".encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def load_trajectory(out_dir: Path, point: Point) -> Trajectory:
@@ -262,12 +284,55 @@ def blas_pinned_environment() -> Iterator[None]:
                 os.environ[name] = value
 
 
+def start_worker(driver: int) -> None:
+    """Worker initializer: one BLAS thread, and a watchdog that ends the worker once the driver process is
+    gone (a killed driver would otherwise leave its workers computing for nobody)."""
+    import threading
+    pin_blas_threads()
+
+    def watch() -> None:
+        while os.getppid() == driver:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="driver-watchdog").start()
+
+
 def process_pool(workers: int) -> cf.ProcessPoolExecutor:
-    """A pool of spawned (not forked) worker processes with BLAS pinned to one thread each (by the
-    initializer). The pool starts its workers when tasks are submitted: submit inside
-    :func:`blas_pinned_environment` (``run_sweep`` does) and they also inherit the variables."""
+    """A pool of spawned (not forked) worker processes with BLAS pinned to one thread each, which exit when
+    the driver dies (both by the initializer). The pool starts its workers when tasks are submitted: submit
+    inside :func:`blas_pinned_environment` (``run_sweep`` does) and they also inherit the variables."""
     return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=pin_blas_threads)
+                                  initializer=start_worker, initargs=(os.getpid(),))
+
+
+@contextlib.contextmanager
+def folder_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir/.sweep.lock`` for the whole sweep: a second sweep on the same folder is refused at once
+    (``OutputError`` naming the folder and the holder), so no point is computed twice and no one removes
+    another sweep's temporary files. The lock dies with its process (``flock``)."""
+    import fcntl
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(out_dir / ".sweep.lock", "a+")
+    except OSError as exc:
+        raise OutputError(f"{out_dir}: cannot use it as the sweep folder ({exc.strerror or exc})") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise OutputError(f"{out_dir}: another sweep ({holder}) is writing this folder; wait for it to finish "
+                              f"or give another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
@@ -306,6 +371,7 @@ class SweepResult:
     computed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     recomputed_corrupt: list[str] = field(default_factory=list)
+    recomputed_stale: list[str] = field(default_factory=list)   # stored by other code (code_fingerprint)
     failed: dict[str, str] = field(default_factory=dict)   # point key -> error message
     csv_path: Path | None = None
     measures: tuple[str, ...] = ()
@@ -322,9 +388,8 @@ def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str
     ``workers_write``: the workers write the point files into ``out_dir`` themselves (they must see that
     folder: default True for the pool made here, False for a given executor, which may be a remote
     cluster); otherwise they send each whole trajectory back and this process writes it. ``chunk_size``:
-    points per task (default: ``chunk_size_for`` the pool made here, 1 for a given executor)."""
-    from tqdm.auto import tqdm
-
+    points per task (default: ``chunk_size_for`` the pool made here, 1 for a given executor). The folder is
+    locked for the whole run (``folder_lock``); on Ctrl-C the table of the finished points is written first."""
     fam = family(model)
     points = plan(model, grid, fixed, side)
     names = check_measures(fam, measures)
@@ -333,16 +398,30 @@ def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
         raise SpecError("chunk_size", "a positive integer", chunk_size)
     out_dir = Path(out_dir)
-    for stale in (out_dir / "points").glob(".*.tmp"):    # half-written files of a killed run
+    check_target(out_dir / "sweep.csv")
+    with folder_lock(out_dir):
+        return _run_locked(model, fam, points, names, out_dir, executor, workers, progress, workers_write,
+                           chunk_size, side)
+
+
+def _run_locked(model, fam, points, names, out_dir, executor, workers, progress, workers_write, chunk_size,
+                side) -> SweepResult:
+    from tqdm.auto import tqdm
+
+    for stale in (out_dir / "points").glob(".*.tmp"):    # half-written files of a killed run (we hold the lock)
         stale.unlink()
     if workers_write is None:
         workers_write = executor is None
     shared = str(out_dir.resolve()) if workers_write else None
     result = SweepResult(points, {}, measures=names)
+    code = code_fingerprint(fam.path)
     pending = []
     for point in points:
-        record = read_point(out_dir, point)
-        if record is not None:
+        record = read_point(out_dir, point, code)
+        if record is not None and record.get("stale"):
+            result.recomputed_stale.append(point.key)
+            pending.append(point)
+        elif record is not None:
             result.records[point.key] = record
             result.skipped.append(point.key)
         else:
@@ -378,9 +457,15 @@ def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str
             for future in cf.as_completed(futures):
                 # pop: collected results (whole trajectories) are dropped at once, so memory stays flat
                 _collect(out_dir, futures.pop(future), future, result, bar)
-        except BaseException:
+        except BaseException as exc:
             for future in futures:
                 future.cancel()
+            if isinstance(exc, KeyboardInterrupt):    # Ctrl-C: keep what finished, and its table
+                for future, chunk in futures.items():
+                    if future.done() and not future.cancelled() and future.exception() is None:
+                        _collect(out_dir, chunk, future, result, bar)
+                if result.records:
+                    result.csv_path = write_table(out_dir / "sweep.csv", points, result.records, names)
             raise
     if result.records:
         check_measures(fam, names, next(iter(result.records.values()))["measures"])

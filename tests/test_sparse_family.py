@@ -7,7 +7,7 @@ import reduced_dynamics as rd
 from reduced_dynamics.cli import main
 from family_cases import CASES
 from reduced_dynamics.specs import SparseSpec
-from reduced_dynamics.tasks.sparse_regression import sample_prompts
+from reduced_dynamics.tasks.sparse_regression import draw, sample_prompts
 from reduced_dynamics.theory.sparse import algorithms as alg
 from reduced_dynamics.theory.sparse import multihead as theory
 from reduced_dynamics.theory.sparse import restricted_flow as restricted
@@ -57,7 +57,7 @@ def test_in_context_loss_never_increases_along_the_pto_and_gd_flows():
 def test_restricted_flow_loss_never_increases():
     spec = SparseSpec(dim=8, sparsity=2, noise=0.1, context=24)
     rhs, loss, y0 = theory.flow_probe(spec)
-    m3, m6 = theory.restricted_moments(spec, np.random.default_rng(spec.seed), 2000)
+    m3, m6 = theory.restricted_moments(spec, draw(spec).moments, 2000)
     states = restricted.integrate_restricted(y0, m3, m6, np.linspace(0, 60, 121))
     values = np.array([loss(s) for s in states])
     assert np.all(np.diff(values) <= 1e-12)

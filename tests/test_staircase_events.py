@@ -53,3 +53,20 @@ def test_drop_times_do_not_depend_on_the_sampling(first, gap, width):
     assert len(a["drop_times"]) == len(b["drop_times"]) == 2
     np.testing.assert_allclose(a["drop_times"], times, rtol=5e-3)
     np.testing.assert_allclose(b["drop_times"], a["drop_times"], rtol=5e-3)
+
+
+def test_the_default_attn_s_comparison_reports_every_rest():
+    """The curve `reduced-dynamics compare attn-s` reports (sample-moment flow, seed 4, P = 20000) rests at
+    0.636 from t ~ 66 to 83 (the m = 1 step of the ladder, LA-30): the report lists all four rests, m = 0..3,
+    in order, each within 2 % of its ladder level (finite-sample moments move the levels, §10.2 (a))."""
+    from reduced_dynamics.theory.linear_attention import separate as th
+    import reduced_dynamics as rd
+    spec = rd.spec("attn-s")
+    curve = th.predict(spec.replace(train_size=spec.sample_size), test_size=50)
+    summary = th.summarise(spec, curve)
+    ladder = th.ladder(spec)
+    assert summary["plateau_steps"] == [0, 1, 2, 3]
+    for m, level in zip(summary["plateau_steps"], summary["plateaus"]):
+        assert abs(level - ladder[m]) / ladder[m] < 0.02
+    first, second, third = summary["drop_times"]
+    assert 60 < first < 66 < 80 < second < 90 < 120 < third < 135

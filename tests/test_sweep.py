@@ -266,3 +266,85 @@ def test_a_bad_chunk_size_is_named(tmp_path, bad):
 def test_chunk_sizes_keep_several_tasks_per_worker():
     assert sweep.chunk_size_for(200, 2) == 12 and sweep.chunk_size_for(10, 2) == 1
     assert sweep.chunk_size_for(100_000, 2) == 32
+
+
+def test_a_second_sweep_on_a_locked_folder_is_refused_and_nothing_is_lost(tmp_path):
+    """One folder, one sweep at a time: while a sweep holds the folder another one is refused with one clear
+    line before it computes anything; afterwards a rerun finds every point done (none computed twice)."""
+    from reduced_dynamics.errors import OutputError
+    executor = Synchronous()
+    with sweep.folder_lock(tmp_path):
+        with pytest.raises(OutputError, match="another sweep .* is writing this folder"):
+            sweep.run_sweep("attn-m", GRID, ["drop_time"], tmp_path, fixed=SMALL, executor=executor)
+    assert executor.submitted == [] and not (tmp_path / "points").exists()
+    first = sweep.run_sweep("attn-m", GRID, ["drop_time"], tmp_path, fixed=SMALL, executor=executor)
+    again = sweep.run_sweep("attn-m", GRID, ["drop_time"], tmp_path, fixed=SMALL, executor=executor)
+    assert len(first.computed) == 6 and again.computed == [] and len(again.skipped) == 6
+    assert len(sweep.read_table(again.csv_path)) == 6
+
+
+def test_two_concurrent_command_line_sweeps(tmp_path):
+    """Two processes start the same sweep on one folder: one runs it, the other exits 2 with one line; the
+    table holds every point once."""
+    import subprocess
+    import sys
+    argv = [sys.executable, "-m", "reduced_dynamics", "sweep", "attn-m", "--grid", "init_scale=0.1,0.05,0.2",
+            "--grid", "seed=0,1", "--dim", "2", "--context", "5", "--heads", "2", "--t-max", "20",
+            "--measure", "drop_time", "--workers", "1", "--out", str(tmp_path)]
+    runs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+    codes = sorted(code for code, _ in outcomes)
+    refused = [err for code, err in outcomes if code == 2]
+    if codes == [0, 0]:       # the first finished before the second started: then the second skipped all
+        pytest.skip("the two sweeps did not overlap on this machine")
+    assert codes == [0, 2], outcomes
+    assert refused[0].strip().count("\n") == 0 and "another sweep" in refused[0]
+    rows = sweep.read_table(tmp_path / "sweep.csv")
+    assert len(rows) == 6 and len({r["point"] for r in rows}) == 6
+
+
+def test_ctrl_c_keeps_the_table_of_the_finished_points(tmp_path):
+    """A sweep interrupted (Ctrl-C while it collects results) writes sweep.csv for the points that finished,
+    then lets the interrupt through; a rerun computes only the rest."""
+    class Interrupted(Synchronous):
+        def submit(self, fn, *args, **kwargs):
+            if len(self.submitted) == 3:
+                self.submitted.append(args)
+                future = cf.Future()
+                future.set_exception(KeyboardInterrupt())
+                return future
+            return super().submit(fn, *args, **kwargs)
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep("attn-m", GRID, ["drop_time"], tmp_path, fixed=SMALL, executor=Interrupted())
+    rows = sweep.read_table(tmp_path / "sweep.csv")
+    assert 1 <= len(rows) <= 5 and all(r["drop_time"] for r in rows)
+    rerun = sweep.run_sweep("attn-m", GRID, ["drop_time"], tmp_path, fixed=SMALL, executor=Synchronous())
+    assert len(rerun.skipped) == len(rows) and len(rerun.computed) == 6 - len(rows)
+
+
+def test_a_rerun_after_a_code_change_recomputes_the_points(tmp_path, monkeypatch):
+    """Points are stored with the fingerprint of the code that computed them (this package, the derivations and
+    the family's own package): after that code changes, a rerun recomputes them and says so."""
+    import sys
+
+    from reduced_dynamics import families
+    package = tmp_path / "src" / "changing_family"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    face = package / "face.py"
+    face.write_text("from reduced_dynamics.families.attn_m import *  # noqa: F401,F403\n"
+                    "from reduced_dynamics.families.attn_m import NAME, TITLE, SPEC, AXIS, MEASURES\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    monkeypatch.setitem(families._at_run_time, "attn-m", "changing_family.face")
+    out = tmp_path / "sweep"
+    first = sweep.run_sweep("attn-m", GRID, ["drop_time"], out, fixed=SMALL, executor=Synchronous())
+    same = sweep.run_sweep("attn-m", GRID, ["drop_time"], out, fixed=SMALL, executor=Synchronous())
+    assert len(first.computed) == 6 and len(same.skipped) == 6 and same.recomputed_stale == []
+    face.write_text(face.read_text() + "# the derivation changed\n")
+    sweep.code_fingerprint.cache_clear()
+    changed = sweep.run_sweep("attn-m", GRID, ["drop_time"], out, fixed=SMALL, executor=Synchronous())
+    assert len(changed.recomputed_stale) == 6 and len(changed.computed) == 6 and changed.skipped == []
+    sweep.code_fingerprint.cache_clear()
+    families.load_path.cache_clear()
+    sys.modules.pop("changing_family.face", None)

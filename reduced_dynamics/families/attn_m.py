@@ -46,3 +46,8 @@ def levels(spec, theory):
 def flow_probe(spec):
     from ..theory.linear_attention import merged
     return merged.flow_probe(spec)
+
+
+def estimate(spec, verb):
+    from ..costs import linear_attention
+    return linear_attention(spec, verb)

@@ -52,3 +52,8 @@ def report_extras(spec):
 def flow_probe(spec):
     from ..theory.linear_attention import separate
     return separate.flow_probe(spec)
+
+
+def estimate(spec, verb):
+    from ..costs import linear_attention
+    return linear_attention(spec, verb)

@@ -36,6 +36,8 @@ Rules (numbered so that error messages and docs can cite them):
 15. optional ``FIGURES: tuple[str, ...]`` — ``"module:function"`` paths of figure scripts
     ``f(out_dir, quick=False) -> list[Path]`` that write PDF, PNG, ``.npz`` and ``.json`` through
     ``reduced_dynamics.figures.save``.
+16. optional ``estimate(spec, verb) -> costs.Estimate`` — memory and time of ``predict`` or ``simulate``
+    from the spec alone, so that a run that cannot fit is refused before it allocates anything.
 
 A family from another installed package registers its face under the entry-point group
 ``reduced_dynamics.families`` (``name = "package.module"``); it then appears in every verb, ``figures``,
@@ -57,12 +59,13 @@ REQUIRED_HOOKS: dict[str, tuple[str, ...]] = {      # hook -> its positional par
     "simulate": ("spec",),
     "summarise": ("spec", "trajectory"),
 }
-OPTIONAL_HOOKS: dict[str, tuple[str, ...]] = {      # rules 10 to 14
+OPTIONAL_HOOKS: dict[str, tuple[str, ...]] = {      # rules 10 to 14 and 16
     "compare": ("spec", "theories", "reference"),
     "comparison_theories": ("spec",),
     "levels": ("spec", "theory"),
     "flow_probe": ("spec",),
     "report_extras": ("spec",),
+    "estimate": ("spec", "verb"),
 }
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]*$")
 

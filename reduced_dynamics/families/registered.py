@@ -64,14 +64,33 @@ class RegisteredFamily:
             trajectory.axis = axis
         return trajectory
 
+    def estimate(self, spec: Spec, verb: str):
+        """Memory and time of ``verb`` (predict, simulate or compare) from the spec (rule 16); None if the
+        family gives no estimate."""
+        if not self.has("estimate"):
+            return None
+        if verb == "compare":
+            a, b = self.face.estimate(spec, "predict"), self.face.estimate(spec, "simulate")
+            from ..costs import Estimate
+            return Estimate(max(a.bytes, b.bytes), a.seconds + b.seconds, {**a.parts, **b.parts})
+        return self.face.estimate(self._checked(spec), verb)
+
+    def guard(self, spec: Spec, verb: str, confirm_time: bool = False, yes: bool = False) -> None:
+        """Refuse, before any allocation, a run that cannot fit in the free memory (``CostError``); with
+        ``confirm_time`` also one expected to exceed the time budget unless ``yes``."""
+        from ..costs import enforce
+        enforce(self.name, verb, self.estimate(self._checked(spec), verb), confirm_time, yes)
+
     def draw(self, spec: Spec) -> Any:
         return self.face.draw(self._checked(spec))
 
     def predict(self, spec: Spec, **options: Any):
+        self.guard(spec, "predict")
         return self._stamp(self.face.predict(self._checked(spec), **options), spec, self.axis)
 
     def simulate(self, spec: Spec, progress: bool | None = None):
         reference_axis = "flow_time" if self.training_curve else None
+        self.guard(spec, "simulate")
         return self._stamp(self.face.simulate(self._checked(spec), progress=progress), spec, reference_axis)
 
     def summarise(self, spec: Spec, trajectory: Any) -> dict:

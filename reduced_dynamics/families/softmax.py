@@ -42,3 +42,8 @@ def comparison_theories(spec):
 def flow_probe(spec):
     from ..theory.softmax import features
     return features.flow_probe(spec)
+
+
+def estimate(spec, verb):
+    from ..costs import softmax
+    return softmax(spec, verb)

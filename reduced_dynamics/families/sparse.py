@@ -55,3 +55,8 @@ def levels(spec, theory):
 def flow_probe(spec):
     from ..theory.sparse import multihead
     return multihead.flow_probe(spec)
+
+
+def estimate(spec, verb):
+    from ..costs import sparse
+    return sparse(spec, verb)

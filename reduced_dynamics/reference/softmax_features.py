@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..errors import DivergenceError
 from ..specs import SoftmaxFeaturesSpec, SpecError
-from ..tasks.softmax_features import Prompts, check_probabilities, curve_events, random_features, sample_prompts
+from ..tasks.softmax_features import Prompts, check_probabilities, curve_events, draw, sample_prompts
 from ..trajectory import Trajectory, provenance
 
 
@@ -99,6 +100,12 @@ def per_feature_losses(Q: np.ndarray, prompts: Prompts, features: np.ndarray, in
     return (out, masses) if with_attention else out
 
 
+# The loss of this model is bounded (yhat is a convex combination of the labels), so a too large lr does not blow
+# it up: Q saturates the softmax. GD counts as diverged when Q turns non-finite or the evaluation loss climbs above
+# DIVERGENCE_FACTOR times its starting value (attention locked on the wrong features; descent never does that).
+DIVERGENCE_FACTOR = 2.0
+
+
 @dataclass
 class GDRun:
     """Record of a gradient-descent run: steps, flow times t = lr * step, M = V Q V^T (K x K per record),
@@ -118,14 +125,18 @@ class GDRun:
 
 def train(features: np.ndarray, probabilities, context: int, lr: float, steps: int, batch: int,
           rng: np.random.Generator, fresh_batches: bool = True, include_query_token: bool = False,
-          eval_prompts: int = 20000, record_every: int = 1, progress: bool | None = None) -> GDRun:
+          eval_prompts: int = 20000, record_every: int = 1, progress: bool | None = None,
+          eval_rng: np.random.Generator | None = None, Q0: np.ndarray | None = None) -> GDRun:
     """Gradient descent from Q = 0 (SF-10) on the full model, gradient (SF-11) averaged over the batch.
 
     ``fresh_batches``: draw a new batch of ``batch`` prompts every step, else one fixed batch for the whole run.
     Every ``record_every`` steps (and at the last step) records M = V Q V^T and the per-feature loss on a fixed
-    set of ``eval_prompts`` contexts drawn once from the same ``rng``, each paired with every query feature
-    (task averaged exactly, see :func:`per_feature_losses`). A tqdm bar is shown for runs of more than 200 steps unless ``progress`` is
-    False. Stops with a message if the parameters become non-finite.
+    set of ``eval_prompts`` contexts drawn once from ``eval_rng``, each paired with every query feature
+    (task averaged exactly, see :func:`per_feature_losses`). ``rng`` draws the training prompts only;
+    ``eval_rng=None`` draws the evaluation contexts from ``rng`` first (one stream for both, as in small
+    tests); :func:`simulate` passes the separate streams of the problem draw. ``Q0`` defaults to zero. A tqdm
+    bar is shown for runs of more than 200 steps unless ``progress`` is False. Raises DivergenceError if Q
+    becomes non-finite or the evaluation loss climbs above :data:`DIVERGENCE_FACTOR` times its starting value.
     """
     features = np.asarray(features, dtype=float)
     p = check_probabilities(probabilities)
@@ -138,15 +149,18 @@ def train(features: np.ndarray, probabilities, context: int, lr: float, steps: i
             raise SpecError(name, "a positive integer", value)
     if not np.isfinite(lr) or lr <= 0:
         raise SpecError("lr", "a positive finite number", lr)
-    evaluation = sample_prompts(features, p, eval_prompts, context, rng)
+    evaluation = sample_prompts(features, p, eval_prompts, context, rng if eval_rng is None else eval_rng)
     fixed = None if fresh_batches else sample_prompts(features, p, batch, context, rng)
-    Q = np.zeros((d, d))
+    Q = np.zeros((d, d)) if Q0 is None else np.array(Q0, dtype=float)
     record_steps, Ms, losses, masses = [], [], [], []
 
     def record(step: int) -> None:
+        loss_k, mass = per_feature_losses(Q, evaluation, features, include_query_token, with_attention=True)
+        loss = float(loss_k @ p)
+        if not np.isfinite(loss) or (losses and loss > DIVERGENCE_FACTOR * float(losses[0] @ p)):
+            raise DivergenceError("softmax", step, loss, f"lower --lr (now {lr:g})")
         record_steps.append(step)
         Ms.append(features @ Q @ features.T)
-        loss_k, mass = per_feature_losses(Q, evaluation, features, include_query_token, with_attention=True)
         losses.append(loss_k)
         masses.append(mass)
 
@@ -157,7 +171,7 @@ def train(features: np.ndarray, probabilities, context: int, lr: float, steps: i
         _, grad = loss_and_grad(Q, prompts, include_query_token)
         Q = Q - lr * grad
         if not np.all(np.isfinite(Q)):
-            raise FloatingPointError(f"softmax GD diverged at step {step} (lr = {lr}): non-finite Q")
+            raise DivergenceError("softmax", step, float("nan"), f"lower --lr (now {lr:g}); Q became non-finite")
         if step % record_every == 0 or step == steps:
             record(step)
     steps_arr = np.array(record_steps)
@@ -172,17 +186,18 @@ def train(features: np.ndarray, probabilities, context: int, lr: float, steps: i
 def simulate(spec: SoftmaxFeaturesSpec, progress: bool | None = None) -> Trajectory:
     """Gradient descent on the full model for a spec (SF-10, SF-11), as a Trajectory on t = lr * step.
 
-    The features are a random orthonormal set (SF-1) drawn from ``seed``; then the evaluation contexts and the
-    training prompts come from the same generator. ``loss`` = sum_k p_k L_k with the factor 1/2 (SF-9), each L_k
+    Features, starting point and streams come from the problem draw
+    (:func:`reduced_dynamics.tasks.softmax_features.draw`): the evaluation contexts and the training prompts
+    have separate streams, so ``eval_prompts`` does not change the training run. ``loss`` = sum_k p_k L_k with the factor 1/2 (SF-9), each L_k
     estimated on the evaluation contexts with the task vector averaged exactly. Observables as in the theory:
     ``loss_k``, ``A``, ``M`` = V Q V^T, ``attention``, ``own_attention``; events from the same function
     (:func:`reduced_dynamics.tasks.softmax_features.curve_events`).
     """
-    rng = np.random.default_rng(spec.seed)
-    features = random_features(spec.features, spec.dim, rng)
-    run = train(features, spec.p, spec.context, spec.lr, spec.gd_steps, spec.batch, rng,
-                fresh_batches=spec.fresh_batches, include_query_token=spec.include_query_token,
-                eval_prompts=spec.eval_prompts, record_every=spec.record_every, progress=progress)
+    problem = draw(spec)
+    run = train(problem.features, problem.probabilities, spec.context, spec.lr, spec.gd_steps, spec.batch,
+                problem.training, fresh_batches=spec.fresh_batches, include_query_token=spec.include_query_token,
+                eval_prompts=spec.eval_prompts, record_every=spec.record_every, progress=progress,
+                eval_rng=problem.evaluation, Q0=problem.initial_Q)
     keep = run.t <= spec.final_time + 1e-12
     t, loss_k, M, att = run.t[keep], run.loss_k[keep], run.M[keep], run.attention[keep]
     events = curve_events(t, loss_k, M, att, spec.p, spec.levels)

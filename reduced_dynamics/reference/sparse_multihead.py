@@ -10,7 +10,8 @@ Implements §2 and §3 of the theory note ``sparse_multihead.md``:
 * head importance by masking (SM-15, SM-16), pruning (SM-17), read-out and preprocessing probes (SM-18, SM-19).
 
 This module NEVER imports ``derivations`` or ``reduced_dynamics.theory``: it is the independent witness. It
-only shares the neutral prompt sampler of ``reduced_dynamics.tasks.sparse_regression`` and the spec. Its
+only shares the neutral problem definition of ``reduced_dynamics.tasks.sparse_regression`` (prompt sampler,
+initial-weight law, the problem draw) and the spec. Its
 own small T-step GD baseline for the preprocessing probe (SM-19) is written here for that reason.
 """
 from __future__ import annotations
@@ -21,8 +22,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from ..errors import DivergenceError
 from ..specs import SparseSpec, SpecError
-from ..tasks.sparse_regression import Prompts, excess_risk, mean_and_stderr, sample_prompts
+from ..tasks.sparse_regression import Prompts, draw, excess_risk, initial_weights, mean_and_stderr, sample_prompts
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -58,12 +60,8 @@ class Params:
 
 def init_params(spec: SparseSpec, rng: np.random.Generator, heads: int | None = None) -> Params:
     """Entrywise N(0, init_scale^2) initialisation (§2.5). ``heads`` overrides spec.heads (e.g. the h = 1
-    comparison model of SM-C19)."""
-    h = spec.heads if heads is None else heads
-    D = spec.dim + 1 + spec.scratch
-    shape = (spec.layers, h, D, D)
-    return Params(spec.init_scale * rng.standard_normal(shape), spec.init_scale * rng.standard_normal(shape),
-                  spec.dim, spec.scratch)
+    comparison model of SM-C19). The law is the problem's (:func:`reduced_dynamics.tasks.sparse_regression.initial_weights`)."""
+    return Params(*initial_weights(spec, rng, heads), spec.dim, spec.scratch)
 
 
 def full_mask(params: Params) -> np.ndarray:
@@ -221,14 +219,20 @@ class TrainResult:
     train_loss: np.ndarray     # mini-batch loss (SM-13) at every step
 
 
+# A mini-batch loss above this factor times max(first loss, 1) counts as divergence (as in the linear reference).
+DIVERGENCE_FACTOR = 1e6
+
+
 def train(spec: SparseSpec, rng: np.random.Generator, eval_prompts: Prompts, heads: int | None = None,
-          mask: np.ndarray | None = None, record_every: int | None = None, progress: bool = False) -> TrainResult:
+          mask: np.ndarray | None = None, record_every: int | None = None, progress: bool = False,
+          init: Params | None = None) -> TrainResult:
     """Train on fresh prompts each step (batch ``spec.batch``) with Adam (lr ``spec.lr``, betas 0.9/0.999,
     eps 1e-8) or plain GD, global gradient-norm clip ``spec.clip`` (0 = off), for ``spec.steps`` steps (§2.5).
 
-    A plain-GD run after k steps sits at gradient-flow time t = lr * k for the loss SM-13. Stops with an
-    error if the loss becomes non-finite."""
-    params = init_params(spec, rng, heads)
+    Starts from ``init`` (default: drawn from ``rng`` by :func:`init_params`), then draws the batches from
+    ``rng``. A plain-GD run after k steps sits at gradient-flow time t = lr * k for the loss SM-13. Raises
+    DivergenceError if the loss becomes non-finite or exceeds DIVERGENCE_FACTOR * max(first loss, 1)."""
+    params = init_params(spec, rng, heads) if init is None else init.copy()
     mask = _check_mask(params, mask)
     record_every = record_every or max(1, spec.steps // 50)
     m1 = np.zeros_like(params.flat())
@@ -245,9 +249,10 @@ def train(spec: SparseSpec, rng: np.random.Generator, eval_prompts: Prompts, hea
                 rec_se.append(se)
             if k == spec.steps:
                 break
-            loss, grad = loss_and_grad(params, sample_prompts(spec, spec.batch, rng), mask)
-            if not np.isfinite(loss):
-                raise RuntimeError(f"training diverged at step {k}: loss {loss}")
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss, grad = loss_and_grad(params, sample_prompts(spec, spec.batch, rng), mask)
+            if not np.isfinite(loss) or loss > DIVERGENCE_FACTOR * max(losses[0] if k else loss, 1.0):
+                raise DivergenceError("sparse", k, loss, f"lower --lr (now {spec.lr:g})")
             losses[k] = loss
             g = grad.flat()
             norm = float(np.linalg.norm(g))
@@ -369,12 +374,6 @@ def preprocessing_gain(params: Params, tune: Prompts, test: Prompts, steps: int,
 EVAL_PROMPTS = 4000  # §2.5: evaluation on a fixed set of >= 4000 prompts
 
 
-def experiment_rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """Independent generators for training (init + fresh batches) and the fixed evaluation prompts."""
-    train_seq, eval_seq = np.random.SeedSequence(seed).spawn(2)
-    return np.random.default_rng(train_seq), np.random.default_rng(eval_seq)
-
-
 @dataclass
 class Experiment:
     """A trained model with its masking, pruning and ablation results (§3.1, §3.2), all on one evaluation set."""
@@ -394,10 +393,13 @@ def run_experiment(spec: SparseSpec, heads: int | None = None, progress: bool = 
                    probes: bool = False) -> Experiment:
     """Train the model of ``spec`` (or with ``heads`` heads) and assess its heads by masking and pruning;
     with ``probes``, also run the read-out probe (SM-18) and the preprocessing probe (SM-19, T = L - 1 GD
-    steps, or 1 if L = 1) on fresh prompts from the evaluation generator."""
-    train_rng, eval_rng = experiment_rngs(spec.seed)
+    steps, or 1 if L = 1) on fresh prompts from the evaluation stream. Initial weights and streams come from
+    the problem draw (:func:`reduced_dynamics.tasks.sparse_regression.draw`)."""
+    problem = draw(spec if heads is None else spec.replace(heads=heads))
+    eval_rng = problem.evaluation
     eval_prompts = sample_prompts(spec, EVAL_PROMPTS, eval_rng)
-    result = train(spec, train_rng, eval_prompts, heads=heads, progress=progress)
+    init = Params(*problem.init, spec.dim, spec.scratch)
+    result = train(spec, problem.train, eval_prompts, heads=heads, progress=progress, init=init)
     params = result.params
     with threadpool_limits(limits=1, user_api="blas"):
         deltas = head_deltas(params, eval_prompts)

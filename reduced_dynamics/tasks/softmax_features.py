@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..specs import SpecError
+from ..specs import SoftmaxFeaturesSpec, SpecError
+from . import streams
 
 
 def check_probabilities(p, name: str = "probabilities") -> np.ndarray:
@@ -95,6 +96,36 @@ def sample_counts(p: np.ndarray, context: int, size: int, rng: np.random.Generat
     if context < 1:
         raise SpecError("context", "a positive integer", context)
     return rng.multinomial(context, p, size=size)
+
+
+# The family's named streams, in spawn order (append new names at the end: a stream is fixed by its position).
+STREAMS = ("features", "evaluation", "training")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One draw of the softmax-feature problem from ``spec.seed`` (SF-1, SF-2, SF-10), shared by theory and reference.
+
+    ``features`` (K x d, orthonormal rows), ``probabilities`` (K), ``initial_Q`` (d x d zeros, SF-10; the theory
+    starts from M(0) = V Q(0) V^T); ``evaluation``: the generator of the fixed evaluation contexts; ``training``:
+    the generator of the training prompts (the fixed batch, or one fresh batch per step). Each stream is its own
+    child of the seed, so the number of evaluation contexts never changes the training run.
+    """
+
+    features: np.ndarray
+    probabilities: np.ndarray
+    initial_Q: np.ndarray
+    evaluation: np.random.Generator
+    training: np.random.Generator
+
+
+def draw(spec: SoftmaxFeaturesSpec) -> Problem:
+    """The problem of ``spec``: every random draw of the family starts here (streams of :data:`STREAMS`)."""
+    rngs = streams(spec.seed, STREAMS)
+    features = random_features(spec.features, spec.dim, rngs["features"])
+    return Problem(features=features, probabilities=check_probabilities(spec.p),
+                   initial_Q=np.zeros((spec.dim, spec.dim)), evaluation=rngs["evaluation"],
+                   training=rngs["training"])
 
 
 def balanced_probabilities(n_features: int) -> tuple[float, ...]:

@@ -5,16 +5,20 @@ task prior with a Rademacher or Gaussian nonzero law (SM-2), and the context sta
 predict side (``reduced_dynamics.theory``) and the NumPy witness (``reduced_dynamics.reference``) import
 this module; it imports nothing of either.
 
-Every function takes a :class:`reduced_dynamics.specs.SparseSpec` (only its task fields ``dim``,
-``sparsity``, ``noise``, ``context`` and ``nonzero_law`` are read) and a ``numpy.random.Generator``.
+The samplers take a :class:`reduced_dynamics.specs.SparseSpec` (the task fields ``dim``, ``sparsity``,
+``noise``, ``context`` and ``nonzero_law``; the initial weights also read the model fields) and a
+``numpy.random.Generator``. :func:`draw` is where those generators come from: the named streams of
+``spec.seed`` that theory and reference share.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from ..specs import SparseSpec, SpecError, positive_int
+from . import streams
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,61 @@ def sample_prompts(spec: SparseSpec, count: int, rng: np.random.Generator,
     y = np.einsum("bnd,bd->bn", X, w) + sigma * rng.standard_normal((count, n))
     yq = np.einsum("bd,bd->b", xq, w) + sigma * rng.standard_normal(count)
     return Prompts(X=X, y=y, xq=xq, yq=yq, w=w)
+
+
+def initial_weights(spec: SparseSpec, rng: np.random.Generator, heads: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Entrywise N(0, init_scale^2) initial P and Q of shape (L, h, D, D), D = d + 1 + d_s (§2.5); P first.
+    ``heads`` overrides spec.heads (e.g. the h = 1 comparison model of SM-C19)."""
+    _check_spec(spec)
+    h = spec.heads if heads is None else heads
+    shape = (spec.layers, h, spec.dim + 1 + spec.scratch, spec.dim + 1 + spec.scratch)
+    return spec.init_scale * rng.standard_normal(shape), spec.init_scale * rng.standard_normal(shape)
+
+
+# The family's named streams, in spawn order. "train" and "evaluation" are the two children the reference has
+# always spawned (so trained-model numbers are unchanged); append new names at the end.
+STREAMS = ("train", "evaluation", "moments")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One draw of the sparse problem from ``spec.seed``, shared by the predict side and the reference.
+
+    ``init``: initial (P, Q) of the trained model (drawn first from the training stream); ``train``: the rest of
+    the training stream, one fresh batch per step; ``evaluation``: the reference's fixed evaluation prompts and
+    then its probe prompts; ``moments``: the prior averages of the restricted flow (SM-38). ``test_prompts``
+    and ``tune_prompts``: the predict side's ``spec.test_prompts`` risk-estimation prompts and then its
+    ``spec.tune_prompts`` separate tuning prompts (§4), in that order from the seed's root generator, as the
+    SM-C12 numbers were measured (a stream of their own: no count of theirs changes the training run).
+    """
+
+    spec: SparseSpec
+    init: tuple[np.ndarray, np.ndarray]
+    train: np.random.Generator
+    evaluation: np.random.Generator
+    moments: np.random.Generator
+
+    @cached_property
+    def _risk_prompts(self) -> tuple[Prompts, Prompts]:
+        rng = np.random.default_rng(self.spec.seed)
+        test = sample_prompts(self.spec, self.spec.test_prompts, rng)
+        return test, sample_prompts(self.spec, self.spec.tune_prompts, rng)
+
+    @property
+    def test_prompts(self) -> Prompts:
+        return self._risk_prompts[0]
+
+    @property
+    def tune_prompts(self) -> Prompts:
+        return self._risk_prompts[1]
+
+
+def draw(spec: SparseSpec) -> Problem:
+    """The problem of ``spec``: every random draw of the family starts here (streams of :data:`STREAMS`)."""
+    _check_spec(spec)
+    rngs = streams(spec.seed, STREAMS)
+    return Problem(spec=spec, init=initial_weights(spec, rngs["train"]), **rngs)
 
 
 def context_statistics(prompts: Prompts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

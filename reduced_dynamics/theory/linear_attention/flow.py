@@ -9,6 +9,7 @@ either (``derivations.linear_merged`` or ``derivations.linear_separate``, both b
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +53,7 @@ def sample_moments(spec: LinearAttentionSpec, data: task.TrainingSet) -> Moments
     yy = float(np.mean(data.yq ** 2))
     upper = A[np.triu_indices(D * D)]      # the order of derivations.linear_merged.loss_in_b("sample")
     values = np.concatenate([upper, g, [yy]])
-    minimum = float(yy - g @ np.linalg.solve(A, g))
+    minimum = float(yy - g @ np.linalg.lstsq(A, g, rcond=None)[0])     # A is singular when P < D^2
     return Moments("sample", values, np.eye(D), minimum)
 
 
@@ -145,6 +146,10 @@ def moments_for(spec: LinearAttentionSpec, cov: task.Covariance, rngs: dict, mom
     from ``rngs["data"]`` (default: sample when ``spec.train_size`` is given). Shared by attn-m and attn-s."""
     kind = moments or ("sample" if spec.train_size is not None else "population")
     if kind == "population":
+        ignored = [flag for flag in ("centre_inputs", "whiten_tasks") if getattr(spec, flag)]
+        if ignored and moments is None:
+            warnings.warn(f"{', '.join(ignored)} act on a training set; the population flow (no train_size) ignores "
+                          f"them: give --train-size to use the normalised sample moments", stacklevel=2)
         return population_moments(spec, cov)
     data = task.draw_training_set(cov, spec.context, spec.sample_size, rngs["data"],
                                   spec.centre_inputs, spec.whiten_tasks)

@@ -1,8 +1,10 @@
 """Theory side of the softmax-feature family: reduced gradient flows of the K x K weight matrix M (note §5-§9).
 
 * :func:`large_n_flow` integrates (SF-21), compiled from the SymPy derivation (minus the gradient of SF-20).
-* :func:`exact_flow` integrates the exact finite-N flow dM[:,k]/dt = -p_k grad L_k (SF-13, SF-31) with the
-  count enumeration (SF-19a), which is what gradient descent on the full model follows (SF-10, SF-13).
+* :func:`exact_flow` integrates the exact finite-N flow dM[:,k]/dt = -p_k grad L_k (SF-13, SF-31), which is what
+  gradient descent on the full model follows (SF-10, SF-13); its expectations over the counts come from the
+  Laplace quadrature of the count generating function (:class:`~.exact.LaplaceQuadrature`, cost independent of
+  N) or, as the small-N oracle, from the count enumeration (SF-19a).
 * :func:`symmetric_exact_flow` integrates the same flow restricted to the symmetric subspace with the 1-D sum
   (SF-19b), cheap for any N.
 
@@ -21,9 +23,9 @@ from derivations import softmax_features as derivation
 from ... import compile as compiler
 from ...integrate import integrate
 from ...specs import SoftmaxFeaturesSpec, SpecError
-from ...tasks.softmax_features import check_probabilities, curve_events
+from ...tasks.softmax_features import check_probabilities, curve_events, draw
 from ...trajectory import Trajectory, provenance
-from .exact import CountEnumeration, symmetric_column
+from .exact import CountEnumeration, LaplaceQuadrature, symmetric_column
 
 
 @dataclass
@@ -69,19 +71,43 @@ def large_n_flow(probabilities, t_eval, M0=None, rtol: float = 1e-10, atol: floa
     return FlowResult(np.asarray(t_eval, float), ys.reshape(-1, K, K), loss_k)
 
 
+EVALUATORS = {"laplace": LaplaceQuadrature, "enumeration": CountEnumeration}
+
+
+def exact_evaluator(probabilities, context: int, include_query_token: bool = False, method: str = "laplace"):
+    """The exact finite-N expectations L_k, grad L_k, E[a] (SF-9, SF-16, SF-7): ``"laplace"`` (any N, cost
+    independent of N; :class:`~.exact.LaplaceQuadrature`) or ``"enumeration"`` (SF-19a, the small-N oracle)."""
+    if method not in EVALUATORS:
+        raise SpecError("method", f"one of {sorted(EVALUATORS)}", method)
+    return EVALUATORS[method](probabilities, context, include_query_token)
+
+
+def observe_states(evaluator, Ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """L_k (T x K) and the expected attention (T x K x K) at the states Ms. The Laplace quadrature takes a stack of
+    512 / K^2 states at once (~1e5 numbers per array: measured fastest, larger stacks leave the cache); the
+    enumeration one state at a time."""
+    if isinstance(evaluator, CountEnumeration):
+        observed = [evaluator.losses_and_attention(M) for M in Ms]
+        return np.array([L for L, _ in observed]), np.array([a for _, a in observed])
+    block = max(1, 512 // Ms.shape[-1] ** 2)
+    parts = [evaluator.losses_and_attention(Ms[i:i + block]) for i in range(0, len(Ms), block)]
+    return np.concatenate([L for L, _ in parts]), np.concatenate([a for _, a in parts])
+
+
 def exact_flow(probabilities, context: int, t_eval, M0=None, include_query_token: bool = False,
-               rtol: float = 1e-8, atol: float = 1e-10, observe: bool = True) -> FlowResult:
-    """Integrate the exact finite-N flow dM[:,k]/dt = -p_k grad L_k(M[:,k]) (SF-13, SF-31) by enumeration (SF-19a).
+               rtol: float = 1e-8, atol: float = 1e-10, observe: bool = True, method: str = "laplace") -> FlowResult:
+    """Integrate the exact finite-N flow dM[:,k]/dt = -p_k grad L_k(M[:,k]) (SF-13, SF-31); ``method`` picks the
+    evaluator of the expectations (:func:`exact_evaluator`; ``"enumeration"`` is SF-19a).
 
     With ``observe=False`` the losses are left as NaN (the caller evaluates them)."""
     p = check_probabilities(probabilities)
     K = p.size
-    enum = CountEnumeration(p, context, include_query_token)
+    enum = exact_evaluator(p, context, include_query_token, method)
     y0 = np.zeros(K * K) if M0 is None else np.asarray(M0, float).reshape(K * K)
     ys = _integrate(lambda y: enum.flow_rhs(y.reshape(K, K)).ravel(), y0, t_eval, rtol, atol,
                     f"exact-N softmax flow (N = {context})")
     Ms = ys.reshape(-1, K, K)
-    loss_k = np.array([enum.losses(M) for M in Ms]) if observe else np.full((len(Ms), K), np.nan)
+    loss_k = observe_states(enum, Ms)[0] if observe else np.full((len(Ms), K), np.nan)
     return FlowResult(np.asarray(t_eval, float), Ms, loss_k)
 
 
@@ -119,8 +145,15 @@ def output_grid(spec: SoftmaxFeaturesSpec) -> np.ndarray:
     return np.unique(np.round(np.concatenate([uniform[uniform <= T + 1e-12], [T]]), 12))
 
 
+def start(spec: SoftmaxFeaturesSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(p, M(0) = V Q(0) V^T) of the spec's problem draw, the same start as the reference's GD (SF-10)."""
+    problem = draw(spec)
+    return problem.probabilities, problem.features @ problem.initial_Q @ problem.features.T
+
+
 def predict(spec: SoftmaxFeaturesSpec, t_eval: np.ndarray | None = None, cache_dir=None) -> Trajectory:
-    """Reduced flow of M from M = 0 (SF-10): the exact finite-N flow (SF-13 with SF-19a; ``limit='exact'``) or
+    """Reduced flow of M from M = 0 (SF-10): the exact finite-N flow (SF-13, expectations of SF-19a by the Laplace
+    quadrature of :class:`~.exact.LaplaceQuadrature`; ``limit='exact'``) or
     the large-N flow (SF-21; ``limit='large-n'``).
 
     ``loss`` = sum_k p_k L_k with the factor 1/2 of (SF-9). Observables: ``loss_k`` (T x K), ``A`` (T x K, the
@@ -129,21 +162,19 @@ def predict(spec: SoftmaxFeaturesSpec, t_eval: np.ndarray | None = None, cache_d
     feature k on tokens of feature n; the diagonal is ``own_attention``), ``own_attention`` (T x K).
     Events: threshold times per feature, half-attention times (SF-28) and the phase boundaries E1-E4 (§8.2).
     """
-    p = np.asarray(spec.p)
+    p, M0 = start(spec)
     t = output_grid(spec) if t_eval is None else np.asarray(t_eval, dtype=float)
     if spec.limit == "large-n":
-        flow = large_n_flow(p, t, cache_dir=cache_dir)
+        flow = large_n_flow(p, t, M0=M0, cache_dir=cache_dir)
         attention = large_n_attention(flow.M, p)
         kind, note = "theory-large-N", "large-N flow (SF-21) of the derived loss (SF-20)"
         if spec.include_query_token:
             note += "; the query token's O(1/N) share of the softmax vanishes in this limit (SF-6)"
     else:
-        enum = CountEnumeration(p, spec.context, spec.include_query_token)
-        flow = exact_flow(p, spec.context, t, include_query_token=spec.include_query_token, observe=False)
-        observed = [enum.losses_and_attention(M) for M in flow.M]
-        flow.loss_k = np.array([L for L, _ in observed])
-        attention = np.array([a for _, a in observed])
-        kind, note = "theory-exact-N", "exact finite-N flow (SF-13) by count enumeration (SF-19a)"
+        flow = exact_flow(p, spec.context, t, M0=M0, include_query_token=spec.include_query_token, observe=False)
+        flow.loss_k, attention = observe_states(exact_evaluator(p, spec.context, spec.include_query_token), flow.M)
+        kind, note = "theory-exact-N", ("exact finite-N flow (SF-13); expectations over the counts (SF-19a) by "
+                                        "Laplace quadrature of the count generating function")
     own = np.einsum("tkk->tk", attention)
     events = curve_events(flow.t, flow.loss_k, flow.M, attention, p, spec.levels)
     meta = provenance("softmax", spec, kind, compiler.derivation_hash(derivation), probabilities=list(p),
@@ -162,10 +193,8 @@ def exact_gd_map(spec: SoftmaxFeaturesSpec) -> Trajectory:
     separates the O(lr) gap between GD and the flow (SF-10) from the sampling noise of finite batches. Recorded at
     the reference's record times, with the same observables and events as :func:`predict`.
     """
-    p = np.asarray(spec.p)
-    enum = CountEnumeration(p, spec.context, spec.include_query_token)
-    K = spec.features
-    M = np.zeros((K, K))
+    p, M = start(spec)
+    enum = exact_evaluator(p, spec.context, spec.include_query_token)
     steps, Ms = [], []
     for step in range(spec.gd_steps + 1):
         if step % spec.record_every == 0 or step == spec.gd_steps:
@@ -176,9 +205,7 @@ def exact_gd_map(spec: SoftmaxFeaturesSpec) -> Trajectory:
     t = spec.lr * np.array(steps, dtype=float)
     keep = t <= spec.final_time + 1e-12
     t, Ms = t[keep], np.array(Ms)[keep]
-    observed = [enum.losses_and_attention(m) for m in Ms]
-    loss_k = np.array([L for L, _ in observed])
-    attention = np.array([a for _, a in observed])
+    loss_k, attention = observe_states(enum, Ms)
     events = curve_events(t, loss_k, Ms, attention, p, spec.levels)
     meta = provenance("softmax", spec, "theory-exact-N-GD-map", compiler.derivation_hash(derivation),
                       probabilities=list(p), thresholds=list(spec.levels),
@@ -226,7 +253,7 @@ def flow_probe(spec: SoftmaxFeaturesSpec):
     if spec.limit == "large-n":
         rhs, losses = large_n_functions(K)
         return (lambda y: np.asarray(rhs(y, p), float)), (lambda y: float(np.asarray(losses(y, p)) @ p)), np.zeros(K * K)
-    enum = CountEnumeration(p, spec.context, spec.include_query_token)
+    enum = exact_evaluator(p, spec.context, spec.include_query_token)
     return (lambda y: enum.flow_rhs(y.reshape(K, K)).ravel()), (lambda y: float(enum.losses(y.reshape(K, K)) @ p)), \
         np.zeros(K * K)
 

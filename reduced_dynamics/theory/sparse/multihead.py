@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...specs import SparseSpec
-from ...tasks.sparse_regression import context_statistics, sample_prompts
+from ...tasks.sparse_regression import context_statistics, draw, sample_prompts
 from ...trajectory import Trajectory, provenance
 from . import formulas
 from . import risk
@@ -46,7 +46,7 @@ def baselines(spec: SparseSpec, test: risk.Sample, tune: risk.Sample) -> dict[st
 def predict(spec: SparseSpec) -> Trajectory:
     """Risk against continuous depth for the three flows, with the baseline levels (see module docstring)."""
     taus = depths(spec)
-    test, tune = risk.sample_test_and_tune(spec, spec.seed, spec.test_prompts, spec.tune_prompts)
+    test, tune = risk.samples(draw(spec))
     curves = risk.flow_risk_curves(test, taus)
     observables = {"depth": taus}
     for name, (mean, se) in curves.items():
@@ -133,7 +133,7 @@ def restricted_moments(spec: SparseSpec, rng: np.random.Generator, prompts: int)
 def flow_probe(spec: SparseSpec):
     """(rhs(y), loss(y), y0) of the restricted flow (SM-38) on (a, b, c, g) with the spec's moments, for the
     common test rhs = -grad loss. y0 is a balanced start with p0 = 0.05."""
-    m3, m6 = restricted_moments(spec, np.random.default_rng(spec.seed), 2000)
+    m3, m6 = restricted_moments(spec, draw(spec).moments, 2000)
     compiled = restricted.system()
     w2, sigma = float(spec.sparsity), spec.noise
 

@@ -16,8 +16,7 @@ from typing import Callable
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from ...tasks.sparse_regression import (Prompts, context_statistics, excess_risk, mean_and_stderr,
-                                        sample_prompts)
+from ...tasks.sparse_regression import Problem, Prompts, context_statistics, draw, excess_risk, mean_and_stderr
 from . import algorithms as alg
 
 # hyper-parameter grids (log-spaced); the tuned value is refined between grid neighbours where cheap
@@ -182,7 +181,11 @@ def depth_grid(depth_min: float, depth_max: float, points: int) -> np.ndarray:
     return np.geomspace(depth_min, depth_max, points)
 
 
+def samples(problem: Problem) -> tuple[Sample, Sample]:
+    """The problem's test prompts and its separate tuning prompts (each from its own stream)."""
+    return Sample.of(problem.test_prompts), Sample.of(problem.tune_prompts)
+
+
 def sample_test_and_tune(spec, seed: int, test: int, tune: int) -> tuple[Sample, Sample]:
-    """``test`` evaluation prompts, then ``tune`` separate tuning prompts, from one generator seeded ``seed``."""
-    rng = np.random.default_rng(seed)
-    return Sample.of(sample_prompts(spec, test, rng)), Sample.of(sample_prompts(spec, tune, rng))
+    """``test`` evaluation prompts and ``tune`` separate tuning prompts of the problem drawn with ``seed``."""
+    return samples(draw(spec.replace(seed=seed, test_prompts=test, tune_prompts=tune)))
