@@ -37,3 +37,19 @@ def test_figures_stay_inline_after_compare_in_a_real_kernel(tmp_path):
         assert any("image/png" in o.get("data", {}) for o in outputs[k]), (CELLS[k], outputs[k])
     html = [o["data"]["text/html"] for o in outputs[4] if "text/html" in o.get("data", {})]
     assert html and "<table" in html[0] and "attn-m" in html[0]
+
+
+def test_project_style_is_a_context_and_a_user_style_goes_on_top():
+    import matplotlib
+
+    import reduced_dynamics as rd
+    from reduced_dynamics import plotting
+    before = {k: str(v) for k, v in matplotlib.rcParams.items()}
+    fig, ax = plotting.figure(style={"axes.labelsize": 11})
+    traj = rd.Trajectory.from_arrays([0.0, 1.0, 2.0], [1.0, 0.5, 0.25], model="attn-m")
+    plotting.loss_axes(ax, {"mine": traj}, style={"lines.linewidth": 3.0})
+    traj.plot(ax=ax, label="default style")
+    assert ax.lines[0].get_linewidth() == 3.0 and ax.xaxis.label.get_fontsize() == 11
+    assert ax.lines[1].get_linewidth() == plotting.STYLE["lines.linewidth"]
+    assert fig.get_figwidth() == plotting.COLUMN_WIDTH and type(fig).__name__ == "Figure"
+    assert {k: str(v) for k, v in matplotlib.rcParams.items()} == before
