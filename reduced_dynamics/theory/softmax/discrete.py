@@ -52,3 +52,27 @@ def max_stable_lr(spec, t_max: float | None = None, points: int = 60) -> dict:
     lam = np.array(lam)
     return {"eta_max": 2.0 / lam.max(), "along_path": 2.0 / lam.max(), "at_end": 2.0 / lam[-1],
             "sharpest_time": float(t[int(np.argmax(lam))]), "lambda": lam, "t": t}
+
+
+def batch_gd_map(counts: np.ndarray, coefficients: np.ndarray, query_ids: np.ndarray, eta: float, steps: int,
+                 M0: np.ndarray | None = None) -> np.ndarray:
+    """GD on M for one fixed batch of prompts, in reduced coordinates only (LR-2 with the batch loss): prompt b
+    has feature counts ``counts[b]`` (SF-7), task coefficients w_n = <w, v_n> ``coefficients[b]`` and query
+    feature ``query_ids[b]``; yhat = sum_n a_n w_n, loss (1/2)(yhat - w_k)^2, gradient in M[n, k]
+    r a_n (w_n - yhat) (SF-16 before averaging over w). Returns the states M_0 .. M_steps (steps+1, K, K)."""
+    counts, w = np.asarray(counts, float), np.asarray(coefficients, float)
+    B, K = counts.shape
+    k = np.asarray(query_ids)
+    M = np.zeros((K, K)) if M0 is None else np.array(M0, float)
+    out = [M.copy()]
+    for _ in range(steps):
+        m = M[:, k].T                                               # (B, K): column k of each prompt
+        e = counts * np.exp(m - m.max(axis=1, keepdims=True))
+        a = e / e.sum(axis=1, keepdims=True)
+        yhat = np.sum(a * w, axis=1)
+        grad_cols = ((yhat - w[np.arange(B), k])[:, None] * a * (w - yhat[:, None]))    # (B, n)
+        G = np.zeros((K, K))
+        np.add.at(G.T, k, grad_cols)
+        M = M - eta * G / B
+        out.append(M.copy())
+    return np.array(out)
