@@ -75,7 +75,8 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
     v = thetas[:, 0, :]
     balance = v ** 2 - np.einsum("tjh,tjh->th", thetas[:, 1:, :], thetas[:, 1:, :])
     meta = provenance("attn-m", spec, f"theory-{flow.moments.kind}", flow.system.derivation_hash,
-                      L_star=flow.moments.minimum, tau=cov.trace, c=spec.c, rhs_evaluations=sol.nfev, discretisation=spec.discretisation,
+                      L_star=flow.moments.minimum, tau=cov.trace, c=spec.c, rhs_evaluations=sol.nfev,
+                      discretisation=spec.discretisation,
                       loss="MSE without 1/2 (LA-12)", time="gradient-flow time t")
     return Trajectory(t=sol.t, loss=loss, observables={"beta": beta, "v": v, "balance": balance},
                       events={"drop_time": midpoint_drop_time(sol.t, loss)}, meta=meta)
@@ -145,10 +146,13 @@ def summarise(spec: LinearMergedSpec, trajectory: Trajectory) -> dict:
 
 def comparison_theories(spec: LinearMergedSpec) -> dict[str, Trajectory]:
     """The curves a comparison shows: the sample-moment flow on the reference's own training set (the main
-    theory curve, §5), the population flow and the closed form (LA-27)."""
-    sample_spec = spec.replace(train_size=spec.sample_size)
+    theory curve, §5), the population flow, the closed form (LA-27), and at the spec's lr the modified flow
+    (LR-5) and the reduced GD map (LR-3) on the same sample moments (finite_learning_rate.md)."""
+    sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow")
     return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population"),
-            "closed form": closed_form(spec)}
+            "closed form": closed_form(spec),
+            "modified flow": predict(sample_spec.replace(discretisation="modified")),    # (LR-5) at spec.lr
+            "reduced GD map": predict(sample_spec.replace(discretisation="map"))}        # (LR-3) at spec.lr
 
 
 def levels(spec: LinearMergedSpec, theory: Trajectory) -> dict[str, float]:

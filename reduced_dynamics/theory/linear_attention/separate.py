@@ -215,7 +215,8 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
     balance = v ** 2 - np.sum(K ** 2, axis=(2, 3))
     meta = provenance("attn-s", spec, f"theory-{flow.moments.kind}", flow.system.derivation_hash,
                       L_star=flow.moments.minimum, tau=cov.trace, c=spec.c, ladder=ladder(spec),
-                      pcr_test_losses=pcr.tolist(), rhs_evaluations=sol.nfev, discretisation=spec.discretisation,
+                      pcr_test_losses=pcr.tolist(), rhs_evaluations=sol.nfev,
+                      discretisation=spec.discretisation,
                       loss="MSE without 1/2 (LA-12)", time="gradient-flow time t")
     return Trajectory(t=sol.t, loss=loss, meta=meta, observables={
         "beta": beta, "learned": learned, "components": components.astype(float), "test_loss": test_loss,
