@@ -135,3 +135,12 @@ def test_max_stable_lr_brackets_instability_attn_m():
     for step, steps in ((map_step, 3000), (full_step, 1500)):
         assert _escape(step, y_star, 0.98 * bound["eta_max"], steps) < 1e-5
         assert _escape(step, y_star, 1.02 * bound["eta_max"], steps) > 1e-3
+
+
+def test_fitted_orders_attn_s_full_gd():
+    """The same orders against full frozen GD of attn-s (one drop, D = 1), the figure's case."""
+    from scripts.discretisation_order import CASES, gaps
+    case = CASES["attn-s"]
+    res = gaps("attn-s", np.geomspace(*case["rates"], 5), case["t_max"], **case["spec"])
+    assert res["order_flow"] == pytest.approx(1.0, abs=0.15)
+    assert res["order_modified"] == pytest.approx(2.0, abs=0.25)

@@ -53,3 +53,12 @@ def test_exact_map_follows_the_modified_flow():
     flow_gap = np.max(np.abs(times["map"] - times["flow"]))
     modified_gap = np.max(np.abs(times["map"] - times["modified"]))
     assert modified_gap < 0.2 * flow_gap
+
+
+def test_fitted_orders_softmax():
+    """Threshold-time gaps of the exact GD map to the exact-N flow and to its modified flow: orders 1 and 2 (LR-7)."""
+    from scripts.discretisation_order import CASES, gaps
+    case = CASES["softmax"]
+    res = gaps("softmax", np.geomspace(*case["rates"], 5), case["t_max"], **case["spec"])
+    assert abs(res["order_flow"] - 1.0) < 0.15
+    assert abs(res["order_modified"] - 2.0) < 0.25
