@@ -238,10 +238,12 @@ def summarise(spec: LinearSeparateSpec, trajectory: Trajectory) -> dict:
 
 
 def comparison_theories(spec: LinearSeparateSpec) -> dict[str, Trajectory]:
-    """The sample-moment flow on the reference's own training set (main theory curve, §5) and the
-    population flow."""
-    return {"theory": predict(spec.replace(train_size=spec.sample_size)),
-            "population flow": predict(spec, moments="population")}
+    """The sample-moment flow on the reference's own training set (main theory curve, §5), the population
+    flow, and at the spec's lr the modified flow (LR-5) and the reduced GD map (LR-3) on the same moments."""
+    sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow")
+    return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population"),
+            "modified flow": predict(sample_spec.replace(discretisation="modified")),    # (LR-5) at spec.lr
+            "reduced GD map": predict(sample_spec.replace(discretisation="map"))}        # (LR-3) at spec.lr
 
 
 def levels(spec: LinearSeparateSpec, theory: Trajectory) -> dict[str, float]:
