@@ -26,7 +26,8 @@ def crossing_time(t: np.ndarray, y: np.ndarray, level: float) -> float:
     coef = np.polyfit(ts - t[j - 1], ys - level, min(3, len(ts) - 1))
     roots = np.roots(coef)
     width = t[j] - t[j - 1]
-    real = [r.real + t[j - 1] for r in roots if abs(r.imag) < 1e-9 * max(width, 1) and -1e-12 <= r.real <= width * (1 + 1e-12)]
+    real = [r.real + t[j - 1] for r in roots
+            if abs(r.imag) < 1e-9 * max(width, 1) and -1e-12 <= r.real <= width * (1 + 1e-12)]
     if not real:        # fall back on the chord
         return float(t[j - 1] + (y[j - 1] - level) / (y[j - 1] - y[j]) * width)
     return float(min(real))

@@ -196,7 +196,7 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
     Meta: ``L_star`` (minimum of the moments used), ``ladder`` (LA-30)."""
     flow, start, cov = setup(spec, moments, cache_dir)
     y0 = start if y0 is None else np.asarray(y0, dtype=float)
-    sol = discrete.solve(flow, y0, spec, "attn-s", t_eval, rank=spec.rank)     # flow, GD map or modified flow (LR-3, LR-5)
+    sol = discrete.solve(flow, y0, spec, "attn-s", t_eval, rank=spec.rank)   # flow, map or modified (LR-3, LR-5)
     b = flow.b_vector(sol.y)
     loss = flow.loss_of_b(b)
     B = b.T.reshape(-1, spec.dim, spec.dim)
