@@ -2,7 +2,7 @@
 attn-s (one drop, D = 1) and softmax (dominant feature), the gap in drop (threshold) time between gradient descent
 and the gradient flow, and between gradient descent and the modified flow (LR-5), against the learning rate on
 log-log axes, with fitted slopes (1 and 2 expected). GD is the full model with frozen off-manifold blocks for
-attn-m and attn-s (equal to the reduced map, LR-1); for softmax it is the exact-gradient GD map on M (LR-2, LR-3),
+attn-m and attn-s (equal to the reduced map, LR-1); for softmax it is the exact-gradient GD map on M (LR-1, LR-3),
 which full GD follows up to batch noise. Every curve is read on the GD grid t = lr k with the cubic crossing of
 ``reduced_dynamics.discretisation``, at one level per family.
 """

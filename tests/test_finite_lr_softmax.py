@@ -1,5 +1,5 @@
 """Finite learning rate for the softmax family (docs/theory/finite_learning_rate.md): full-model GD with a fixed
-batch is GD on M = V Q V^T for the batch loss, step by step (LR-2); the modified exact-N right-hand side is
+batch is GD on M = V Q V^T for the batch loss, step by step (LR-1); the modified exact-N right-hand side is
 -grad of L~ = L + (eta/4)|grad L|^2 (LR-4, LR-5); the exact-N GD map is nearer the modified flow than the flow."""
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ the largest stable rate (docs/theory/finite_learning_rate.md).
 
 * ``gd_map``: theta_{k+1} = theta_k + eta rhs(theta_k) (LR-3). On the invariant manifold, in the orthonormal
   coordinates (v_i, U_i) or (v_i, K_i^x, Q_i^x) (rotated by the orthogonal eigenbasis), this IS full-batch
-  gradient descent of the full model restricted to the manifold (LR-1, LR-2), step by step.
+  gradient descent of the full model restricted to the manifold (LR-1; metric I, LR-2), step by step.
 * ``ModifiedFlow``: the gradient flow of L~ = L + (eta/4) |grad L|^2 (LR-4), right-hand side (LR-5) with the
   Hessian-vector product assembled per head from the SymPy-derived polynomials of
   ``derivations.modified_flow`` (LR-6); O(eta^2) from GD over a fixed time (LR-7).

@@ -1,7 +1,7 @@
 """Gradient descent at a finite learning rate for the softmax-feature family (docs/theory/finite_learning_rate.md).
 
 M = V Q V^T with orthonormal V: the K^2 entries of M are coordinates of Q in the orthonormal basis v_n v_k^T, so
-full-model gradient descent with population gradients is exactly gradient descent on M (SF-13, LR-2), the map
+full-model gradient descent with population gradients is exactly gradient descent on M (SF-13, LR-1), the map
 M <- M + eta f(M), f(M) = -G diag(p) (``features.exact_gd_map``). Its first-order modified flow (LR-5) is
 
     dM/dt = f(M) - (eta/2) Df(M)[f(M)]       (Df = -Hess L, so this is -grad L - (eta/2) Hess L grad L),
@@ -56,7 +56,7 @@ def max_stable_lr(spec, t_max: float | None = None, points: int = 60) -> dict:
 
 def batch_gd_map(counts: np.ndarray, coefficients: np.ndarray, query_ids: np.ndarray, eta: float, steps: int,
                  M0: np.ndarray | None = None) -> np.ndarray:
-    """GD on M for one fixed batch of prompts, in reduced coordinates only (LR-2 with the batch loss): prompt b
+    """GD on M for one fixed batch of prompts, in reduced coordinates only (LR-1 with the batch loss): prompt b
     has feature counts ``counts[b]`` (SF-7), task coefficients w_n = <w, v_n> ``coefficients[b]`` and query
     feature ``query_ids[b]``; yhat = sum_n a_n w_n, loss (1/2)(yhat - w_k)^2, gradient in M[n, k]
     r a_n (w_n - yhat) (SF-16 before averaging over w). Returns the states M_0 .. M_steps (steps+1, K, K)."""

@@ -140,7 +140,7 @@ def predict(spec: SoftmaxFeaturesSpec, t_eval: np.ndarray | None = None, cache_d
     feature k on tokens of feature n; the diagonal is ``own_attention``), ``own_attention`` (T x K).
     Events: threshold times per feature, half-attention times (SF-28) and the phase boundaries E1-E4 (§8.2).
     """
-    if spec.discretisation == "map":                # the reduced GD map at spec.lr (LR-2, LR-3)
+    if spec.discretisation == "map":                # the reduced GD map at spec.lr (LR-1, LR-3)
         if spec.limit != "exact":
             raise SpecError("discretisation", "'flow' or 'modified' with --limit large-n ('map' is exact-N)", "map")
         return exact_gd_map(spec)
