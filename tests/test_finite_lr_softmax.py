@@ -7,7 +7,7 @@ import numpy as np
 
 import reduced_dynamics as rd
 from reduced_dynamics.reference import softmax_features as ref
-from reduced_dynamics.tasks.softmax_features import random_features, sample_prompts
+from reduced_dynamics.tasks.softmax_features import draw, sample_prompts
 from reduced_dynamics.theory.softmax import discrete
 from reduced_dynamics.theory.softmax.exact import CountEnumeration
 
@@ -16,10 +16,9 @@ def test_fixed_batch_gd_is_the_reduced_map():
     spec = rd.spec("softmax", features=3, dim=5, context=8, dominant=0.5, lr=2.0, steps=40, batch=200,
                    fresh_batches=False, eval_prompts=50)
     run = ref.simulate(spec, progress=False)
-    rng = np.random.default_rng(spec.seed)                          # the reference's draws, in its order
-    V = random_features(spec.features, spec.dim, rng)
-    sample_prompts(V, spec.p, spec.eval_prompts, spec.context, rng)
-    batch = sample_prompts(V, spec.p, spec.batch, spec.context, rng)
+    problem = draw(spec)                                            # the reference's draw: its features and
+    V = problem.features                                            # the fixed batch from the training stream
+    batch = sample_prompts(V, spec.p, spec.batch, spec.context, problem.training)
     counts = np.stack([np.bincount(ids, minlength=spec.features) for ids in batch.context_ids])
     Ms = discrete.batch_gd_map(counts, batch.task @ V.T, batch.query_ids, spec.lr, spec.gd_steps)
     gd = run.observables["M"]
