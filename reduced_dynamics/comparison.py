@@ -61,6 +61,8 @@ class Report:
             parts = [f"{k[len(key) + 1:]} {_fmt(v)}" for k, v in self.metrics.items()
                      if k.startswith(key + "_") and not k.endswith("_relative_gap_to_reference")]
             lines.append(f"  {label:<24} " + "   ".join(parts))
+        for name, label in self.metrics.get("run_matches", {}).items():
+            lines.append(f"  {'closest to reference':<24} {name}: {label}")
         for label, value in self.levels.items():
             lines.append(f"  level {label:<18} {value:.6g}")
         lines += staircase_table(self.metrics)
@@ -175,7 +177,28 @@ def compare_training_curves(theories: dict[str, Trajectory], reference: Trajecto
         for name, value in summarise(traj).items():
             metrics[f"{_slug(label)}_{name}"] = value
             metrics[f"{_slug(label)}_{name}_relative_gap_to_reference"] = relative_gap(value, ref_summary[name])
+    metrics["run_matches"] = closest_theory(metrics, list(theories))
     return metrics
+
+
+def _size(gap: Any) -> float:
+    """Largest |relative gap| over a scalar or a (nested) list of them; NaN if none is finite."""
+    values = [abs(x) for x in np.ravel(np.asarray(gap, dtype=float)) if math.isfinite(x)] if gap is not None else []
+    return max(values) if values else math.nan
+
+
+def closest_theory(metrics: dict[str, Any], labels: list[str]) -> dict[str, str]:
+    """For every compared metric, the theory curve nearest the reference (largest |relative gap| smallest):
+    which curve the run matches, e.g. the flow, the modified flow or the reduced GD map (finite_learning_rate.md)."""
+    out = {}
+    for key in [k for k in metrics if k.endswith("_relative_gap")]:
+        name = key[: -len("_relative_gap")]
+        sizes = {label: _size(metrics.get(key if label == "theory" else
+                                          f"{_slug(label)}_{name}_relative_gap_to_reference")) for label in labels}
+        sizes = {label: size for label, size in sizes.items() if math.isfinite(size)}
+        if len(sizes) > 1:
+            out[name] = min(sizes, key=sizes.get)
+    return out
 
 
 def run(spec: Spec, progress: bool | None = None) -> Report:

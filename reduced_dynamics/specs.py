@@ -204,6 +204,9 @@ class LinearAttentionSpec(Spec):
     lr: float = param(0.05, "gradient-descent learning rate eta (t = eta * step)", check=positive_float)
     steps: int | None = param(None, "gradient-descent steps (default: t_max / lr)", check=positive_int)
     t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 40)", check=positive_float)
+    discretisation: str = param("flow", "theory at the learning rate: gradient flow, the reduced GD map at lr, or "
+                                "the modified flow of L + (lr/4)|grad L|^2 (finite_learning_rate.md)",
+                                choices=("flow", "map", "modified"))
 
     default_t_max: ClassVar[float] = 40.0
 
@@ -277,6 +280,9 @@ class SoftmaxFeaturesSpec(Spec):
     lr: float = param(1.0, "gradient-descent learning rate eta (t = eta * step)", check=positive_float)
     steps: int | None = param(None, "gradient-descent steps (default: t_max / lr, or 300)", check=positive_int)
     t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 300)", check=positive_float)
+    discretisation: str = param("flow", "theory at the learning rate: gradient flow, the reduced GD map at lr, or "
+                                "the modified flow of L + (lr/4)|grad L|^2 (finite_learning_rate.md)",
+                                choices=("flow", "map", "modified"))
     batch: int = param(4000, "prompts per gradient-descent step", check=positive_int)
     fresh_batches: bool = param(True, "draw a fresh batch every step (else one fixed batch)", check=boolean)
     eval_prompts: int = param(10000, "contexts (each paired with every query feature) for the GD loss curves", check=positive_int)

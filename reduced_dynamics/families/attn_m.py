@@ -10,7 +10,7 @@ TITLE = "linear attention, merged key-query"
 SPEC = LinearMergedSpec
 AXIS = "flow_time"
 MEASURES = ("drop_time", "final_loss")
-FIGURES = ("scripts.attn_m_loss:make_figure",)
+FIGURES = ("scripts.attn_m_loss:make_figure", "scripts.discretisation_order:make_figure")
 
 
 def draw(spec):

@@ -26,6 +26,7 @@ from ...events import midpoint_drop_time
 from ...specs import LinearMergedSpec
 from ...tasks import linear_attention as task
 from ...trajectory import Trajectory, provenance
+from . import discrete
 from .flow import ReducedFlow, eigen_diagonal, moments_for, population_moments
 
 
@@ -66,7 +67,7 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
     Observables: ``beta`` (diagonal of B in the covariance eigenbasis), ``v`` (value weights),
     ``balance`` (v_i^2 - ||U_i||_F^2, conserved by (LA-36)). Meta holds the minimum loss ``L_star``."""
     flow, y0, cov = setup(spec, moments, cache_dir)
-    sol = flow.solve(y0, spec.final_time, t_eval=t_eval)
+    sol = discrete.solve(flow, y0, spec, "attn-m", t_eval)     # flow, GD map or modified flow (LR-3, LR-5)
     thetas = sol.y.reshape(len(sol.t), flow.n, spec.heads)
     b = flow.b_vector(sol.y)
     loss = flow.loss_of_b(b)
@@ -75,6 +76,7 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
     balance = v ** 2 - np.einsum("tjh,tjh->th", thetas[:, 1:, :], thetas[:, 1:, :])
     meta = provenance("attn-m", spec, f"theory-{flow.moments.kind}", flow.system.derivation_hash,
                       L_star=flow.moments.minimum, tau=cov.trace, c=spec.c, rhs_evaluations=sol.nfev,
+                      discretisation=spec.discretisation,
                       loss="MSE without 1/2 (LA-12)", time="gradient-flow time t")
     return Trajectory(t=sol.t, loss=loss, observables={"beta": beta, "v": v, "balance": balance},
                       events={"drop_time": midpoint_drop_time(sol.t, loss)}, meta=meta)
@@ -144,10 +146,13 @@ def summarise(spec: LinearMergedSpec, trajectory: Trajectory) -> dict:
 
 def comparison_theories(spec: LinearMergedSpec) -> dict[str, Trajectory]:
     """The curves a comparison shows: the sample-moment flow on the reference's own training set (the main
-    theory curve, §5), the population flow and the closed form (LA-27)."""
-    sample_spec = spec.replace(train_size=spec.sample_size)
+    theory curve, §5), the population flow, the closed form (LA-27), and at the spec's lr the modified flow
+    (LR-5) and the reduced GD map (LR-3) on the same sample moments (finite_learning_rate.md)."""
+    sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow")
     return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population"),
-            "closed form": closed_form(spec)}
+            "closed form": closed_form(spec),
+            "modified flow": predict(sample_spec.replace(discretisation="modified")),    # (LR-5) at spec.lr
+            "reduced GD map": predict(sample_spec.replace(discretisation="map"))}        # (LR-3) at spec.lr
 
 
 def levels(spec: LinearMergedSpec, theory: Trajectory) -> dict[str, float]:

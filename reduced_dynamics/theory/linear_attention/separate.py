@@ -27,6 +27,7 @@ from ...integrate import integrate
 from ...specs import LinearSeparateSpec
 from ...tasks import linear_attention as task
 from ...trajectory import Trajectory, provenance
+from . import discrete
 from .flow import Moments, ReducedFlow, eigen_diagonal, moments_for
 
 STAIRCASE = {"log_time": True, "window": 0.02, "flat": 0.01}   # plateau detection (events.plateaus)
@@ -195,7 +196,7 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
     Meta: ``L_star`` (minimum of the moments used), ``ladder`` (LA-30)."""
     flow, start, cov = setup(spec, moments, cache_dir)
     y0 = start if y0 is None else np.asarray(y0, dtype=float)
-    sol = flow.solve(y0, spec.final_time, t_eval=t_eval)
+    sol = discrete.solve(flow, y0, spec, "attn-s", t_eval, rank=spec.rank)   # flow, map or modified (LR-3, LR-5)
     b = flow.b_vector(sol.y)
     loss = flow.loss_of_b(b)
     B = b.T.reshape(-1, spec.dim, spec.dim)
@@ -215,6 +216,7 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
     meta = provenance("attn-s", spec, f"theory-{flow.moments.kind}", flow.system.derivation_hash,
                       L_star=flow.moments.minimum, tau=cov.trace, c=spec.c, ladder=ladder(spec),
                       pcr_test_losses=pcr.tolist(), rhs_evaluations=sol.nfev,
+                      discretisation=spec.discretisation,
                       loss="MSE without 1/2 (LA-12)", time="gradient-flow time t")
     return Trajectory(t=sol.t, loss=loss, meta=meta, observables={
         "beta": beta, "learned": learned, "components": components.astype(float), "test_loss": test_loss,
@@ -236,10 +238,12 @@ def summarise(spec: LinearSeparateSpec, trajectory: Trajectory) -> dict:
 
 
 def comparison_theories(spec: LinearSeparateSpec) -> dict[str, Trajectory]:
-    """The sample-moment flow on the reference's own training set (main theory curve, §5) and the
-    population flow."""
-    return {"theory": predict(spec.replace(train_size=spec.sample_size)),
-            "population flow": predict(spec, moments="population")}
+    """The sample-moment flow on the reference's own training set (main theory curve, §5), the population
+    flow, and at the spec's lr the modified flow (LR-5) and the reduced GD map (LR-3) on the same moments."""
+    sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow")
+    return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population"),
+            "modified flow": predict(sample_spec.replace(discretisation="modified")),    # (LR-5) at spec.lr
+            "reduced GD map": predict(sample_spec.replace(discretisation="map"))}        # (LR-3) at spec.lr
 
 
 def levels(spec: LinearSeparateSpec, theory: Trajectory) -> dict[str, float]:

@@ -60,13 +60,14 @@ def _integrate(rhs, y0: np.ndarray, t_eval: np.ndarray, rtol: float, atol: float
 
 
 def large_n_flow(probabilities, t_eval, M0=None, rtol: float = 1e-10, atol: float = 1e-12,
-                 cache_dir=None) -> FlowResult:
-    """Integrate the large-N flow (SF-21) from M0 (default 0) and evaluate L_k^inf (SF-20) on the grid."""
+                 cache_dir=None, modified_lr: float | None = None) -> FlowResult:
+    """Integrate the large-N flow (SF-21) from M0 (default 0) and evaluate L_k^inf (SF-20) on the grid
+    (with ``modified_lr``: the modified flow (LR-5) at that learning rate)."""
     p = check_probabilities(probabilities)
     K = p.size
     rhs, losses = large_n_functions(K, cache_dir)
     y0 = np.zeros(K * K) if M0 is None else np.asarray(M0, float).reshape(K * K)
-    ys = _integrate(lambda y: rhs(y, p), y0, t_eval, rtol, atol, "large-N softmax flow")
+    ys = _integrate(_at_lr(lambda y: rhs(y, p), modified_lr), y0, t_eval, rtol, atol, "large-N softmax flow")
     loss_k = np.asarray(losses(ys.T, p[:, None]), float).T
     return FlowResult(np.asarray(t_eval, float), ys.reshape(-1, K, K), loss_k)
 
@@ -95,20 +96,30 @@ def observe_states(evaluator, Ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def exact_flow(probabilities, context: int, t_eval, M0=None, include_query_token: bool = False,
-               rtol: float = 1e-8, atol: float = 1e-10, observe: bool = True, method: str = "laplace") -> FlowResult:
+               rtol: float = 1e-8, atol: float = 1e-10, observe: bool = True, method: str = "laplace",
+               modified_lr: float | None = None) -> FlowResult:
     """Integrate the exact finite-N flow dM[:,k]/dt = -p_k grad L_k(M[:,k]) (SF-13, SF-31); ``method`` picks the
     evaluator of the expectations (:func:`exact_evaluator`; ``"enumeration"`` is SF-19a).
 
-    With ``observe=False`` the losses are left as NaN (the caller evaluates them)."""
+    With ``observe=False`` the losses are left as NaN (the caller evaluates them); with ``modified_lr`` the
+    modified flow (LR-5) at that learning rate is integrated instead."""
     p = check_probabilities(probabilities)
     K = p.size
     enum = exact_evaluator(p, context, include_query_token, method)
     y0 = np.zeros(K * K) if M0 is None else np.asarray(M0, float).reshape(K * K)
-    ys = _integrate(lambda y: enum.flow_rhs(y.reshape(K, K)).ravel(), y0, t_eval, rtol, atol,
+    ys = _integrate(_at_lr(lambda y: enum.flow_rhs(y.reshape(K, K)).ravel(), modified_lr), y0, t_eval, rtol, atol,
                     f"exact-N softmax flow (N = {context})")
     Ms = ys.reshape(-1, K, K)
     loss_k = observe_states(enum, Ms)[0] if observe else np.full((len(Ms), K), np.nan)
     return FlowResult(np.asarray(t_eval, float), Ms, loss_k)
+
+
+def _at_lr(rhs, modified_lr):
+    """The flow's right-hand side, or that of its modified flow (LR-5) at ``modified_lr``."""
+    if modified_lr is None:
+        return rhs
+    from .discrete import modified_rhs
+    return modified_rhs(rhs, modified_lr)
 
 
 def symmetric_exact_flow(q: float, n_features: int, context: int, t_eval, include_query_token: bool = False,
@@ -162,21 +173,29 @@ def predict(spec: SoftmaxFeaturesSpec, t_eval: np.ndarray | None = None, cache_d
     feature k on tokens of feature n; the diagonal is ``own_attention``), ``own_attention`` (T x K).
     Events: threshold times per feature, half-attention times (SF-28) and the phase boundaries E1-E4 (§8.2).
     """
+    if spec.discretisation == "map":                # the reduced GD map at spec.lr (LR-1, LR-3)
+        if spec.limit != "exact":
+            raise SpecError("discretisation", "'flow' or 'modified' with --limit large-n ('map' is exact-N)", "map")
+        return exact_gd_map(spec)
     p, M0 = start(spec)
     t = output_grid(spec) if t_eval is None else np.asarray(t_eval, dtype=float)
+    lr = spec.lr if spec.discretisation == "modified" else None
     if spec.limit == "large-n":
-        flow = large_n_flow(p, t, M0=M0, cache_dir=cache_dir)
+        flow = large_n_flow(p, t, M0=M0, cache_dir=cache_dir, modified_lr=lr)
         attention = large_n_attention(flow.M, p)
         kind, note = "theory-large-N", "large-N flow (SF-21) of the derived loss (SF-20)"
         if spec.include_query_token:
             note += "; the query token's O(1/N) share of the softmax vanishes in this limit (SF-6)"
     else:
-        flow = exact_flow(p, spec.context, t, M0=M0, include_query_token=spec.include_query_token, observe=False)
+        flow = exact_flow(p, spec.context, t, M0=M0, include_query_token=spec.include_query_token, observe=False,
+                          modified_lr=lr)
         flow.loss_k, attention = observe_states(exact_evaluator(p, spec.context, spec.include_query_token), flow.M)
         kind, note = "theory-exact-N", ("exact finite-N flow (SF-13); expectations over the counts (SF-19a) by "
-                                        "Laplace quadrature of the count generating function")
+                                        "Laplace quadrature of the count generating function (SF-19d)")
     own = np.einsum("tkk->tk", attention)
     events = curve_events(flow.t, flow.loss_k, flow.M, attention, p, spec.levels)
+    if lr is not None:
+        kind, note = kind + "-modified", note + f"; modified flow (LR-5) at lr {lr}"
     meta = provenance("softmax", spec, kind, compiler.derivation_hash(derivation), probabilities=list(p),
                       thresholds=list(spec.levels), flow=note,
                       loss="L = (1/2) E[(yhat - y_q)^2] = sum_k p_k L_k (SF-9, factor 1/2)",

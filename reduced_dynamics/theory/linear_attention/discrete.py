@@ -1,0 +1,109 @@
+"""Gradient descent at a finite learning rate for attn-m and attn-s: the reduced GD map, the modified flow and
+the largest stable rate (docs/theory/finite_learning_rate.md).
+
+* ``gd_map``: theta_{k+1} = theta_k + eta rhs(theta_k) (LR-3). On the invariant manifold, in the orthonormal
+  coordinates (v_i, U_i) or (v_i, K_i^x, Q_i^x) (rotated by the orthogonal eigenbasis), this IS full-batch
+  gradient descent of the full model restricted to the manifold (LR-1; metric I, LR-2), step by step.
+* ``ModifiedFlow``: the gradient flow of L~ = L + (eta/4) |grad L|^2 (LR-4), right-hand side (LR-5) with the
+  Hessian-vector product assembled per head from the SymPy-derived polynomials of
+  ``derivations.modified_flow`` (LR-6); O(eta^2) from GD over a fixed time (LR-7).
+* ``max_stable_lr``: eta_max = 2 / lambda_max(Hess_theta L) at the minimum the flow converges to and along the
+  way (LR-8).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from derivations import modified_flow as derivation
+
+from ... import compile as compiler
+from ...integrate import Solution, integrate
+from ...integrate.common import output_times
+from .flow import ReducedFlow
+
+
+class ModifiedFlow:
+    """Right-hand side (LR-5) of the modified flow for a ``ReducedFlow`` at step ``eta``."""
+
+    def __init__(self, flow: ReducedFlow, eta: float, family: str, rank: int = 1, cache_dir=None):
+        self.flow, self.eta = flow, float(eta)
+        system = compiler.compile_system(derivation, "hvp_pieces", {"family": family, "D": flow.dim, "R": rank},
+                                         cache_dir)
+        self._jvp, self._curv_vec = system["head_jvp"], system["head_curv_vec"]
+        self.derivation_hash = system.derivation_hash
+
+    def hvp(self, y: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Hess_theta L . u (LR-6) at the state y, for a direction u of the same shape."""
+        f = self.flow
+        th, ut = f.theta(y), f.theta(u)
+        Ju = self._jvp(th, ut).sum(axis=1)                         # sum_j J_j u_j, (D^2,)
+        w = f._hessian @ Ju
+        G = np.repeat(f.G(y)[:, None], f.heads, axis=1)
+        return (f._head_rhs(th, np.repeat(w[:, None], f.heads, axis=1)) - self._curv_vec(th, G, ut)).reshape(-1)
+
+    def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        """-grad L - (eta/2) Hess L grad L (LR-5), with grad L = -rhs of the flow."""
+        f = self.flow.rhs(t, y)
+        return f + 0.5 * self.eta * self.hvp(y, f)
+
+    def modified_loss(self, y: np.ndarray) -> float:
+        """L~ = L + (eta/4) |grad L|^2 (LR-4)."""
+        f = self.flow.rhs(0.0, y)
+        return float(self.flow.loss(y)) + 0.25 * self.eta * float(f @ f)
+
+
+def gd_map(flow: ReducedFlow, y0: np.ndarray, eta: float, steps: int) -> Solution:
+    """The reduced GD map (LR-3) for ``steps`` steps; states at t = eta k, k = 0..steps."""
+    ys = np.empty((steps + 1, y0.size))
+    y = np.array(y0, dtype=float)
+    for k in range(steps + 1):
+        ys[k] = y
+        if k < steps:
+            y = y + eta * flow.rhs(0.0, y)
+    return Solution(t=eta * np.arange(steps + 1), y=ys, nfev=steps)
+
+
+def solve(flow: ReducedFlow, y0: np.ndarray, spec, family: str, t_eval=None, rank: int = 1) -> Solution:
+    """The theory curve at the spec's ``discretisation``: ``flow`` (the flow's own solve), ``map`` (LR-3 at
+    spec.lr for spec.gd_steps steps) or ``modified`` (LR-5 at spec.lr, DOP853 through ``integrate``)."""
+    if spec.discretisation == "map":
+        return gd_map(flow, y0, spec.lr, spec.gd_steps)
+    if spec.discretisation == "modified":
+        mod = ModifiedFlow(flow, spec.lr, family, rank)
+        t_eval = output_times(spec.final_time) if t_eval is None else t_eval
+        return integrate(mod.rhs, y0, spec.final_time, method="DOP853", t_eval=t_eval)
+    return flow.solve(y0, spec.final_time, t_eval=t_eval)
+
+
+def hessian(flow: ReducedFlow, y: np.ndarray) -> np.ndarray:
+    """Hess_theta L at y: minus the flow's derived Jacobian (symmetric)."""
+    H = -flow.jacobian(0.0, y)
+    return 0.5 * (H + H.T)
+
+
+def sharpness(flow: ReducedFlow, ys: np.ndarray) -> np.ndarray:
+    """lambda_max of Hess_theta L at each state (rows of ys)."""
+    return np.array([np.linalg.eigvalsh(hessian(flow, y))[-1] for y in np.atleast_2d(ys)])
+
+
+def stable_lr(flow: ReducedFlow, y0: np.ndarray, t_max: float, points: int = 200) -> dict:
+    """eta_max = 2 / lambda_max (LR-8) at the end of the flow from y0 (the minimum the run converges to, when
+    t_max is long enough) and along the way: ``at_minimum``, ``along_path`` (2 / the largest sharpness met),
+    ``eta_max`` (the smaller), the time of the sharpest point and the final loss."""
+    sol = flow.solve(y0, t_max, t_eval=np.linspace(0.0, t_max, points))
+    lam = sharpness(flow, sol.y)
+    return {"at_minimum": 2.0 / lam[-1], "along_path": 2.0 / lam.max(), "eta_max": 2.0 / lam.max(),
+            "sharpest_time": float(sol.t[int(np.argmax(lam))]), "lambda_final": float(lam[-1]),
+            "final_loss": float(flow.loss(sol.y[-1])), "state": sol.y[-1]}
+
+
+def max_stable_lr(spec, t_max: float | None = None) -> dict:
+    """(LR-8) for an attn-m or attn-s spec: the flow (population moments, or the sample moments with
+    ``train_size``) from the spec's projected initial weights, run to ``t_max`` (default: the spec's final
+    time); see ``stable_lr``."""
+    if spec.model == "attn-m":
+        from .merged import setup
+    else:
+        from .separate import setup
+    flow, y0, _ = setup(spec)
+    return stable_lr(flow, y0, spec.final_time if t_max is None else t_max)
