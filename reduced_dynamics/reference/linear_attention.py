@@ -19,14 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..errors import DivergenceError
 from ..events import midpoint_drop_time
 from ..specs import LinearMergedSpec, LinearSeparateSpec
 from ..tasks import linear_attention as task
 from ..trajectory import Trajectory, provenance
-
-
-class DivergenceError(RuntimeError):
-    """Gradient descent produced a non-finite or exploding loss."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +63,7 @@ class MergedAttention:
     """ATTN_M (LA-5): yhat = kappa sum_i r_i^T M W_i z_q, parameters {"W": (H, D+1, D+1), "r": (H, D+1)}."""
 
     name = "merged"
+    family = "attn-m"
 
     def __init__(self, kappa: float):
         self.kappa = kappa
@@ -114,6 +112,7 @@ class SeparateAttention:
     "Q": (H, R, D+1), "r": (H, D+1)}."""
 
     name = "separate"
+    family = "attn-s"
 
     def __init__(self, kappa: float):
         self.kappa = kappa
@@ -188,8 +187,8 @@ def gradient_descent(model, params: dict, batch: Batch, lr: float, steps: int, *
         first = loss if first is None else first
         if not math.isfinite(loss) or loss > 1e6 * max(first, 1.0):
             bar.close()
-            raise DivergenceError(f"gradient descent diverged at step {k} (loss {loss:.3g}); lower --lr "
-                                  f"(now {lr}) or the initial scale")
+            raise DivergenceError(model.family, k, loss,
+                                  f"lower --lr (now {lr}) or the initial scale")
         losses[k] = loss
         if record is not None:
             records.append(record(params))
@@ -205,13 +204,9 @@ def gradient_descent(model, params: dict, batch: Batch, lr: float, steps: int, *
 
 
 def problem(spec: LinearMergedSpec):
-    """Covariance, initial weights and training set for the spec's seed (shared streams, see tasks)."""
-    rngs = task.streams(spec.seed)
-    cov = task.spec_covariance(spec, rngs)
-    W, r = task.merged_initial_weights(spec.dim, spec.heads, spec.init_scale, rngs["init"])
-    data = task.draw_training_set(cov, spec.context, spec.sample_size, rngs["data"],
-                                  spec.centre_inputs, spec.whiten_tasks)
-    return cov, {"W": W, "r": r}, data
+    """Covariance, initial weights and training set for the spec's seed (``task.draw``)."""
+    drawn = task.draw(spec, train=True)
+    return drawn.covariance, drawn.weights, drawn.train
 
 
 def simulate_merged(spec: LinearMergedSpec, progress: bool | None = None) -> Trajectory:
@@ -237,14 +232,9 @@ def simulate_merged(spec: LinearMergedSpec, progress: bool | None = None) -> Tra
 
 
 def problem_separate(spec: LinearSeparateSpec):
-    """Covariance, initial weights (§8 rule of the spec) and training set for the spec's seed."""
-    rngs = task.streams(spec.seed)
-    cov = task.spec_covariance(spec, rngs)
-    K, Q, r = task.separate_initial_weights(spec.dim, spec.heads, spec.rank, spec.init_scale, spec.init_rule,
-                                            rngs["init"])
-    data = task.draw_training_set(cov, spec.context, spec.sample_size, rngs["data"],
-                                  spec.centre_inputs, spec.whiten_tasks)
-    return cov, {"K": K, "Q": Q, "r": r}, data
+    """Covariance, initial weights (§8 rule of the spec) and training set for the spec's seed (``task.draw``)."""
+    drawn = task.draw(spec, train=True)
+    return drawn.covariance, drawn.weights, drawn.train
 
 
 def run_separate(spec: LinearSeparateSpec, params: dict, cov: task.Covariance, data: task.TrainingSet,

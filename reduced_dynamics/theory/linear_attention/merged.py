@@ -51,12 +51,11 @@ def merged_flow(dim: int, heads: int, moments, cache_dir=None) -> ReducedFlow:
 def setup(spec: LinearMergedSpec, moments: str | None = None, cache_dir=None):
     """The flow and its initial state for the spec's seed, with ``moments`` population or sample
     (default: sample when ``spec.train_size`` is given)."""
-    rngs = task.streams(spec.seed)
-    cov = task.spec_covariance(spec, rngs)
-    W, r = task.merged_initial_weights(spec.dim, spec.heads, spec.init_scale, rngs["init"])
-    mom = moments_for(spec, cov, rngs, moments)
+    drawn = task.draw(spec, train=False)
+    cov = drawn.covariance
+    mom = moments_for(spec, cov, task.streams(spec.seed), moments)
     flow = merged_flow(spec.dim, spec.heads, mom, cache_dir)
-    v, U = projection(W, r)
+    v, U = projection(drawn.weights["W"], drawn.weights["r"])
     return flow, pack(v, U, mom.basis), cov
 
 
@@ -112,10 +111,9 @@ class LogisticCourse:
 
 def logistic_course(spec: LinearMergedSpec) -> LogisticCourse:
     """Constants of (LA-26) in the eigenbasis and U_0 of (LA-25) from the projected initial weights."""
-    rngs = task.streams(spec.seed)
-    cov = task.spec_covariance(spec, rngs)
-    W, r = task.merged_initial_weights(spec.dim, spec.heads, spec.init_scale, rngs["init"])
-    v, U = projection(W, r)
+    drawn = task.draw(spec, train=False)
+    cov = drawn.covariance
+    v, U = projection(drawn.weights["W"], drawn.weights["r"])
     lam, N, c = cov.eigenvalues, spec.context, spec.c
     s = (N + 1) / N * lam ** 2 + lam.sum() / N * lam
     bhat = lam ** 2 / np.linalg.norm(lam ** 2)
@@ -157,8 +155,7 @@ def comparison_theories(spec: LinearMergedSpec) -> dict[str, Trajectory]:
 
 def levels(spec: LinearMergedSpec, theory: Trajectory) -> dict[str, float]:
     """Horizontal reference levels: the population minimum L* (LA-21) and the sample minimum."""
-    rngs = task.streams(spec.seed)
-    cov = task.spec_covariance(spec, rngs)
+    cov = task.draw(spec, train=False).covariance
     out = {"L* (LA-21)": population_moments(spec, cov).minimum}
     if theory.meta.get("kind") == "theory-sample":
         out["sample minimum"] = float(theory.meta["L_star"])

@@ -72,11 +72,8 @@ def pack(v: np.ndarray, K: np.ndarray, Q: np.ndarray, basis: np.ndarray) -> np.n
 
 def draw(spec: LinearSeparateSpec):
     """Covariance and the projected initial weights (LA-35) for the spec's seed and rule (§8)."""
-    rngs = task.streams(spec.seed)
-    cov = task.spec_covariance(spec, rngs)
-    K, Q, r = task.separate_initial_weights(spec.dim, spec.heads, spec.rank, spec.init_scale, spec.init_rule,
-                                            rngs["init"])
-    return rngs, cov, projection(K, Q, r)
+    drawn = task.draw(spec, train=False)
+    return task.streams(spec.seed), drawn.covariance, projection(**drawn.weights)
 
 
 def setup(spec: LinearSeparateSpec, moments: str | None = None, cache_dir=None):
