@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 
+from ..events import first_crossing_below
 from . import streams as seed_streams
 
 
@@ -223,3 +226,28 @@ def draw(spec, train: bool | None = None, test_size: int = 0) -> Problem:
         tests["in_weight"] = draw_mixture(cov, spec.context, test_size, rngs["test"], 0.0, w_bar,
                                           spec.centre_inputs)
     return Problem(covariance=cov, weights=weights, train=data, tests=tests, task_vector=w_bar)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Drop criteria of §12.11 (definitions of the measurement, applied alike to theory and reference)
+
+def in_weight_drop_time(t: np.ndarray, L_iw: np.ndarray, dip: float = 0.1) -> float:
+    """t_IW: midpoint crossing between L_IW(0) and its minimum; NaN unless the dip exceeds ``dip`` L_IW(0)."""
+    L_iw = np.asarray(L_iw, dtype=float)
+    low = float(np.min(L_iw))
+    if not low < (1.0 - dip) * L_iw[0]:
+        return math.nan
+    return first_crossing_below(t, L_iw, 0.5 * (L_iw[0] + low))
+
+
+def in_context_level(cov: Covariance, context: int) -> float:
+    """(tau + L*)/2, L* of (LA-21): the in-context threshold of §12.8."""
+    lam, N = cov.eigenvalues, context
+    tau = float(lam.sum())
+    lstar = float(np.sum(lam * (lam + tau) / ((N + 1) * lam + tau)))
+    return 0.5 * (tau + lstar)
+
+
+def in_context_drop_time(t: np.ndarray, L_ic: np.ndarray, cov: Covariance, context: int) -> float:
+    """t_IC of §12.8: first time L_IC falls below (tau + L*)/2 (NaN if it never does)."""
+    return first_crossing_below(t, L_ic, in_context_level(cov, context))
