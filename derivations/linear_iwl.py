@@ -180,3 +180,54 @@ def in_context_delay() -> sp.Expr:
     target = (1 - 1 / sp.sqrt(2)) * N_SYM / (C_SYM * ((N_SYM + 1) * LAM_SYM + TAU_SYM))
     rate = 2 * USTAR_SYM * C_SYM * P_SYM * LAM_SYM ** 2
     return sp.simplify(target / rate)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Softmax attention: the small-score expansion (linear_attention_iwl.md §13, LA-51 to LA-53)
+
+def centring_traces(N=N_SYM):
+    """tr J and tr J^2 for the centring J = I_N - 1 1^T/(N+1) of the N context labels (§13.2), computed
+    from J's eigenvalues: 1 (N-1 times) and 1 - N/(N+1) (once)."""
+    low = 1 - N / (N + 1)
+    return sp.simplify((N - 1) + low), sp.simplify((N - 1) + low ** 2)
+
+
+def expansion_loss(D: int):
+    """(LA-52) in the covariance eigenbasis (Lambda = diag(lam)): the population loss of the expansion
+    (LA-51) on the invariant manifold, as a function of B (D x D) and V = sum_i v_i. Returns
+    (loss, B symbols row-major, V, parameter symbols (lam_1..lam_D, N))."""
+    lam = sp.symbols(f"lam1:{D + 1}", positive=True)
+    B = sp.Matrix(D, D, lambda a, b: sp.Symbol(f"B_{a}_{b}"))
+    V = sp.Symbol("V")
+    N = N_SYM
+    L = sp.diag(*lam)
+    tau = sum(lam)
+    trJ, trJ2 = centring_traces(N)
+    cp = N / (N + 1)
+    rho = N / (N + 1)
+    Sc = ((trJ ** 2 + trJ2) * L ** 2 + trJ2 * tau * L) / N ** 2
+    gamma = N * tau / (N + 1) ** 2
+    BL = B * L
+    loss = (tau - 2 * cp * rho * sum(B[d, d] * lam[d] ** 2 for d in range(D))
+            + cp ** 2 * (B.T * Sc * B * L).trace()
+            + gamma * ((V - cp / N * BL.trace()) ** 2 + (cp / N) ** 2 * ((BL * BL).trace() + (BL * B.T * L).trace())))
+    return loss, list(B), V, [*lam, N]
+
+
+def expansion_system(D: int) -> dict:
+    """(loss, G_B = -dL/dB, G_V = -dL/dV) of (LA-52), for ``reduced_dynamics.compile``-style lambdify."""
+    loss, b, V, params = expansion_loss(D)
+    return {"loss": ([b, [V], params], [loss]),
+            "G": ([b, [V], params], [-sp.diff(loss, x) for x in b] + [-sp.diff(loss, V)])}
+
+
+def centred_ladder(lam, N=N_SYM):
+    """(LA-53): the ladder (LA-30) with 1/N replaced by 1/N_eff, N_eff = (tr J)^2 / tr J^2; levels
+    L(M_m) = tau - sum_{d <= m} lam_d / (1 + (1 + tau/lam_d)/N_eff), m = 0..D (lam decreasing)."""
+    trJ, trJ2 = centring_traces(N)
+    n_eff = sp.simplify(trJ ** 2 / trJ2)
+    tau = sum(lam)
+    levels = [tau]
+    for l in lam:
+        levels.append(levels[-1] - l / (1 + (1 + tau / l) / n_eff))
+    return levels, n_eff

@@ -188,10 +188,10 @@ def _softmax_head_outputs(W: np.ndarray, r: np.ndarray, Z: np.ndarray):
     """(LA-50) per head i with merged score matrix W_i: s_im = z_m^T W_i z_q, a = softmax_m(s),
     o_im = r_i^T z_m, yhat_i = sum_m a_im o_im. Returns (a, o, yhat_i), each (P, H, N+1) or (P, H)."""
     zq = Z[:, :, -1]
-    s = np.einsum("pdm,hde,pe->phm", Z, W, zq)
+    s = np.matmul(np.einsum("hde,pe->phd", W, zq), Z)          # (P, H, N+1): z_m^T W_i z_q
     a = np.exp(s - s.max(axis=-1, keepdims=True))
     a /= a.sum(axis=-1, keepdims=True)
-    o = np.einsum("pdm,hd->phm", Z, r)
+    o = np.matmul(r, Z)                                         # (P, H, N+1): r_i^T z_m
     return a, o, np.einsum("phm,phm->ph", a, o)
 
 
@@ -203,9 +203,10 @@ def _softmax_loss_and_score_grads(W: np.ndarray, r: np.ndarray, batch: TokenBatc
     a, o, yh = _softmax_head_outputs(W, r, Z)
     err = yh.sum(axis=1) - batch.yq
     e = 2.0 * err / err.size
-    grad_r = np.einsum("p,phm,pdm->hd", e, a, Z)
+    Zt = np.transpose(Z, (0, 2, 1))
+    grad_r = np.matmul(e[:, None, None] * a, Zt).sum(axis=0)
     g = a * (o - yh[:, :, None])
-    grad_W = np.einsum("p,phm,pdm,pe->hde", e, g, Z, Z[:, :, -1])
+    grad_W = np.einsum("phd,pe->hde", np.matmul(e[:, None, None] * g, Zt), Z[:, :, -1])
     return float(np.mean(err ** 2)), grad_W, grad_r
 
 
@@ -310,11 +311,11 @@ def iwl_events(spec, cov: task.Covariance, t: np.ndarray, L_ic: np.ndarray, L_iw
             "in_context_drop_time": task.in_context_drop_time(t, L_ic, cov, spec.context)}
 
 
-def simulate_merged(spec: LinearMergedSpec, progress: bool | None = None) -> Trajectory:
+def simulate_merged(spec: LinearMergedSpec, progress: bool | None = None, test_size: int = task.TEST_SIZE) -> Trajectory:
     """Train the full ATTN_M model (linear or softmax, ``spec.attention``) by gradient descent on the
     spec's training law (fraction ``spec.icl`` of random tasks, §12.1); training loss, both test losses
-    (LA-38) and observables on t = lr * step."""
-    drawn = task.draw(spec, train=True, test_size=task.TEST_SIZE)
+    (LA-38) on ``test_size`` prompts each (0: none) and observables on t = lr * step."""
+    drawn = task.draw(spec, train=True, test_size=test_size)
     cov, params = drawn.covariance, drawn.weights
     model, batch_type = model_for(spec)
     batch = batch_type.from_training_set(drawn.train)
@@ -324,20 +325,21 @@ def simulate_merged(spec: LinearMergedSpec, progress: bool | None = None) -> Tra
     def record(p):
         B = model.effective_b(p)
         return (np.diag(cov.basis.T @ B @ cov.basis), p["r"][:, -1].copy(), model.balance(p),
-                *test_losses(model, p, tests))
+                *(test_losses(model, p, tests) if tests else ()))
 
     steps = spec.gd_steps
     losses, records, _ = gradient_descent(model, params, batch, spec.lr, steps, mask=mask, record=record,
                                           progress=progress, desc="attn-m GD")
-    beta, v, balance, L_ic, L_iw = (np.array(x) for x in zip(*records))
+    columns = [np.array(x) for x in zip(*records)]
     t = spec.lr * np.arange(steps + 1)
+    observables = dict(zip(["beta", "v", "balance", "test_loss_in_context", "test_loss_in_weight"], columns))
+    events = {"drop_time": midpoint_drop_time(t, losses)}
+    if tests:
+        events.update(iwl_events(spec, cov, t, columns[3], columns[4]))
     meta = provenance("attn-m", spec, "reference-gd", train_size=spec.sample_size, c=spec.c,
-                      test_size=task.TEST_SIZE, attention=spec.attention, icl=spec.icl,
+                      test_size=test_size, attention=spec.attention, icl=spec.icl,
                       loss="training MSE without 1/2 (LA-12)", time="t = lr * step (LA-13)")
-    return Trajectory(t=t, loss=losses, observables={"beta": beta, "v": v, "balance": balance,
-                                                     "test_loss_in_context": L_ic, "test_loss_in_weight": L_iw},
-                      events={"drop_time": midpoint_drop_time(t, losses), **iwl_events(spec, cov, t, L_ic, L_iw)},
-                      meta=meta)
+    return Trajectory(t=t, loss=losses, observables=observables, events=events, meta=meta)
 
 
 def problem_separate(spec: LinearSeparateSpec):
@@ -380,7 +382,9 @@ def run_separate(spec: LinearSeparateSpec, params: dict, cov: task.Covariance, d
     return Trajectory(t=t, loss=losses, observables=observables, events=events, meta=meta)
 
 
-def simulate_separate(spec: LinearSeparateSpec, progress: bool | None = None) -> Trajectory:
-    """Train the full ATTN_S model by gradient descent; loss and observables on t = lr * step."""
-    drawn = task.draw(spec, train=True, test_size=task.TEST_SIZE)
+def simulate_separate(spec: LinearSeparateSpec, progress: bool | None = None,
+                      test_size: int = task.TEST_SIZE) -> Trajectory:
+    """Train the full ATTN_S model by gradient descent; loss, both test losses (``test_size`` prompts each,
+    0: none) and observables on t = lr * step."""
+    drawn = task.draw(spec, train=True, test_size=test_size)
     return run_separate(spec, drawn.weights, drawn.covariance, drawn.train, progress, drawn.tests)

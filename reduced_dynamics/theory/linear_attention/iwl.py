@@ -116,6 +116,17 @@ def gauss_hermite_cube(dim: int):
 
 def law_moments(law: str, cov_matrix: np.ndarray, w_bar: np.ndarray, N: int, kappa: float) -> Moments:
     """Population moments of one law of §12.1: "rand" (w ~ N(0, I)), "fix" (w = w_bar), "noise"."""
+    key = (law, np.asarray(cov_matrix, dtype=float).tobytes(), np.asarray(w_bar, dtype=float).tobytes(),
+           len(w_bar), int(N), float(kappa))
+    if key not in _LAW_CACHE:
+        _LAW_CACHE[key] = _law_moments(law, cov_matrix, w_bar, N, kappa)
+    return _LAW_CACHE[key]
+
+
+_LAW_CACHE: dict = {}
+
+
+def _law_moments(law: str, cov_matrix: np.ndarray, w_bar: np.ndarray, N: int, kappa: float) -> Moments:
     if law == "fix":
         return moments_given(*token_covariances(cov_matrix, w_bar), N, kappa)
     if law == "noise":
@@ -247,20 +258,25 @@ def _laws():
 # ---------------------------------------------------------------------------------------------------------
 # Setup and prediction
 
-def setup(spec: LinearMergedSpec, moments: str | None = None, level: str = "full"):
+def setup(spec: LinearMergedSpec, moments: str | None = None, level: str = "full", tests: str = "population",
+          test_size: int = task.TEST_SIZE):
     """(flow, initial state, problem) for the spec's seed. ``moments``: population (default without
-    ``train_size``) or sample (the reference's training set); ``level``: full, sector or head1."""
+    ``train_size``) or sample (the reference's training set); ``level``: full, sector or head1; ``tests``:
+    population test losses (LA-38) or the sample moments of the reference's own two test sets."""
     if level not in LEVELS:
         raise ValueError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
     kind = moments or ("sample" if spec.train_size is not None else "population")
-    drawn = task.draw(spec, train=(kind == "sample"))
+    drawn = task.draw(spec, train=(kind == "sample"), test_size=test_size if tests == "sample" else 0)
     cov, w_bar, N, kappa = drawn.covariance.matrix, drawn.task_vector, spec.context, spec.kappa
     if kind == "sample":
         train = sample_moments(drawn.train, kappa)
     else:
         train = mixture_moments(spec.icl, cov, w_bar, N, kappa)
-    tests = {"in_context": law_moments("rand", cov, w_bar, N, kappa),
-             "in_weight": law_moments("noise", cov, w_bar, N, kappa)}
+    if tests == "sample":
+        tests = {name: sample_moments(data, kappa) for name, data in drawn.tests.items()}
+    else:
+        tests = {"in_context": law_moments("rand", cov, w_bar, N, kappa),
+                 "in_weight": law_moments("noise", cov, w_bar, N, kappa)}
     D, H = spec.dim, spec.heads
     if level == "full":
         flow = IWLFlow(train, tests, D + 1, (D + 1) * D, H)
@@ -303,11 +319,12 @@ def drop_laws(spec: LinearMergedSpec, flow: IWLFlow, y0: np.ndarray, drawn: task
 
 
 def predict(spec: LinearMergedSpec, moments: str | None = None, level: str = "full",
-            t_eval: np.ndarray | None = None, rtol: float = 1e-9) -> Trajectory:
+            t_eval: np.ndarray | None = None, rtol: float = 1e-9, tests: str = "population",
+            test_size: int = task.TEST_SIZE) -> Trajectory:
     """Training loss and both test losses (LA-38) of the reduced flow (LA-44) at ``level``, from the
     projected initial weights; events ``in_weight_drop_time`` and ``in_context_drop_time`` (§12.11), meta
     the laws (LA-48) and (LA-49)."""
-    flow, y0, drawn = setup(spec, moments, level)
+    flow, y0, drawn = setup(spec, moments, level, tests, test_size)
     sol = integrate(flow.rhs, y0, spec.final_time, method="DOP853", rtol=rtol, t_eval=t_eval)
     thetas = flow.thetas(sol.y)
     loss = flow.train.loss(thetas)
@@ -318,7 +335,7 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, level: str = "fu
               "in_weight_drop_time": task.in_weight_drop_time(sol.t, L_iw),
               "in_context_drop_time": task.in_context_drop_time(sol.t, L_ic, drawn.covariance, spec.context)}
     meta = provenance("attn-m", spec, f"theory-iwl-{kind}-{level}", compiler.derivation_hash(derivation),
-                      icl=spec.icl, level=level, t_in_weight_formula=laws.t_in_weight, s1=laws.s1, a1=laws.a1,
+                      icl=spec.icl, level=level, test_moments=tests, t_in_weight_formula=laws.t_in_weight, s1=laws.s1, a1=laws.a1,
                       U0=laws.U0, delay_linear_formula=laws.delay_linear, L_min=flow.train.minimum,
                       loss="MSE without 1/2 (LA-44)", time="gradient-flow time t")
     return Trajectory(t=sol.t, loss=loss, observables={"test_loss_in_context": L_ic, "test_loss_in_weight": L_iw},

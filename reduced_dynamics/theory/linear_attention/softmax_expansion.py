@@ -1,0 +1,119 @@
+"""Softmax attention on in-context linear regression (linear_attention_iwl.md §13): the small-score
+expansion, an APPROXIMATION, not an exact reduction.
+
+To first order in the scores, softmax attention is a constant (uniform-attention) term plus linear
+attention with kappa = 1/(N+1) on centred tokens (LA-51). Its population loss on the invariant manifold is
+(LA-52), a function of B = sum_i B_i and V = sum_i v_i, derived in ``derivations.linear_iwl``; this module
+integrates its gradient flow for the heads of attn-m (B_i = v_i U_i) or attn-s (B_i = v_i K_i^T Q_i) from
+the projection (LA-35) of the very initial weights the reference draws, and gives the centred ladder
+(LA-53) as reference levels. What it does and does not predict is stated in §13.3: the escape from the
+small-initialisation plateau (first drop), one drop for attn-m, a staircase for attn-s whose rests sit
+above the centred ladder; not the plateau heights at finite time nor the later escape times.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import sympy as sp
+
+from derivations import linear_iwl as derivation
+
+from ... import compile as compiler
+from ...errors import SpecError
+from ...events import midpoint_drop_time
+from ...integrate import integrate
+from ...tasks import linear_attention as task
+from ...trajectory import Trajectory, provenance
+
+LABEL = "small-score expansion of softmax attention (LA-51, LA-52): an approximation, not an exact reduction"
+
+
+@functools.lru_cache(maxsize=None)
+def _functions(D: int):
+    system = derivation.expansion_system(D)
+    return {name: sp.lambdify(args, outs, "numpy") for name, (args, outs) in system.items()}
+
+
+def centred_ladder(eigenvalues, context: int) -> list[float]:
+    """(LA-53) levels L(M_0) .. L(M_D), eigenvalues in decreasing order."""
+    levels, _ = derivation.centred_ladder([float(x) for x in eigenvalues], context)
+    return [float(x) for x in levels]
+
+
+class ExpansionFlow:
+    """Gradient flow of (LA-52) for H heads in the covariance eigenbasis.
+    attn-m state per head: (v, U (D x D)); attn-s: (v, K (R x D), Q (R x D)). With G = -dL/dB, G_V = -dL/dV:
+    dv_i = <G, dB_i/dv_i> + G_V, dU_i = v_i G (attn-m), dK_i = v_i Q_i G^T, dQ_i = v_i K_i G (attn-s)."""
+
+    def __init__(self, eigenvalues, context: int, heads: int, rank: int | None = None):
+        self.lam = np.asarray(eigenvalues, dtype=float)
+        self.D, self.H, self.R, self.N = self.lam.size, heads, rank, context
+        self.params = [*self.lam, float(context)]
+        self.f = _functions(self.D)
+        self.width = 1 + (self.D * self.D if rank is None else 2 * rank * self.D)
+
+    def unpack(self, y):
+        Y = np.asarray(y).reshape(self.H, self.width)
+        v = Y[:, 0]
+        if self.R is None:
+            U = Y[:, 1:].reshape(self.H, self.D, self.D)
+            return v, U, None, None
+        K = Y[:, 1:1 + self.R * self.D].reshape(self.H, self.R, self.D)
+        Q = Y[:, 1 + self.R * self.D:].reshape(self.H, self.R, self.D)
+        return v, np.einsum("hra,hrb->hab", K, Q), K, Q
+
+    def bv(self, y):
+        v, U, _, _ = self.unpack(y)
+        return np.einsum("h,hab->ab", v, U), float(v.sum())
+
+    def loss(self, y) -> float:
+        B, V = self.bv(y)
+        return float(self.f["loss"](list(B.ravel()), [V], self.params)[0])
+
+    def rhs(self, t, y):
+        v, U, K, Q = self.unpack(y)
+        B, V = np.einsum("h,hab->ab", v, U), float(v.sum())
+        g = np.asarray(self.f["G"](list(B.ravel()), [V], self.params), dtype=float)
+        G, GV = g[:-1].reshape(self.D, self.D), g[-1]
+        dv = np.einsum("ab,hab->h", G, U) + GV
+        if self.R is None:
+            rest = (v[:, None, None] * G).reshape(self.H, -1)
+        else:
+            dK = v[:, None, None] * np.einsum("hrc,ac->hra", Q, G)
+            dQ = v[:, None, None] * np.einsum("hra,ac->hrc", K, G)
+            rest = np.concatenate([dK.reshape(self.H, -1), dQ.reshape(self.H, -1)], axis=1)
+        return np.concatenate([dv[:, None], rest], axis=1).reshape(-1)
+
+
+def initial_state(spec, drawn: task.Problem) -> np.ndarray:
+    """Projection (LA-35) of the reference's initial weights, rotated to the covariance eigenbasis E."""
+    E, D, w = drawn.covariance.basis, spec.dim, drawn.weights
+    v = w["r"][:, D]
+    if "W" in w:
+        U = np.einsum("da,hde,eb->hab", E, w["W"][:, :D, :D], E)
+        return np.concatenate([v[:, None], U.reshape(len(v), -1)], axis=1).reshape(-1)
+    K, Q = w["K"][:, :, :D] @ E, w["Q"][:, :, :D] @ E
+    return np.concatenate([v[:, None], K.reshape(len(v), -1), Q.reshape(len(v), -1)], axis=1).reshape(-1)
+
+
+def predict(spec, t_eval: np.ndarray | None = None, rtol: float = 1e-8) -> Trajectory:
+    """Loss of the expansion flow (LA-52) for an attn-m or attn-s spec with ``attention="softmax"``,
+    population moments. Observables ``beta`` (diagonal of B in the eigenbasis), ``V`` (sum of value
+    weights); meta ``approximation`` says it is an expansion, ``ladder`` the centred levels (LA-53)."""
+    if spec.icl != 1.0:
+        raise SpecError("icl", "1 for the softmax expansion (§13 treats the random-task law only)", spec.icl)
+    drawn = task.draw(spec, train=False)
+    lam = drawn.covariance.eigenvalues
+    flow = ExpansionFlow(lam, spec.context, spec.heads, getattr(spec, "rank", None) if spec.model == "attn-s" else None)
+    sol = integrate(flow.rhs, initial_state(spec, drawn), spec.final_time, method="DOP853", rtol=rtol, t_eval=t_eval)
+    loss = np.array([flow.loss(y) for y in sol.y])
+    bv = [flow.bv(y) for y in sol.y]
+    beta = np.array([np.diag(B) for B, _ in bv])
+    V = np.array([v for _, v in bv])
+    ladder = centred_ladder(lam, spec.context)
+    meta = provenance(spec.model, spec, "theory-softmax-expansion", compiler.derivation_hash(derivation),
+                      approximation=LABEL, ladder=ladder, attention="softmax",
+                      loss="MSE without 1/2 (LA-52)", time="gradient-flow time t")
+    return Trajectory(t=sol.t, loss=loss, observables={"beta": beta, "V": V},
+                      events={"drop_time": midpoint_drop_time(sol.t, loss)}, meta=meta)
