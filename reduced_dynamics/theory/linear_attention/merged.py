@@ -64,7 +64,16 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
     """Loss curve of the reduced flow (LA-22) from the projected initial weights (LA-35).
 
     Observables: ``beta`` (diagonal of B in the covariance eigenbasis), ``v`` (value weights),
-    ``balance`` (v_i^2 - ||U_i||_F^2, conserved by (LA-36)). Meta holds the minimum loss ``L_star``."""
+    ``balance`` (v_i^2 - ||U_i||_F^2, conserved by (LA-36)). Meta holds the minimum loss ``L_star``.
+
+    ``icl`` < 1 leaves the invariant manifold: the §12 flow (LA-44) of ``iwl.predict``, with both test
+    losses. ``attention="softmax"``: the small-score expansion (LA-51, LA-52), labelled an approximation."""
+    if spec.attention == "softmax":
+        from .softmax_expansion import predict as expansion
+        return expansion(spec, t_eval=t_eval)
+    if spec.icl != 1.0:
+        from .iwl import predict as iwl_predict
+        return iwl_predict(spec, moments, t_eval=t_eval)
     flow, y0, cov = setup(spec, moments, cache_dir)
     sol = discrete.solve(flow, y0, spec, "attn-m", t_eval)     # flow, GD map or modified flow (LR-3, LR-5)
     thetas = sol.y.reshape(len(sol.t), flow.n, spec.heads)
@@ -145,8 +154,13 @@ def summarise(spec: LinearMergedSpec, trajectory: Trajectory) -> dict:
 def comparison_theories(spec: LinearMergedSpec) -> dict[str, Trajectory]:
     """The curves a comparison shows: the sample-moment flow on the reference's own training set (the main
     theory curve, §5), the population flow, the closed form (LA-27), and at the spec's lr the modified flow
-    (LR-5) and the reduced GD map (LR-3) on the same sample moments (finite_learning_rate.md)."""
+    (LR-5) and the reduced GD map (LR-3) on the same sample moments (finite_learning_rate.md). With softmax
+    attention, the small-score expansion (LA-51); with icl < 1, the §12 flows (LA-44)."""
+    if spec.attention == "softmax":
+        return {"small-score expansion (approximation)": predict(spec)}
     sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow")
+    if spec.icl != 1.0:
+        return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population")}
     return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population"),
             "closed form": closed_form(spec),
             "modified flow": predict(sample_spec.replace(discretisation="modified")),    # (LR-5) at spec.lr

@@ -22,6 +22,7 @@ import sympy as sp
 from derivations import linear_separate as derivation
 
 from ... import compile as compiler
+from ...errors import SpecError
 from ...events import staircase
 from ...integrate import integrate
 from ...specs import LinearSeparateSpec
@@ -190,7 +191,15 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
       ``test_loss``    mean squared error of the model's predictor c h^T B x_q (LA-11) on held-out prompts
       ``pcr_test_loss`` the same for the PCR predictor (LA-34) with m(t) = ``components`` components
       ``v``, ``balance`` value weights and v_i^2 - ||K_i^x||_F^2 (LA-37)
-    Meta: ``L_star`` (minimum of the moments used), ``ladder`` (LA-30)."""
+    Meta: ``L_star`` (minimum of the moments used), ``ladder`` (LA-30).
+
+    ``attention="softmax"``: the small-score expansion (LA-51, LA-52), labelled an approximation in its meta
+    (``softmax_expansion.predict``). The §12 theory covers attn-m only, so ``icl`` < 1 is a SpecError here."""
+    if spec.attention == "softmax":
+        from .softmax_expansion import predict as expansion
+        return expansion(spec, t_eval=t_eval)
+    if spec.icl != 1.0:
+        raise SpecError("icl", "1 for the attn-s theory (linear_attention_iwl.md §12 treats attn-m)", spec.icl)
     flow, start, cov = setup(spec, moments, cache_dir)
     y0 = start if y0 is None else np.asarray(y0, dtype=float)
     sol = discrete.solve(flow, y0, spec, "attn-s", t_eval, rank=spec.rank)   # flow, map or modified (LR-3, LR-5)
@@ -236,7 +245,10 @@ def summarise(spec: LinearSeparateSpec, trajectory: Trajectory) -> dict:
 
 def comparison_theories(spec: LinearSeparateSpec) -> dict[str, Trajectory]:
     """The sample-moment flow on the reference's own training set (main theory curve, §5), the population
-    flow, and at the spec's lr the modified flow (LR-5) and the reduced GD map (LR-3) on the same moments."""
+    flow, and at the spec's lr the modified flow (LR-5) and the reduced GD map (LR-3) on the same moments.
+    With softmax attention, the small-score expansion (LA-51)."""
+    if spec.attention == "softmax":
+        return {"small-score expansion (approximation)": predict(spec)}
     sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow")
     return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population"),
             "modified flow": predict(sample_spec.replace(discretisation="modified")),    # (LR-5) at spec.lr
