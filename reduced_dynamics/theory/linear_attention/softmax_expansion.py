@@ -97,13 +97,16 @@ def initial_state(spec, drawn: task.Problem) -> np.ndarray:
     return np.concatenate([v[:, None], K.reshape(len(v), -1), Q.reshape(len(v), -1)], axis=1).reshape(-1)
 
 
-def predict(spec, t_eval: np.ndarray | None = None, rtol: float = 1e-8) -> Trajectory:
+def predict(spec, t_eval: np.ndarray | None = None, rtol: float = 1e-8, weights: dict | None = None) -> Trajectory:
     """Loss of the expansion flow (LA-52) for an attn-m or attn-s spec with ``attention="softmax"``,
-    population moments. Observables ``beta`` (diagonal of B in the eigenbasis), ``V`` (sum of value
-    weights); meta ``approximation`` says it is an expansion, ``ladder`` the centred levels (LA-53)."""
+    population moments, from the spec's initial weights (or the full-model ``weights`` given). Observables
+    ``beta`` (diagonal of B in the eigenbasis), ``V`` (sum of value weights); meta ``approximation`` says
+    it is an expansion, ``ladder`` the centred levels (LA-53)."""
     if spec.icl != 1.0:
         raise SpecError("icl", "1 for the softmax expansion (§13 treats the random-task law only)", spec.icl)
     drawn = task.draw(spec, train=False)
+    if weights is not None:
+        drawn = task.Problem(drawn.covariance, weights, None, {}, drawn.task_vector)
     lam = drawn.covariance.eigenvalues
     flow = ExpansionFlow(lam, spec.context, spec.heads, getattr(spec, "rank", None) if spec.model == "attn-s" else None)
     sol = integrate(flow.rhs, initial_state(spec, drawn), spec.final_time, method="DOP853", rtol=rtol, t_eval=t_eval)
