@@ -5,7 +5,8 @@ Left, attn-m (C21): D = 4, N = 15, H = 4, default Lambda (eigenvalues d/10), P =
 t = 60: one abrupt drop. Right, attn-s (C22): D = 3, N = 15, H = 3, R = 1, P = 4000, aligned start (head d on
 eigenvector d, v = k = q = 0.15), lr 0.2, t = 300: a staircase. Markers: GD on the full softmax model and
 on the linear model (kappa = 1/N); line: the small-score expansion (LA-51, LA-52) from the same weights, an
-APPROXIMATION; dotted: the centred ladder (LA-53). ``quick``: P = 1000.
+APPROXIMATION (dashed on the right: the same from Q nudged by 1e-3, see the comment in the code); dotted:
+the centred ladder (LA-53). ``quick``: P = 1000.
 """
 from __future__ import annotations
 
@@ -59,9 +60,19 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
               "linear GD (kappa = 1/N)": ref.run_separate(ss.replace(attention="linear", output_scale="paper"),
                                                           weights, drawn.covariance, drawn.train, progress=False)}
     expansion_s = sx.predict(ss, t_eval=np.linspace(0, ss.final_time, 1501), weights=weights)
+    # From the exactly aligned start K_i = Q_i, the population expansion cannot turn K_i^T Q_i negative once
+    # the constant term has pushed v_i below zero: heads 2.. die and it stalls at M_1. GD escapes because
+    # its finite training set breaks K_i = Q_i; a 1e-3 asymmetry in Q does the same for the expansion.
+    nudged = {**weights, "Q": weights["Q"] + 1e-3 * np.random.default_rng(0).standard_normal(weights["Q"].shape)}
+    nudged["Q"][:, :, ss.dim] = weights["Q"][:, :, ss.dim]
+    expansion_nudged = sx.predict(ss, t_eval=np.linspace(0, ss.final_time, 1501), weights=nudged)
     for ax, name, gd_runs, theory, spec in ((axes[0], "attn-m", runs, expansion, sm),
                                             (axes[1], "attn-s", runs_s, expansion_s, ss)):
         ax.plot(theory.t, theory.loss, color=plotting.COLOURS[0], label="expansion (LA-51), approximation")
+        if name == "attn-s":
+            ax.plot(expansion_nudged.t, expansion_nudged.loss, "--", color=plotting.COLOURS[0], linewidth=1.0,
+                    label="expansion, Q nudged by 1e-3")
+            arrays["attn-s_loss_expansion_nudged"] = expansion_nudged.loss
         for k, (label, gd) in enumerate(gd_runs.items()):
             stride = plotting.thin_markers(len(gd.t), 60)
             ax.plot(gd.t[::stride], gd.loss[::stride], "os"[k], color=plotting.COLOURS[1 + k], markerfacecolor="none",
@@ -77,9 +88,11 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
         ax.legend(fontsize=5, loc="upper right")
         summary[name] = {"ladder (LA-53)": theory.meta["ladder"],
                          "expansion drop time": float(theory.events["drop_time"]),
+                         "expansion final loss": float(theory.loss[-1]),
                          **{f"{label}: final loss": float(gd.loss[-1]) for label, gd in gd_runs.items()},
                          **{f"{label}: drop time": float(gd.events.get("drop_time", np.nan))
                             for label, gd in gd_runs.items() if "drop_time" in gd.events}}
+    summary["attn-s"]["expansion (Q nudged by 1e-3) final loss"] = float(expansion_nudged.loss[-1])
     arrays.update(t=expansion.t, loss=expansion.loss)
     written = plotting.save(fig, stem)
     written.append(atomic_save_npz(stem.with_suffix(".npz"), meta=np.array(to_json({"figure": NAME})), **arrays))

@@ -172,7 +172,7 @@ def test_reference_losses_of_section_12_6(p):
 
 def test_p_zero_closed_forms_la47():
     tau, tr2, sb2 = 1.0, D * LAM ** 2, 1.0
-    th = iwl.predict(code_spec(0.0))
+    th = iwl.predict(code_spec(0.0), level="sector", t_eval=np.linspace(0, 3, 301))
     assert th.observables["test_loss_in_weight"][-1] == pytest.approx(2 * sb2 / (N + 2), rel=1e-3)
     assert th.observables["test_loss_in_context"][-1] == pytest.approx(tau + N * sb2 * (tau ** 2 + 2 * tr2) / (N + 2),
                                                                         rel=1e-3)
@@ -264,11 +264,11 @@ def test_c16_delay_is_sigma_independent_and_about_one_over_p():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Gradient descent against the flows (C14 at a small size: D = 3, N = 15, H = 4, P = 5000, sigma = 1e-3)
+# Gradient descent against the flows (C14 at a small size: D = 3, N = 15, H = 4, P = 2000, sigma = 1e-3)
 
 def small_spec(p):
     return LinearMergedSpec(dim=3, context=15, heads=4, eigenvalues=(1 / 3,) * 3, output_scale="code",
-                            init_scale=1e-3, icl=p, lr=5e-4, steps=3000, train_size=5000, seed=1)
+                            init_scale=1e-3, icl=p, lr=5e-4, steps=3000, train_size=2000, seed=1)
 
 
 @pytest.mark.parametrize("p", [0.0, 0.5])
@@ -276,8 +276,10 @@ def test_c14_gd_against_the_sample_moment_flow(p):
     """The sample-moment flow with the reference's own test sets is GD's small-learning-rate limit:
     drop times within 1 %, test losses within 0.5 % (C14, GD vs emp)."""
     spec = small_spec(p)
-    gd = ref.simulate_merged(spec, progress=False, test_size=2000)
-    emp = iwl.predict(spec, moments="sample", tests="sample", test_size=2000, t_eval=gd.t)
+    gd = ref.simulate_merged(spec, progress=False, test_size=1000)
+    emp = iwl.predict(spec, moments="sample", tests="sample", test_size=1000, t_eval=gd.t)
+    assert not math.isnan(gd.events["in_weight_drop_time"])
+    assert p == 0.0 or not math.isnan(gd.events["in_context_drop_time"])
     for key in ("in_weight_drop_time", "in_context_drop_time"):
         if not math.isnan(gd.events[key]):
             assert emp.events[key] == pytest.approx(gd.events[key], rel=0.01)

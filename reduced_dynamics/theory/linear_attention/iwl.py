@@ -71,9 +71,10 @@ class Moments:
 
 @functools.lru_cache(maxsize=None)
 def _terms():
-    """The derived einsum terms with their coefficients as functions of N."""
+    """The derived einsum terms with their coefficients as polynomials in N (highest power first)."""
     N = derivation.N_SYM
-    return {key: [(sp.lambdify(N, coef), subs, ops) for coef, subs, ops in terms]
+    return {key: [(np.array([float(x) for x in sp.Poly(coef, N).all_coeffs()]), subs, ops)
+                  for coef, subs, ops in terms]
             for key, terms in derivation.moment_terms().items()}
 
 
@@ -98,7 +99,8 @@ def moments_given(S: np.ndarray, Sq: np.ndarray, wq: np.ndarray, N: int, kappa: 
     operands = {"S": S, "Sq": Sq, "w": wq}
     out = {}
     for key, terms in _terms().items():
-        out[key] = sum(float(coef(N)) * np.einsum(subs, *(operands[o] for o in ops)) for coef, subs, ops in terms)
+        out[key] = sum(float(np.polyval(coef, N)) * np.einsum(subs, *(operands[o] for o in ops))
+                       for coef, subs, ops in terms)
     D = len(wq) - 1
     A = out["A"][:, :, :D, :, :, :D]
     n = (D + 1) ** 2 * D
