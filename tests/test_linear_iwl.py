@@ -286,3 +286,16 @@ def test_c14_gd_against_the_sample_moment_flow(p):
     for key in ("test_loss_in_weight", "test_loss_in_context"):
         assert emp.observables[key][-1] == pytest.approx(gd.observables[key][-1], rel=0.005)
         assert emp.observables[key].min() == pytest.approx(gd.observables[key].min(), rel=0.005)
+
+
+@pytest.mark.parametrize("attention", ["linear", "softmax"])
+def test_attn_s_reference_trains_on_the_mixture_and_records_both_test_losses(attention):
+    spec = LinearSeparateSpec(dim=3, context=5, heads=2, train_size=100, icl=0.5, steps=20, attention=attention)
+    gd = ref.simulate_separate(spec, progress=False, test_size=50)
+    assert gd.observables["test_loss_in_weight"].shape == gd.loss.shape
+    assert gd.observables["test_loss_in_context"].shape == gd.loss.shape
+    assert set(gd.events) == {"in_weight_drop_time", "in_context_drop_time"}
+    assert gd.meta["icl"] == 0.5 and gd.meta["attention"] == attention
+    with pytest.raises(SpecError, match="^icl: "):
+        from reduced_dynamics.theory.linear_attention import separate
+        separate.predict(spec)
