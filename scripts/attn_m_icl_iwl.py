@@ -64,7 +64,7 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
         ax.set_yscale("log")
         ax.set_title(f"icl = {p:g}", fontsize=7)
         ax.set_xlabel("t", labelpad=1)
-        runs[f"{p:g}"] = {side: {key: nan_to_none(tr.events[key]) for key in ("in_weight_drop_time", "in_context_drop_time")}
+        runs[f"{p:g}"] = {side: {key: nan_to_none(tr.events.get(key, math.nan)) for key in ("in_weight_drop_time", "in_context_drop_time")}
                           | {"final_loss": float(tr.loss[-1]),
                              "final_test_loss_in_weight": float(tr.observables["test_loss_in_weight"][-1]),
                              "final_test_loss_in_context": float(tr.observables["test_loss_in_context"][-1])}
@@ -80,8 +80,8 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
         theory = iwl.predict(base.replace(icl=p, t_max=t_max), moments="population", level="sector",
                              t_eval=np.linspace(0, t_max, 2001))
         law["p"].append(p)
-        law["t_iw_flow"].append(theory.events["in_weight_drop_time"])
-        law["t_ic_flow"].append(theory.events["in_context_drop_time"])
+        law["t_iw_flow"].append(theory.events.get("in_weight_drop_time", math.nan))
+        law["t_ic_flow"].append(theory.events.get("in_context_drop_time", math.nan))
         law["t_iw_formula"].append(theory.meta["t_in_weight_formula"])
         law["delay_linear"].append(theory.meta["delay_linear_formula"])
     law = {k: np.array(v, dtype=float) for k, v in law.items()}

@@ -306,9 +306,9 @@ def test_losses(model, params: dict, tests: dict) -> tuple[float, float]:
 
 
 def iwl_events(spec, cov: task.Covariance, t: np.ndarray, L_ic: np.ndarray, L_iw: np.ndarray) -> dict:
-    """The drop times of §12.11 on the two test-loss curves (one definition for theory and reference)."""
-    return {"in_weight_drop_time": task.in_weight_drop_time(t, L_iw),
-            "in_context_drop_time": task.in_context_drop_time(t, L_ic, cov, spec.context)}
+    """The drop times of §12.11 on the two test-loss curves (one definition for theory and reference); a
+    drop that does not happen is left out (results are saved as JSON, which has no NaN)."""
+    return task.drop_events(t, L_ic, L_iw, cov, spec.context)
 
 
 def simulate_merged(spec: LinearMergedSpec, progress: bool | None = None, test_size: int = task.TEST_SIZE) -> Trajectory:

@@ -251,3 +251,10 @@ def in_context_level(cov: Covariance, context: int) -> float:
 def in_context_drop_time(t: np.ndarray, L_ic: np.ndarray, cov: Covariance, context: int) -> float:
     """t_IC of §12.8: first time L_IC falls below (tau + L*)/2 (NaN if it never does)."""
     return first_crossing_below(t, L_ic, in_context_level(cov, context))
+
+
+def drop_events(t: np.ndarray, L_ic: np.ndarray, L_iw: np.ndarray, cov: Covariance, context: int) -> dict:
+    """{"in_weight_drop_time", "in_context_drop_time"} of §12.11, leaving out a drop that does not happen."""
+    events = {"in_weight_drop_time": in_weight_drop_time(t, L_iw),
+              "in_context_drop_time": in_context_drop_time(t, L_ic, cov, context)}
+    return {key: value for key, value in events.items() if not math.isnan(value)}

@@ -324,8 +324,8 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, level: str = "fu
             t_eval: np.ndarray | None = None, rtol: float = 1e-9, tests: str = "population",
             test_size: int = task.TEST_SIZE) -> Trajectory:
     """Training loss and both test losses (LA-38) of the reduced flow (LA-44) at ``level``, from the
-    projected initial weights; events ``in_weight_drop_time`` and ``in_context_drop_time`` (§12.11), meta
-    the laws (LA-48) and (LA-49)."""
+    projected initial weights; events ``in_weight_drop_time`` and ``in_context_drop_time`` (§12.11; absent
+    when that drop does not happen), meta the laws (LA-48) and (LA-49)."""
     flow, y0, drawn = setup(spec, moments, level, tests, test_size)
     sol = integrate(flow.rhs, y0, spec.final_time, method="DOP853", rtol=rtol, t_eval=t_eval)
     thetas = flow.thetas(sol.y)
@@ -334,8 +334,7 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, level: str = "fu
     laws = drop_laws(spec, flow, y0, drawn)
     kind = moments or ("sample" if spec.train_size is not None else "population")
     events = {"drop_time": midpoint_drop_time(sol.t, loss),
-              "in_weight_drop_time": task.in_weight_drop_time(sol.t, L_iw),
-              "in_context_drop_time": task.in_context_drop_time(sol.t, L_ic, drawn.covariance, spec.context)}
+              **task.drop_events(sol.t, L_ic, L_iw, drawn.covariance, spec.context)}
     meta = provenance("attn-m", spec, f"theory-iwl-{kind}-{level}", compiler.derivation_hash(derivation),
                       icl=spec.icl, level=level, test_moments=tests, t_in_weight_formula=laws.t_in_weight, s1=laws.s1, a1=laws.a1,
                       U0=laws.U0, delay_linear_formula=laws.delay_linear, L_min=flow.train.minimum,
