@@ -324,3 +324,25 @@ def test_c19_in_weight_law_with_the_full_svd_anisotropic(p):
 def test_c19_seed_1_outside_the_note_tolerance(p):
     th = iwl.predict(aniso_spec(p, 1), level="full", t_eval=np.linspace(0, 3, 3001))
     assert th.meta["t_in_weight_formula"] == pytest.approx(th.events["in_weight_drop_time"], rel=0.06)
+
+
+@pytest.mark.slow
+def test_quick_figure_shows_the_science(tmp_path):
+    """The quick ICL/IWL figure's record: GD drop times within 7 % of the flow's (C18's tolerance), t_IC
+    U-shaped in p, p Delta in [0.15, 0.22] for 0.1 <= p <= 0.9 (C16)."""
+    import json
+    from scripts.attn_m_icl_iwl import make_figure
+    make_figure(tmp_path, quick=True)
+    record = json.loads((tmp_path / "attn_m_icl_iwl.json").read_text())
+    for p, run in record["runs"].items():
+        for key in ("in_weight_drop_time", "in_context_drop_time"):
+            gd, th = run["gradient descent"][key], run["theory"][key]
+            assert (gd is None) == (th is None)
+            if gd is not None:
+                assert gd == pytest.approx(th, rel=0.07), (p, key)
+    laws = {k: np.array([np.nan if x is None else x for x in v]) for k, v in record["laws"].items()}
+    p, t_ic = laws["p"], laws["t_ic_flow"]
+    inner = (p >= 0.1) & (p <= 0.9)
+    assert 0.15 <= np.min(p[inner] * (t_ic - laws["t_iw_flow"])[inner]) and np.max(p[inner] * (t_ic - laws["t_iw_flow"])[inner]) <= 0.22
+    k = int(np.nanargmin(t_ic))
+    assert 0.1 < p[k] < 1.0 and t_ic[k] < t_ic[p == 0.1][0] and t_ic[k] < t_ic[p == 1.0][0]
