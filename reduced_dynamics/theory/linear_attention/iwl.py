@@ -28,11 +28,11 @@ import sympy as sp
 from derivations import linear_iwl as derivation
 
 from ... import compile as compiler
+from ...events import midpoint_drop_time
 from ...integrate import integrate
 from ...specs import LinearMergedSpec
 from ...tasks import linear_attention as task
 from ...trajectory import Trajectory, provenance
-from ...events import midpoint_drop_time
 
 LEVELS = ("full", "sector", "head1")
 
