@@ -197,7 +197,7 @@ def test_flow_is_minus_the_gradient_and_the_derived_pullback():
     np.testing.assert_allclose(small.rhs(0, z), np.array(f(list(z), list(G)), dtype=float), rtol=1e-12)
 
 
-@pytest.mark.parametrize("p", [0.0, 0.2, 0.5, 1.0])
+@pytest.mark.parametrize("p", [0.0, 0.5])
 def test_c13_sector_reproduces_the_full_population_flow(p):
     t = np.linspace(0, 3, 601)
     full, sector = (iwl.predict(code_spec(p), level=lv, t_eval=t) for lv in ("full", "sector"))
@@ -207,7 +207,7 @@ def test_c13_sector_reproduces_the_full_population_flow(p):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("p", [0.1, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9])
+@pytest.mark.parametrize("p", [0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9, 1.0])
 @pytest.mark.parametrize("sigma", [1e-4, 1e-6])
 def test_c13_all_p(p, sigma):
     t = np.linspace(0, 3, 601)
@@ -369,3 +369,22 @@ def test_c17_phase_three_reaches_the_global_minimum(p):
 def test_c17_phase_three_at_p_08():
     final, minimum = phase3_final_loss(0.8)
     assert final == pytest.approx(minimum, rel=3e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("p", [0.0, 0.2, 0.5, 0.8, 1.0])
+def test_c14_note_size(p):
+    """C14 at the note's size: P = 20000, sigma = 1e-4, lr 5e-4, 3000 steps. GD vs emp (with GD's own test
+    sets): drop times within 1 %, min and final test losses within 0.5 %; GD vs pop: times within 3 %."""
+    spec = code_spec(p, lr=5e-4, t_max=None, steps=3000, train_size=20000)
+    gd = ref.simulate_merged(spec, progress=False)
+    emp = iwl.predict(spec, moments="sample", tests="sample", level="full", t_eval=gd.t)
+    pop = iwl.predict(spec, moments="population", level="sector", t_eval=gd.t)
+    assert set(gd.events) == set(emp.events) == set(pop.events)
+    for key in ("in_weight_drop_time", "in_context_drop_time"):
+        if key in gd.events:
+            assert emp.events[key] == pytest.approx(gd.events[key], rel=0.01)
+            assert pop.events[key] == pytest.approx(gd.events[key], rel=0.03)
+    for key in ("test_loss_in_weight", "test_loss_in_context"):
+        assert emp.observables[key][-1] == pytest.approx(gd.observables[key][-1], rel=0.005)
+        assert emp.observables[key].min() == pytest.approx(gd.observables[key].min(), rel=0.005)
