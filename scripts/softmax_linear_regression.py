@@ -4,9 +4,10 @@
 Left, attn-m (C21): D = 4, N = 15, H = 4, default Lambda (eigenvalues d/10), P = 2000, sigma = 0.02, lr 0.1,
 t = 60: one abrupt drop. Right, attn-s (C22): D = 3, N = 15, H = 3, R = 1, P = 4000, aligned start (head d on
 eigenvector d, v = k = q = 0.15), lr 0.2, t = 300: a staircase. Markers: GD on the full softmax model and
-on the linear model (kappa = 1/N); line: the small-score expansion (LA-51, LA-52) from the same weights, an
-APPROXIMATION (dashed on the right: the same from Q nudged by 1e-3, see the comment in the code); dotted:
-the centred ladder (LA-53). ``quick``: P = 1000.
+on the linear model (kappa = 1/N); line: the small-score expansion (LA-51) on the same training set from the
+same weights, an APPROXIMATION (dashed on the right: its population form (LA-52), which stalls from this
+exactly symmetric start, see the comment in the code); dotted: the sample centred ladder (the training set's
+counterpart of (LA-53)). ``quick``: P = 1000.
 """
 from __future__ import annotations
 
@@ -60,25 +61,24 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
               "linear GD (kappa = 1/N)": ref.run_separate(ss.replace(attention="linear", output_scale="paper"),
                                                           weights, drawn.covariance, drawn.train, progress=False)}
     expansion_s = sx.predict(ss, t_eval=np.linspace(0, ss.final_time, 1501), weights=weights)
-    # From the exactly aligned start K_i = Q_i, the population expansion cannot turn K_i^T Q_i negative once
-    # the constant term has pushed v_i below zero: heads 2.. die and it stalls at M_1. GD escapes because
-    # its finite training set breaks K_i = Q_i; a 1e-3 asymmetry in Q does the same for the expansion.
-    nudged = {**weights, "Q": weights["Q"] + 1e-3 * np.random.default_rng(0).standard_normal(weights["Q"].shape)}
-    nudged["Q"][:, :, ss.dim] = weights["Q"][:, :, ss.dim]
-    expansion_nudged = sx.predict(ss, t_eval=np.linspace(0, ss.final_time, 1501), weights=nudged)
+    # From the exactly aligned start K_i = Q_i, the POPULATION expansion cannot turn K_i^T Q_i negative once
+    # the constant term has pushed v_i below zero: heads 2.. die and it stalls at M_1. The sample-moment
+    # expansion (and GD) escape because the finite training set breaks K_i = Q_i.
+    expansion_pop = sx.predict(ss, t_eval=np.linspace(0, ss.final_time, 1501), weights=weights,
+                               moments="population")
     for ax, name, gd_runs, theory, spec in ((axes[0], "attn-m", runs, expansion, sm),
                                             (axes[1], "attn-s", runs_s, expansion_s, ss)):
-        ax.plot(theory.t, theory.loss, color=plotting.COLOURS[0], label="expansion (LA-51), approximation")
+        ax.plot(theory.t, theory.loss, color=plotting.COLOURS[0], label="expansion (LA-51), sample moments")
         if name == "attn-s":
-            ax.plot(expansion_nudged.t, expansion_nudged.loss, "--", color=plotting.COLOURS[0], linewidth=1.0,
-                    label="expansion, Q nudged by 1e-3")
-            arrays["attn-s_loss_expansion_nudged"] = expansion_nudged.loss
+            ax.plot(expansion_pop.t, expansion_pop.loss, "--", color=plotting.COLOURS[0], linewidth=1.0,
+                    label="expansion, population (LA-52)")
+            arrays["attn-s_loss_expansion_population"] = expansion_pop.loss
         for k, (label, gd) in enumerate(gd_runs.items()):
             stride = plotting.thin_markers(len(gd.t), 60)
             ax.plot(gd.t[::stride], gd.loss[::stride], "os"[k], color=plotting.COLOURS[1 + k], markerfacecolor="none",
                     markersize=2.5, markeredgewidth=0.6, label=label)
             arrays[f"{name}_t_{label.split()[0]}"], arrays[f"{name}_loss_{label.split()[0]}"] = gd.t, gd.loss
-        for m, level in enumerate(theory.meta["ladder"]):
+        for m, level in enumerate(theory.meta["sample_ladder"]):
             ax.axhline(level, color="#777777", linestyle=":", linewidth=0.8)
             ax.text(spec.final_time, level, f" M_{m}", fontsize=5, va="bottom", ha="right", color="#555555")
         arrays[f"{name}_t_expansion"], arrays[f"{name}_loss_expansion"] = theory.t, theory.loss
@@ -86,13 +86,13 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
         ax.set_ylabel("training loss (MSE)")
         ax.set_title(f"{name}: D={spec.dim}, N={spec.context}, H={spec.heads}, P={spec.sample_size}", fontsize=7)
         ax.legend(fontsize=5, loc="upper right")
-        summary[name] = {"ladder (LA-53)": theory.meta["ladder"],
+        summary[name] = {"ladder (LA-53)": theory.meta["ladder"], "sample centred ladder": theory.meta["sample_ladder"],
                          "expansion drop time": float(theory.events["drop_time"]),
                          "expansion final loss": float(theory.loss[-1]),
                          **{f"{label}: final loss": float(gd.loss[-1]) for label, gd in gd_runs.items()},
                          **{f"{label}: drop time": float(gd.events.get("drop_time", np.nan))
                             for label, gd in gd_runs.items() if "drop_time" in gd.events}}
-    summary["attn-s"]["expansion (Q nudged by 1e-3) final loss"] = float(expansion_nudged.loss[-1])
+    summary["attn-s"]["population expansion final loss"] = float(expansion_pop.loss[-1])
     arrays.update(t=expansion.t, loss=expansion.loss)
     written = plotting.save(fig, stem)
     written.append(atomic_save_npz(stem.with_suffix(".npz"), meta=np.array(to_json({"figure": NAME})), **arrays))

@@ -100,7 +100,7 @@ def test_predict_softmax_is_labelled_an_expansion():
     spec = LinearMergedSpec(dim=3, context=7, heads=2, attention="softmax", t_max=2.0)
     th = merged.predict(spec)
     assert "approximation" in th.meta and "not an exact reduction" in th.meta["approximation"]
-    assert th.meta["kind"] == "theory-softmax-expansion"
+    assert th.meta["kind"] == "theory-softmax-expansion-population"
     with pytest.raises(SpecError, match="^icl: "):
         merged.predict(spec.replace(icl=0.5))
 
@@ -139,3 +139,49 @@ def test_softmax_divergence_raises_the_project_error():
     with pytest.raises(DivergenceError) as info:
         ref.simulate_merged(spec, progress=False, test_size=0)
     assert info.value.model == "attn-m" and info.value.step >= 1
+
+
+def test_sample_expansion_is_the_training_loss_of_la51_on_the_invariant_set():
+    spec = LinearMergedSpec(dim=3, context=5, heads=2, train_size=300, attention="softmax", seed=2)
+    drawn = task.draw(spec, train=True)
+    E = drawn.covariance.basis
+    sample = sx.SampleExpansion(drawn.train, E)
+    rng = np.random.default_rng(4)
+    V, B = rng.standard_normal(), rng.standard_normal((3, 3))      # B in the eigenbasis
+    Z = task.token_matrices(drawn.train)
+    Zc = Z - Z.mean(axis=2, keepdims=True)
+    m_c = np.einsum("pm,pdm->pd", Zc[:, 3], Zc[:, :3])
+    yhat = V * Z[:, 3].mean(axis=1) + np.einsum("pa,ab,pb->p", m_c, E @ B @ E.T, drawn.train.xq) / 6
+    assert sample.loss(B, V) == pytest.approx(np.mean((yhat - drawn.train.yq) ** 2), rel=1e-10)
+    flow = sx.ExpansionFlow(drawn.covariance.eigenvalues, 5, 2, 1, sample)
+    y = rng.standard_normal(2 * flow.width)
+    eps = 1e-6
+    fd = np.array([(flow.loss(y + eps * e) - flow.loss(y - eps * e)) / (2 * eps) for e in np.eye(y.size)])
+    np.testing.assert_allclose(flow.rhs(0, y), -fd, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_c22_softmax_attn_s_staircase():
+    """C22 (under a minute on a free core): D = 3, N = 15, H = 3, R = 1, P = 4000, aligned v = k = q = 0.15,
+    lr 0.2, 1500 steps, seed 0. D drops in order within T; each plateau 0 to +10 % above the sample centred
+    ladder; first drop 0 to 8 % later than the sample expansion's; later drops no later than the
+    expansion's + 1 % (a drop the expansion never makes counts as later)."""
+    from scripts.softmax_linear_regression import aligned_weights, separate_spec
+    ss = separate_spec(False)
+    drawn = task.draw(ss, train=True)
+    weights = aligned_weights(ss, drawn.covariance.basis)
+    gd = ref.run_separate(ss, weights, drawn.covariance, drawn.train, progress=False)
+    th = sx.predict(ss, t_eval=np.linspace(0, ss.final_time, 3001), weights=weights)
+    lad = th.meta["sample_ladder"]
+    mids = [0.5 * (lad[m] + lad[m + 1]) for m in range(ss.dim)]
+    gd_drops = [first_crossing_below(gd.t, gd.loss, x) for x in mids]
+    th_drops = [first_crossing_below(th.t, th.loss, x) for x in mids]
+    assert all(np.isfinite(gd_drops)) and np.all(np.diff(gd_drops) > 0)
+    assert 0.0 <= gd_drops[0] / th_drops[0] - 1 <= 0.08
+    for g, e in zip(gd_drops[1:], th_drops[1:]):
+        assert not np.isfinite(e) or g <= 1.01 * e
+    rate = -np.gradient(gd.loss, gd.t)
+    for m in (1, 2):
+        sel = (gd.t > gd_drops[m - 1]) & (gd.t < gd_drops[m])
+        level = gd.loss[sel][np.argmin(rate[sel])]
+        assert 0.0 <= level / lad[m] - 1 <= 0.10
