@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reduced_dynamics import plotting
-from reduced_dynamics.files import atomic_save_npz, atomic_write_json, to_json
+from reduced_dynamics import figures, plotting
 from reduced_dynamics.reference.linear_attention import simulate_merged
 from reduced_dynamics.specs import LinearMergedSpec
 from reduced_dynamics.theory.linear_attention import iwl
@@ -114,9 +113,5 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     fig.suptitle(f"in-context vs in-weight learning, attn-m: D=4, N=31, H=8, Lambda=I/4, P={base.sample_size}, "
                  f"sigma={base.init_scale:g}; lines: population flow (LA-44), markers: GD", fontsize=7)
     summary = {"runs": runs, "laws": {k: [nan_to_none(x) for x in v] for k, v in law.items()}}
-    written = plotting.save(fig, stem)
-    written.append(atomic_save_npz(stem.with_suffix(".npz"), **{f"law_{k}": v for k, v in law.items()},
-                                   meta=np.array(to_json({"figure": NAME, "spec": base.to_dict(),
-                                                          "fractions": list(FRACTIONS)})), **arrays))
-    written.append(atomic_write_json(stem.with_suffix(".json"), plotting.figure_record(base, summary)))
-    return written
+    return figures.save(fig, stem, base, {**{f"law_{k}": v for k, v in law.items()}, **arrays},
+                        {**summary, "fractions": list(FRACTIONS)})

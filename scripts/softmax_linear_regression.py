@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reduced_dynamics import plotting
-from reduced_dynamics.files import atomic_save_npz, atomic_write_json, to_json
+from reduced_dynamics import figures, plotting
 from reduced_dynamics.reference import linear_attention as ref
 from reduced_dynamics.specs import LinearMergedSpec, LinearSeparateSpec
 from reduced_dynamics.tasks import linear_attention as task
@@ -94,8 +93,4 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
                             for label, gd in gd_runs.items() if "drop_time" in gd.events}}
     summary["attn-s"]["population expansion final loss"] = float(expansion_pop.loss[-1])
     arrays.update(t=expansion.t, loss=expansion.loss)
-    written = plotting.save(fig, stem)
-    written.append(atomic_save_npz(stem.with_suffix(".npz"), meta=np.array(to_json({"figure": NAME})), **arrays))
-    written.append(atomic_write_json(stem.with_suffix(".json"),
-                                     plotting.figure_record({"attn-m": sm, "attn-s": ss}, summary)))
-    return written
+    return figures.save(fig, stem, {"attn-m": sm, "attn-s": ss}, arrays, summary)

@@ -157,7 +157,7 @@ def comparison_theories(spec: LinearMergedSpec) -> dict[str, Trajectory]:
     (LR-5) and the reduced GD map (LR-3) on the same sample moments (finite_learning_rate.md). With softmax
     attention, the small-score expansion (LA-51); with icl < 1, the §12 flows (LA-44)."""
     if spec.attention == "softmax":
-        return {"small-score expansion (approximation)": predict(spec)}
+        return {"theory": predict(spec)}        # labelled in its meta as an expansion (approximation)
     sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow")
     if spec.icl != 1.0:
         return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population")}

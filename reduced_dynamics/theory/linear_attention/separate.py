@@ -248,7 +248,7 @@ def comparison_theories(spec: LinearSeparateSpec) -> dict[str, Trajectory]:
     flow, and at the spec's lr the modified flow (LR-5) and the reduced GD map (LR-3) on the same moments.
     With softmax attention, the small-score expansion (LA-51)."""
     if spec.attention == "softmax":
-        return {"small-score expansion (approximation)": predict(spec)}
+        return {"theory": predict(spec)}        # labelled in its meta as an expansion (approximation)
     sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow")
     return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population"),
             "modified flow": predict(sample_spec.replace(discretisation="modified")),    # (LR-5) at spec.lr
