@@ -48,7 +48,7 @@ class HeadFlow:
     n: int
     heads: int
     G0: np.ndarray                  # (D^2,)
-    hessian: np.ndarray             # (D^2, D^2)
+    hessian: np.ndarray             # (D^2, D^2), or (D^2, 1) for a diagonal Hessian
     head_b: PolynomialTable         # theta -> vec B_i
     head_rhs: PolynomialTable       # (theta, G) -> (dB_i/dtheta_i)^T G
     python_rhs: Callable | None = field(default=None, compare=False, repr=False)   # the same flow in NumPy
@@ -104,11 +104,15 @@ def flow_rhs(y, flow, dy, Z, Bh):
     value = np.empty(H)
     _accumulate(Z, b_coef, b_out, b_slots, Bh, value)
     b = Bh.sum(axis=1)
-    for i in range(D2):
-        g = G0[i]
-        for j in range(D2):
-            g -= hessian[i, j] * b[j]
-        Z[n + i] = g
+    if hessian.shape[1] == 1:       # diagonal Hessian (population moments in the eigenbasis): O(D^2)
+        for i in range(D2):
+            Z[n + i] = G0[i] - hessian[i, 0] * b[i]
+    else:                           # dense (sample moments): O(D^4)
+        for i in range(D2):
+            g = G0[i]
+            for j in range(D2):
+                g -= hessian[i, j] * b[j]
+            Z[n + i] = g
     target = dy.reshape(n, H)
     target[:] = 0.0
     _accumulate(Z, r_coef, r_out, r_slots, target, value)

@@ -20,7 +20,7 @@ from ...integrate.compiled import HeadFlow, b_vectors
 from ...specs import LinearAttentionSpec
 from ...tasks import linear_attention as task
 
-HEAD_POLYNOMIALS = ("head_b", "head_rhs")     # tabulated for the compiled integrator
+HEAD_POLYNOMIALS = ("head_b", "head_rhs", "head_jac", "head_curv")   # index-form tables (compile.indexed_table)
 
 
 @dataclass(frozen=True)
@@ -62,25 +62,39 @@ class ReducedFlow:
     attn-m (``derivations.linear_merged``, n = 1 + D^2 numbers per head: v_i, U_i row-major) and (LA-29) for
     attn-s (``derivations.linear_separate``, n = 1 + 2RD: v_i, K_i^x, Q_i^x row-major).
 
+    Built from the index-form derivation (``index_system``): the loss pieces L(0), G(0) (LA-18) and the
+    Hessian, diagonal for population moments in the eigenbasis (LA-19 has no cross terms) and dense for the
+    §5 sample moments, and the per-head tables of B_i, its pull-back, Jacobian and curvature. The loss is
+    quadratic in B, so G(B) = G(0) - Hess vec B and L(B) = L(0) - <G(0), B> + 1/2 <B, Hess B> exactly.
+
     State vector: theta of shape (n, H) flattened row-major; column i is head i's numbers, the D-dimensional
     factors written in ``moments.basis``.
     """
 
     def __init__(self, derivation, sizes: dict, n: int, dim: int, heads: int, moments: Moments, cache_dir=None):
         self.dim, self.heads, self.moments, self.n = dim, heads, moments, n
-        self.system = compiler.compile_system(derivation, "block_system", {**sizes, "moments": moments.kind},
+        self.system = compiler.compile_system(derivation, "index_system", {**sizes, "moments": moments.kind},
                                               cache_dir, polynomials=HEAD_POLYNOMIALS)
         f = self.system.functions
-        self._G, self._loss, self._head_b, self._head_rhs = f["G"], f["loss"], f["head_b"], f["head_rhs"]
+        self._head_b, self._head_rhs = f["head_b"], f["head_rhs"]
         self._head_jac, self._head_curv = f["head_jac"], f["head_curv"]
-        self._hessian = f["hessian"](moments.values)
-        # The derived loss is quadratic in B (its Hessian has no B in it), so G(B) = G(0) - Hess vec B exactly.
-        self._G0 = self._G(np.zeros(dim * dim), moments.values)
+        self._L0, self._G0, self._hessian = loss_pieces(f, moments, dim)
 
     def theta(self, y: np.ndarray) -> np.ndarray:
         """(n, H) for one state, (n, H, T) for states stacked as the rows of a (T, n H) array."""
         y = np.asarray(y)
         return y.reshape(self.n, self.heads) if y.ndim == 1 else y.T.reshape(self.n, self.heads, -1)
+
+    @property
+    def diagonal(self) -> bool:
+        """True when the Hessian is stored as its diagonal (D^2,) (population moments)."""
+        return self._hessian.ndim == 1
+
+    def hess_times(self, b: np.ndarray) -> np.ndarray:
+        """Hess vec B for vec B (D^2,) or stacked (D^2, T)."""
+        if self.diagonal:
+            return self._hessian.reshape((-1,) + (1,) * (b.ndim - 1)) * b
+        return self._hessian @ b
 
     def b_vector(self, y: np.ndarray) -> np.ndarray:
         """vec B = sum_i vec B_i (D^2,), or (D^2, T) for stacked states, from the derived head map (LA-11)
@@ -95,13 +109,14 @@ class ReducedFlow:
         return self.loss_of_b(self.b_vector(y))
 
     def loss_of_b(self, b: np.ndarray) -> np.ndarray:
-        """Loss (LA-19 or §5) at vec B (D^2,) or at stacked (D^2, T)."""
-        return self._loss(b, self.moments.values)[0]
+        """Loss (LA-19 or §5) at vec B (D^2,) or at stacked (D^2, T): L(0) - <G(0), B> + 1/2 <B, Hess B>."""
+        b = np.asarray(b, dtype=float)
+        return np.asarray(self._L0 - self._G0 @ b + 0.5 * np.sum(b * self.hess_times(b), axis=0))
 
     def G(self, y: np.ndarray) -> np.ndarray:
         """G = -dL/dB (LA-18) at the state(s) y."""
         b = self.b_vector(y)
-        return self._G0.reshape((-1,) + (1,) * (b.ndim - 1)) - self._hessian @ b
+        return self._G0.reshape((-1,) + (1,) * (b.ndim - 1)) - self.hess_times(b)
 
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         """dtheta_i/dt = (dB_i/dtheta_i)^T G(B) for every head (LA-22 via the derived head pull-back)."""
@@ -113,18 +128,19 @@ class ReducedFlow:
         th = self.theta(y)
         G = self.G(y)
         J = self._head_jac(th).reshape(self.dim ** 2, self.n * self.heads)
-        out = -J.T @ self._hessian @ J
+        out = -J.T @ self.hess_times(J)
         curv = self._head_curv(th, np.repeat(G[:, None], self.heads, axis=1))     # (n, n, H)
-        idx = np.arange(self.n)[:, None] * self.heads
+        idx = np.arange(self.n) * self.heads
         for h in range(self.heads):
-            out[np.ix_(idx[:, 0] + h, idx[:, 0] + h)] += curv[:, :, h]
+            out[np.ix_(idx + h, idx + h)] += curv[:, :, h]
         return out
 
     @functools.cached_property
     def head_flow(self) -> HeadFlow:
         """The same flow in the form the compiled integrator takes."""
         p = self.system.polynomials
-        return HeadFlow(self.n, self.heads, self._G0, self._hessian, p["head_b"], p["head_rhs"], python_rhs=self.rhs)
+        hessian = self._hessian[:, None] if self.diagonal else self._hessian      # (D^2, 1): diagonal
+        return HeadFlow(self.n, self.heads, self._G0, hessian, p["head_b"], p["head_rhs"], python_rhs=self.rhs)
 
 
     def solve(self, y0: np.ndarray, t_max: float, method: str = "compiled", **options) -> Solution:
@@ -133,6 +149,27 @@ class ReducedFlow:
         if method == "compiled":
             return integrate(self.head_flow, y0, t_max, method=method, **options)
         return integrate(self.rhs, y0, t_max, method=method, jac=self.jacobian, **options)
+
+
+def loss_pieces(functions: dict, moments: Moments, dim: int):
+    """(L(0), G(0), Hessian) as arrays for the moments' values, from the index-form derivation: population
+    entries instantiated at (lambda_a, lambda_b, [a == b]) for every entry ab of vec B (Hessian returned as its
+    diagonal, shape (D^2,)), sample moments unpacked from their upper-triangle order (dense (D^2, D^2))."""
+    n = dim * dim
+    if moments.kind == "population":
+        lam, N, c = moments.values[:dim], moments.values[dim], moments.values[dim + 1]
+        a, b = np.divmod(np.arange(n), dim)
+        args = np.stack([lam[a], lam[b], (a == b).astype(float), np.full(n, lam.sum()), np.full(n, N),
+                         np.full(n, c)])
+        L_entry, G0, hess = functions["entry_moments"](args)
+        return float(lam.sum() + L_entry.sum()), G0, hess
+    m = n * (n + 1) // 2
+    A = np.zeros((n, n))
+    A[np.triu_indices(n)] = moments.values[:m]
+    A = A + np.triu(A, 1).T
+    g, yy = moments.values[m:m + n], moments.values[m + n:]
+    return (float(functions["L0"](yy)[0]), functions["G0"](g[:, None]).reshape(n),
+            np.ascontiguousarray(functions["hessian"](A)))
 
 
 def eigen_diagonal(b: np.ndarray, to_eigen: np.ndarray) -> np.ndarray:
