@@ -27,7 +27,7 @@ from derivations.linear_merged import (C_SYM, N_SYM, block_pieces, eigenvalue_sy
                                        second_moment_diagonal)
 
 __all__ = ["C_SYM", "N_SYM", "block_system", "index_system", "full_system", "full_loss", "scalar_law", "escape_antiderivative",
-           "escape_time", "leading_order_escape_time", "half_point", "ladder", "subset_fixed_point",
+           "escape_time", "leading_order_escape_time", "half_point", "ladder", "ladder_step", "subset_fixed_point",
            "pcr_coefficients"]
 
 
@@ -178,9 +178,18 @@ def ladder(lam, N=N_SYM) -> list[sp.Expr]:
     tau = sum(lam)
     out, acc = [tau], tau
     for l in lam:
-        acc = acc - l / (1 + (1 + tau / l) / N)
+        acc = acc - ladder_step(l, tau, N)
         out.append(acc)
     return out
+
+
+LADDER_LAM, LADDER_TAU = sp.symbols("lam_d tau", positive=True)
+
+
+def ladder_step(lam_d=LADDER_LAM, tau=LADDER_TAU, N=N_SYM) -> sp.Expr:
+    """Delta_d = lam_d / (1 + (1 + tau/lam_d)/N) (LA-21, LA-30): the loss that learning direction d removes.
+    In index form (generic lam_d, tau) it is compiled once for every D; the ladder is tau minus its partial sums."""
+    return lam_d / (1 + (1 + tau / lam_d) / N)
 
 
 def pcr_coefficients(lam, N=N_SYM, c=C_SYM) -> list[sp.Expr]:

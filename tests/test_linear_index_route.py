@@ -66,3 +66,20 @@ def test_index_system_round_trips_through_the_cache(tmp_path):
         np.testing.assert_array_equal(built[name](theta, G), cached[name](theta, G))
     A = rng.standard_normal((9, 9))
     np.testing.assert_array_equal(cached["hessian"](A), A + A.T)
+
+
+def test_numeric_ladder_equals_the_symbolic_one():
+    """theory.separate.ladder (derived step Delta_d lambdified once, partial sums numerically) against (LA-30)
+    built symbolically for the size, D = 8 (check C3's second line)."""
+    import sympy as sp
+    from reduced_dynamics.specs import LinearSeparateSpec
+    from reduced_dynamics.tasks import linear_attention as task
+    from reduced_dynamics.theory.linear_attention import separate
+    spec = LinearSeparateSpec(dim=8, heads=9)
+    lam_values = task.eigenvalues_for(spec.covariance, spec.dim, spec.eigenvalues)
+    lam = sp.symbols("lam1:9", positive=True)
+    subs = {**dict(zip(lam, lam_values)), ls.N_SYM: spec.context}
+    expected = [float(e.xreplace(subs)) for e in ls.ladder(lam)]
+    np.testing.assert_allclose(separate.ladder(spec), expected, rtol=1e-13)
+    np.testing.assert_allclose(expected, [1, 0.81126, 0.64898, 0.51301, 0.40318, 0.31917, 0.26045, 0.22601, 0.21335],
+                               atol=6e-6)

@@ -52,6 +52,8 @@ class HeadFlow:
     head_b: PolynomialTable         # theta -> vec B_i
     head_rhs: PolynomialTable       # (theta, G) -> (dB_i/dtheta_i)^T G
     python_rhs: Callable | None = field(default=None, compare=False, repr=False)   # the same flow in NumPy
+    head_jac: PolynomialTable | None = field(default=None, compare=False, repr=False)    # theta -> dB_i/dtheta_i
+    head_curv: PolynomialTable | None = field(default=None, compare=False, repr=False)   # (theta, G) -> curvature
 
     @functools.cached_property
     def packed(self) -> tuple:
@@ -64,6 +66,23 @@ class HeadFlow:
                 np.ascontiguousarray(self.hessian, dtype=float), self.head_b.coef, self.head_b.out,
                 np.ascontiguousarray(b_slots), self.head_rhs.coef, self.head_rhs.out,
                 np.ascontiguousarray(self.head_rhs.slots))
+
+
+    @functools.cached_property
+    def packed_jacobian(self) -> tuple:
+        """Arguments of ``flow_jacobian``: the head_jac monomials sorted by the entry ab of vec B they belong to
+        (with row pointers), so that J^T Hess J for a diagonal Hessian runs over the pairs of monomials that
+        share an entry; and the head_curv table."""
+        if self.head_jac is None or self.head_curv is None:
+            raise ValueError("this HeadFlow carries no head_jac / head_curv tables (needed for the Jacobian)")
+        jac, curv = self.head_jac, self.head_curv
+        entry = jac.out // self.n
+        order = np.argsort(entry, kind="stable")
+        pointers = np.searchsorted(entry[order], np.arange(self.G0.size + 1))
+        one = self.n + self.G0.size
+        return (jac.coef[order], np.ascontiguousarray(jac.out[order] % self.n),
+                np.ascontiguousarray(np.where(jac.slots[order] == jac.size, one, jac.slots[order])), pointers,
+                curv.coef, curv.out, np.ascontiguousarray(curv.slots))
 
 
 @njit(cache=True)
@@ -116,6 +135,79 @@ def flow_rhs(y, flow, dy, Z, Bh):
     target = dy.reshape(n, H)
     target[:] = 0.0
     _accumulate(Z, r_coef, r_out, r_slots, target, value)
+
+
+@njit(cache=True)
+def flow_jacobian(y, flow, jac_flow, out):
+    """out = d RHS / d y (n H, n H) of the head flow: -J^T Hess J + blockdiag(curvature), J = d vec B / d y.
+    State index of (slot j, head h) is j H + h, as in the state vector."""
+    n, H, G0, hessian = flow[0], flow[1], flow[2], flow[3]
+    j_coef, j_col, j_slots, pointers, c_coef, c_out, c_slots = jac_flow
+    D2 = G0.shape[0]
+    Z = np.empty((n + D2 + 1, H))
+    Bh = np.empty((D2, H))
+    dy = np.empty(n * H)
+    flow_rhs(y, flow, dy, Z, Bh)                    # fills Z with theta, G(B) and ones
+    M = j_coef.shape[0]
+    values = np.empty((M, H))                       # every head_jac monomial at every head
+    for m in range(M):
+        for h in range(H):
+            v = j_coef[m]
+            for k in range(j_slots.shape[1]):
+                v *= Z[j_slots[m, k], h]
+            values[m, h] = v
+    out[:] = 0.0
+    if hessian.shape[1] == 1:                       # diagonal: pairs of monomials of the same entry
+        for e in range(D2):
+            w = hessian[e, 0]
+            for m1 in range(pointers[e], pointers[e + 1]):
+                for m2 in range(pointers[e], pointers[e + 1]):
+                    for h1 in range(H):
+                        row = j_col[m1] * H + h1
+                        a = w * values[m1, h1]
+                        for h2 in range(H):
+                            out[row, j_col[m2] * H + h2] -= a * values[m2, h2]
+    else:                                           # dense: J (D^2, n H) explicitly
+        J = np.zeros((D2, n * H))
+        for e in range(D2):
+            for m in range(pointers[e], pointers[e + 1]):
+                for h in range(H):
+                    J[e, j_col[m] * H + h] += values[m, h]
+        out -= J.T @ (hessian @ J)
+    degree = c_slots.shape[1]
+    for m in range(c_coef.shape[0]):
+        i, j = c_out[m] // n, c_out[m] % n
+        for h in range(H):
+            v = c_coef[m]
+            for k in range(degree):
+                v *= Z[c_slots[m, k], h]
+            out[i * H + h, j * H + h] += v
+
+
+def jacobian_function(flow: HeadFlow) -> Callable[[float, np.ndarray], np.ndarray]:
+    """The head flow's Jacobian as a Python callable ``jac(t, y)`` evaluated by the compiled kernel."""
+    packed, jac_flow = flow.packed, flow.packed_jacobian
+    size = flow.n * flow.heads
+
+    def jac(t: float, y: np.ndarray) -> np.ndarray:
+        out = np.empty((size, size))
+        flow_jacobian(np.ascontiguousarray(y, dtype=float), packed, jac_flow, out)
+        return out
+    return jac
+
+
+def rhs_function(flow: HeadFlow) -> Callable[[float, np.ndarray], np.ndarray]:
+    """The head flow's right-hand side as a Python callable ``rhs(t, y)`` evaluated by the compiled kernel
+    (for the SciPy stiff methods, which call it step by step)."""
+    packed = flow.packed
+    D2 = flow.G0.size
+    Z, Bh = np.empty((flow.n + D2 + 1, flow.heads)), np.empty((D2, flow.heads))
+
+    def rhs(t: float, y: np.ndarray) -> np.ndarray:
+        dy = np.empty(y.size)
+        flow_rhs(np.ascontiguousarray(y, dtype=float), packed, dy, Z, Bh)
+        return dy
+    return rhs
 
 
 @njit(cache=True)

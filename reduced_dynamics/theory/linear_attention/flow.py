@@ -13,10 +13,11 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from ... import compile as compiler
 from ...integrate import Solution, integrate
-from ...integrate.compiled import HeadFlow, b_vectors
+from ...integrate.compiled import HeadFlow, b_vectors, jacobian_function, rhs_function
 from ...specs import LinearAttentionSpec
 from ...tasks import linear_attention as task
 
@@ -124,30 +125,48 @@ class ReducedFlow:
         return self._head_rhs(self.theta(y), np.repeat(G[:, None], self.heads, axis=1)).reshape(-1)
 
     def jacobian(self, t: float, y: np.ndarray) -> np.ndarray:
-        """d rhs / d theta = -J^T Hess J + blockdiag(sum_ab G_ab d^2 B_ab / dtheta^2)."""
+        """d rhs / d theta = -J^T Hess J + blockdiag(sum_ab G_ab d^2 B_ab / dtheta^2), with J = d vec B / d theta
+        assembled sparse from the head_jac table (each column has at most a few entries per instance), so its
+        cost follows the number of monomials, not (n H)^2 D^2."""
         th = self.theta(y)
         G = self.G(y)
-        J = self._head_jac(th).reshape(self.dim ** 2, self.n * self.heads)
-        out = -J.T @ self.hess_times(J)
+        J = self.b_jacobian(th)
+        HJ = J.multiply(self._hessian[:, None]).tocsr() if self.diagonal else sparse.csr_matrix(self._hessian @ J)
+        out = -(J.T @ HJ).toarray()
         curv = self._head_curv(th, np.repeat(G[:, None], self.heads, axis=1))     # (n, n, H)
-        idx = np.arange(self.n) * self.heads
-        for h in range(self.heads):
-            out[np.ix_(idx + h, idx + h)] += curv[:, :, h]
+        heads = np.arange(self.heads)
+        out.reshape(self.n, self.heads, self.n, self.heads)[:, heads, :, heads] += curv.transpose(2, 0, 1)
         return out
+
+    def b_jacobian(self, th: np.ndarray) -> sparse.csr_matrix:
+        """d vec B / d theta (D^2, n H) at theta (n, H), sparse, from the derived head_jac table."""
+        table = self.system.polynomials["head_jac"]
+        z = np.vstack([th, np.ones((1, self.heads))])
+        values = table.coef[:, None] * np.prod(z[table.slots], axis=1)          # (M, H)
+        rows = np.repeat(table.out // self.n, self.heads)
+        cols = (table.out % self.n)[:, None] * self.heads + np.arange(self.heads)
+        return sparse.csr_matrix((values.ravel(), (rows, cols.ravel())), shape=(self.dim ** 2, self.n * self.heads))
 
     @functools.cached_property
     def head_flow(self) -> HeadFlow:
         """The same flow in the form the compiled integrator takes."""
         p = self.system.polynomials
         hessian = self._hessian[:, None] if self.diagonal else self._hessian      # (D^2, 1): diagonal
-        return HeadFlow(self.n, self.heads, self._G0, hessian, p["head_b"], p["head_rhs"], python_rhs=self.rhs)
+        return HeadFlow(self.n, self.heads, self._G0, hessian, p["head_b"], p["head_rhs"], python_rhs=self.rhs,
+                        head_jac=p["head_jac"], head_curv=p["head_curv"])
 
 
     def solve(self, y0: np.ndarray, t_max: float, method: str = "compiled", **options) -> Solution:
-        """Integrate from y0 to t_max through ``integrate``: ``method="compiled"`` (default) runs DOP853 in
-        machine code on ``head_flow``; a SciPy method name (``"DOP853"``, ``"Radau"`` ...) runs ``rhs`` (and ``jacobian``) in SciPy."""
+        """Integrate from y0 to t_max through ``integrate``: ``method="compiled"`` (default, the reference) runs
+        DOP853 in machine code on ``head_flow``; ``method="stiff"`` runs LSODA (Adams while the flow is not stiff,
+        BDF on the long late plateaus of attn-s, where the relaxation of the learned components limits any
+        explicit step) on the compiled right-hand side and the compiled Jacobian -J^T Hess J + curvature; a SciPy
+        method name (``"DOP853"``, ``"Radau"`` ...) runs ``rhs`` (and ``jacobian``) in NumPy."""
         if method == "compiled":
             return integrate(self.head_flow, y0, t_max, method=method, **options)
+        if method == "stiff":
+            return integrate(rhs_function(self.head_flow), y0, t_max, method="LSODA",
+                             jac=jacobian_function(self.head_flow), **options)
         return integrate(self.rhs, y0, t_max, method=method, jac=self.jacobian, **options)
 
 
