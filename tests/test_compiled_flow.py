@@ -172,3 +172,19 @@ def test_stiff_method_agrees_with_dop853_on_a_long_staircase():
     np.testing.assert_allclose(drops[1], drops[0], rtol=1e-4)
     assert flow.loss(stiff.y[-1]) == pytest.approx(flow.loss(reference.y[-1]), rel=1e-9)
     assert stiff.nfev < reference.nfev / 5
+
+
+def test_the_first_compilation_is_announced_once(capsys):
+    """The notice listens to Numba's compile event (fired only on a cache miss) and prints one line, once."""
+    from numba import njit
+    from reduced_dynamics.integrate import first_compile
+    notice = first_compile.FirstCompileNotice((__name__,))
+    from numba.core import event
+    event.register("numba:compile", notice)
+    try:
+        njit(lambda x: x + 1)(1)
+        njit(lambda x: x + 2)(1)
+    finally:
+        event.unregister("numba:compile", notice)
+    err = capsys.readouterr().err
+    assert err.count("compiling the integrator kernels") == 1

@@ -32,7 +32,10 @@ except ImportError:  # pragma: no cover - depends on the SciPy release
 
 from ..compile import PolynomialTable
 from ..errors import IntegrationError
+from . import first_compile
 from .common import Solution, blowup_message, budget_message, check_start, default_atol, output_times
+
+NOTICE = first_compile.install(__name__)     # one line on stderr when the kernels below are compiled
 
 SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0     # SciPy's RungeKutta step-size control
 ERROR_EXPONENT = -1.0 / 8.0                         # -1 / (error estimator order 7 + 1)
@@ -92,23 +95,24 @@ def _accumulate(Z, coef, out, slots, target, value):
     H = Z.shape[1]
     degree = slots.shape[1]
     for m in range(coef.shape[0]):
-        row, c = target[out[m]], coef[m]
+        r, c = out[m], coef[m]
         if degree == 2:
-            a, b = Z[slots[m, 0]], Z[slots[m, 1]]
+            a, b = slots[m, 0], slots[m, 1]
             for h in range(H):
-                row[h] += c * a[h] * b[h]
+                target[r, h] += c * Z[a, h] * Z[b, h]
         elif degree == 3:
-            a, b, d = Z[slots[m, 0]], Z[slots[m, 1]], Z[slots[m, 2]]
+            a, b, d = slots[m, 0], slots[m, 1], slots[m, 2]
             for h in range(H):
-                row[h] += c * a[h] * b[h] * d[h]
+                target[r, h] += c * Z[a, h] * Z[b, h] * Z[d, h]
         else:
-            value[:] = c
-            for k in range(degree):
-                factor = Z[slots[m, k]]
-                for h in range(H):
-                    value[h] *= factor[h]
             for h in range(H):
-                row[h] += value[h]
+                value[h] = c
+            for k in range(degree):
+                f = slots[m, k]
+                for h in range(H):
+                    value[h] *= Z[f, h]
+            for h in range(H):
+                target[r, h] += value[h]
 
 
 @njit(cache=True)
@@ -117,24 +121,38 @@ def flow_rhs(y, flow, dy, Z, Bh):
     broadcast over heads, then ones; Bh (D^2, H) each head's vec B_i."""
     n, H, G0, hessian, b_coef, b_out, b_slots, r_coef, r_out, r_slots = flow
     D2 = G0.shape[0]
-    Z[:n] = y.reshape(n, H)
-    Z[n + D2] = 1.0
-    Bh[:] = 0.0
+    # Plain loops throughout: reshapes, slice assignments and axis sums pull in Numba's error-message
+    # formatting, which multiplies the first (uncached) compilation time.
+    for j in range(n):
+        for h in range(H):
+            Z[j, h] = y[j * H + h]
+    for h in range(H):
+        Z[n + D2, h] = 1.0
+    for i in range(D2):
+        for h in range(H):
+            Bh[i, h] = 0.0
     value = np.empty(H)
     _accumulate(Z, b_coef, b_out, b_slots, Bh, value)
-    b = Bh.sum(axis=1)
+    b = np.zeros(D2)                # vec B = sum over heads (a loop: Bh.sum(axis=1) costs seconds to compile)
+    for i in range(D2):
+        for h in range(H):
+            b[i] += Bh[i, h]
     if hessian.shape[1] == 1:       # diagonal Hessian (population moments in the eigenbasis): O(D^2)
         for i in range(D2):
-            Z[n + i] = G0[i] - hessian[i, 0] * b[i]
+            for h in range(H):
+                Z[n + i, h] = G0[i] - hessian[i, 0] * b[i]
     else:                           # dense (sample moments): O(D^4)
         for i in range(D2):
             g = G0[i]
             for j in range(D2):
                 g -= hessian[i, j] * b[j]
-            Z[n + i] = g
-    target = dy.reshape(n, H)
-    target[:] = 0.0
+            for h in range(H):
+                Z[n + i, h] = g
+    target = np.zeros((n, H))
     _accumulate(Z, r_coef, r_out, r_slots, target, value)
+    for j in range(n):
+        for h in range(H):
+            dy[j * H + h] = target[j, h]
 
 
 @njit(cache=True)
@@ -217,17 +235,21 @@ def b_vectors(ys, flow):
     Z = np.ones((n + G0.size + 1, H))
     Bh = np.empty((G0.size, H))
     value = np.empty(H)
-    b = np.empty((ys.shape[0], G0.size))
+    b = np.empty((G0.size, ys.shape[0]))
     for t in range(ys.shape[0]):
-        Z[:n] = ys[t].reshape(n, H)
-        Bh[:] = 0.0
+        for j in range(n):              # loops, not reshapes (see flow_rhs)
+            for h in range(H):
+                Z[j, h] = ys[t, j * H + h]
+        for i in range(G0.size):
+            for h in range(H):
+                Bh[i, h] = 0.0
         _accumulate(Z, flow[4], flow[5], flow[6], Bh, value)
         for i in range(G0.size):
             total = 0.0
             for h in range(H):
                 total += Bh[i, h]
-            b[t, i] = total
-    return b.T
+            b[i, t] = total
+    return b
 
 
 @njit(cache=True)
@@ -247,7 +269,8 @@ def _guarded_rhs(y, flow, dy, Z, Bh, blowup):
 @njit(cache=True)
 def _combine(y, h, weights, K, stages, out):
     """out = y + h sum_{j < stages} weights[j] K[j] (the sum taken in order of j)."""
-    out[:] = 0.0
+    for k in range(y.size):
+        out[k] = 0.0
     for j in range(stages):
         w, row = weights[j], K[j]
         for k in range(y.size):
@@ -311,7 +334,8 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, E3, E5
             t_new = min(t + h_abs, t_end)
             h = t_new - t
             h_abs = abs(h)
-            K[0] = f
+            for k in range(n_state):
+                K[0, k] = f[k]
             for s in range(1, 13):
                 if s < 12:
                     _combine(y, h, A[s], K, s, stage)
@@ -320,8 +344,9 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, E3, E5
                 nfev += 1
                 if not _guarded_rhs(stage if s < 12 else y_new, flow, K[s], z, b, blowup):
                     return ys, i_out, nfev, BLOWUP, t + h, np.max(np.abs(y))
-            err5[:] = 0.0
-            err3[:] = 0.0
+            for k in range(n_state):
+                err5[k] = 0.0
+                err3[k] = 0.0
             for j in range(13):
                 w5, w3, row = E5[j], E3[j], K[j]
                 for k in range(n_state):
@@ -369,15 +394,17 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, E3, E5
                     weight *= x if j % 2 == 0 else 1.0 - x
                     weights[j] = weight
                 row = ys[i_out]
-                row[:] = y
+                for k in range(n_state):
+                    row[k] = y[k]
                 for j in range(7):
                     w, coefficients = weights[j], F[j]
                     for k in range(n_state):
                         row[k] += w * coefficients[k]
                 i_out += 1
         t = t_new
-        y[:] = y_new
-        f[:] = K[12]
+        for k in range(n_state):
+            y[k] = y_new[k]
+            f[k] = K[12, k]
     return ys, i_out, nfev, OK, t, np.max(np.abs(y))
 
 
