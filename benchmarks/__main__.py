@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-GENERIC = ("sweep",)
+GENERIC = ("sweep", "scaling")
 
 
 def names() -> list[str]:
