@@ -4,7 +4,8 @@ invariant manifold for a given head map.
 Both families' losses are the same quadratic in B = sum_i B_i (LA-19 with population moments LA-16 to
 LA-18, or the §5 sample form); they differ only in the head map B_i(theta_i): v_i U_i for attn-m (LA-11,
 flow LA-22), v_i (K_i^x)^T Q_i^x for attn-s (flow LA-29). ``ReducedFlow`` takes the compiled derivation of
-either (``derivations.linear_merged`` or ``derivations.linear_separate``, both built by ``block_system``).
+either (``derivations.linear_merged`` or ``derivations.linear_separate``, both built by ``index_system``;
+``block_system`` is the expanded route the tests hold it to).
 """
 from __future__ import annotations
 
