@@ -9,7 +9,7 @@ from the projection (LA-35) of the very initial weights the reference draws for 
   of §10.2 (b)).
 
 ``closed_form(spec)`` is the aligned balanced logistic course (LA-26, LA-27) with U_0 of (LA-25).
-The right-hand side is assembled from the derived pieces of ``derivations.linear_merged.block_system`` by
+The right-hand side is assembled from the derived pieces of ``derivations.linear_merged.index_system`` by
 ``flow.ReducedFlow``, which attn-s shares.
 """
 from __future__ import annotations

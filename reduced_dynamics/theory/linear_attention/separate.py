@@ -7,7 +7,7 @@ and initialisation rule (§8), with population moments (LA-16 to LA-19, covarian
 ``train_size``, the sample moments of §5 of the reference's own training set (original basis): the exact
 small-learning-rate limit of the reference run up to the leakage of §10.2 (b).
 
-The right-hand side is assembled from the derived pieces of ``derivations.linear_separate.block_system``;
+The right-hand side is assembled from the derived pieces of ``derivations.linear_separate.index_system``;
 the flow class is the shared one (``theory.linear_attention.flow.ReducedFlow``) with the ATTN_S head map
 B_head = v (K^x)^T Q^x.
 """
@@ -90,15 +90,18 @@ def setup(spec: LinearSeparateSpec, moments: str | None = None, cache_dir=None):
 # Closed forms evaluated numerically (lambdified from the derivation)
 
 @functools.lru_cache(maxsize=None)
-def _ladder_function(D: int):
-    lam = sp.symbols(f"lam1:{D + 1}", positive=True)
-    return sp.lambdify([lam, derivation.N_SYM], derivation.ladder(lam))
+def _ladder_step():
+    """Delta_d of (LA-30) lambdified once, in index form (generic lam_d and tau): the same for every D."""
+    return sp.lambdify([derivation.LADDER_LAM, derivation.LADDER_TAU, derivation.N_SYM], derivation.ladder_step())
 
 
 def ladder(spec: LinearSeparateSpec) -> list[float]:
-    """(LA-30): L(M_m) for m = 0 .. min(D, H R) (population moments; depends on Lambda and N only)."""
-    lam = task.eigenvalues_for(spec.covariance, spec.dim, spec.eigenvalues)
-    full = [float(x) for x in _ladder_function(spec.dim)(tuple(lam), spec.context)]
+    """(LA-30): L(M_m) for m = 0 .. min(D, H R) (population moments; depends on Lambda and N only): tau minus
+    the partial sums of the derived steps Delta_d, eigenvalues in decreasing order."""
+    lam = np.asarray(task.eigenvalues_for(spec.covariance, spec.dim, spec.eigenvalues), dtype=float)
+    tau = float(lam.sum())
+    steps = [float(_ladder_step()(l, tau, spec.context)) for l in lam]
+    full = [tau] + [tau - s for s in np.cumsum(steps)]
     return full[:min(spec.dim, spec.heads * spec.rank) + 1]
 
 
@@ -210,12 +213,13 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
     learned = beta / population_b_star(spec, cov)
     components = np.sum(learned >= LEARNED, axis=1)
     h, xq, yq = held_out_prompts(spec, cov, test_size)
-    B_orig = np.einsum("ia,tab,jb->tij", flow.moments.basis, B, flow.moments.basis).reshape(len(sol.t), -1)
+    B_orig = np.einsum("ia,tab,jb->tij", flow.moments.basis, B, flow.moments.basis,
+                       optimize=True).reshape(len(sol.t), -1)
     # mean (c h^T B x_q - y_q)^2 over the prompts, through their moments (cost independent of the number
     # of output times): phi = c vec(h x_q^T), row-major like B.
     phi = spec.c * (h[:, :, None] * xq[:, None, :]).reshape(len(h), -1)
     A_test, g_test = phi.T @ phi / len(h), phi.T @ yq / len(h)
-    test_loss = np.einsum("ti,ij,tj->t", B_orig, A_test, B_orig) - 2 * B_orig @ g_test + np.mean(yq ** 2)
+    test_loss = np.einsum("ti,ij,tj->t", B_orig, A_test, B_orig, optimize=True) - 2 * B_orig @ g_test + np.mean(yq ** 2)
     pcr = np.array([np.mean((pcr_predict(h, xq, cov, spec.context, m) - yq) ** 2) for m in range(spec.dim + 1)])
     v, K, _ = flow.unpack(sol.y)
     balance = v ** 2 - np.sum(K ** 2, axis=(2, 3))
