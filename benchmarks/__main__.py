@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-GENERIC = ("sweep",)
+GENERIC = ("scaling", "sweep")     # run after the family modules, the sweep last
 
 
 def names() -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 WARM = "warm theory curve (population flow, to t_max)"
-COLD = "cold derive + compile (block route, population)"
+COLD = "cold derive + compile (index route, population)"
 
 
 def best_of(repeat: int, action) -> float:

@@ -4,7 +4,7 @@ gradient descent to the same final time, and their ratios. Defaults are the C6 s
     python -m benchmarks.attn_m [--repeat 5] [--full-route]
 
 ``--full-route`` also times the all-symbolic route (substituting B = sum v_i U_i and differentiating the
-whole H-head loss, Jacobian included), which the block route replaces.
+whole H-head loss, Jacobian included), which the index route replaces.
 """
 from __future__ import annotations
 
@@ -28,16 +28,16 @@ def rows(spec: LinearMergedSpec, repeat: int, full_route: bool) -> list[tuple[st
     with tempfile.TemporaryDirectory() as folder:
         cache = Path(folder)
         start = time.perf_counter()
-        compile_system(derivation, "block_system", {"D": spec.dim, "moments": "population"}, cache,
+        compile_system(derivation, "index_system", {"D": spec.dim, "moments": "population"}, cache,
                        theory.HEAD_POLYNOMIALS)
-        out.append(("cold derive + compile (block route, population)", time.perf_counter() - start))
+        out.append(("cold derive + compile (index route, population)", time.perf_counter() - start))
         def from_disk():
             compiler._LOADED.clear()          # forget this process's loaded systems: read, check, compile
-            compile_system(derivation, "block_system", {"D": spec.dim, "moments": "population"}, cache,
+            compile_system(derivation, "index_system", {"D": spec.dim, "moments": "population"}, cache,
                            theory.HEAD_POLYNOMIALS)
         out.append(("cache hit", best_of(repeat, from_disk)))
         out.append(("  cache hit within one process (file re-read and hashed)", best_of(repeat, lambda: compile_system(
-            derivation, "block_system", {"D": spec.dim, "moments": "population"}, cache, theory.HEAD_POLYNOMIALS))))
+            derivation, "index_system", {"D": spec.dim, "moments": "population"}, cache, theory.HEAD_POLYNOMIALS))))
         theory.predict(spec, cache_dir=cache)
         out.append(("warm theory curve (population flow, to t_max)",
                     best_of(repeat, lambda: theory.predict(spec, cache_dir=cache))))

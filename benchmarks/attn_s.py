@@ -1,4 +1,4 @@
-"""attn-s speed table, measured in one run: cold derive + compile of the block route, cache hit, warm theory
+"""attn-s speed table, measured in one run: cold derive + compile of the index route, cache hit, warm theory
 curve (population flow), the integration alone, reference gradient descent on the full model to the same
 final time, and their ratios. Sizes: D = 8, H = 9 (the rank sweep of §7.6), c = N = 31, the code's
 initialisation with sigma = 0.01, lr 0.02, seed 0, t = 500 (the first two drops of the rank sweep).
@@ -6,7 +6,7 @@ initialisation with sigma = 0.01, lr 0.02, seed 0, t = 500 (the first two drops 
     python -m benchmarks.attn_s [--repeat 3] [--ranks 1,2] [--train-size 2000] [--full-route]
 
 ``--full-route`` also times the all-symbolic route (B = sum v_i K_i^T Q_i substituted into the loss and
-differentiated over all H (2RD + 1) symbols) at D = 4, H = 5, R = 1, which the block route replaces.
+differentiated over all H (2RD + 1) symbols) at D = 4, H = 5, R = 1, which the index route replaces.
 Set OMP_NUM_THREADS=1 on a shared machine: threaded BLAS spin-waits dominate the small GD products.
 """
 from __future__ import annotations
@@ -31,12 +31,12 @@ def rows(spec: LinearSeparateSpec, repeat: int, full_route: bool) -> dict[str, f
     with tempfile.TemporaryDirectory() as folder:
         cache = Path(folder)
         start = time.perf_counter()
-        compile_system(derivation, "block_system", sizes, cache, theory.HEAD_POLYNOMIALS)
-        out["cold derive + compile (block route, population)"] = time.perf_counter() - start
+        compile_system(derivation, "index_system", sizes, cache, theory.HEAD_POLYNOMIALS)
+        out["cold derive + compile (index route, population)"] = time.perf_counter() - start
 
         def from_disk():
             compiler._LOADED.clear()          # forget this process's loaded systems: read, check, compile
-            compile_system(derivation, "block_system", sizes, cache, theory.HEAD_POLYNOMIALS)
+            compile_system(derivation, "index_system", sizes, cache, theory.HEAD_POLYNOMIALS)
         out["cache hit"] = best_of(repeat, from_disk)
         theory.predict(spec, cache_dir=cache)
         out["warm theory curve (population flow, to t_max)"] = best_of(

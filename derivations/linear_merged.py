@@ -12,11 +12,19 @@ Two routes to the same right-hand side (LA-22):
   Hessian, and, for one generic head, the derivatives of B_head(v, U) = v U. The runtime assembles
   dtheta_i/dt = (dB_head/dtheta_i)^T G(B) (the chain rule) for every head. Its cost grows linearly with H.
 
-The tests check that both routes agree and that the assembled RHS equals a finite-difference gradient of
-the loss.
+* ``index_system(D, moments)``: the route the runtime uses. The same pieces derived once for a generic entry
+  of B (population: (LA-19) decouples entry by entry in the eigenbasis, so its Hessian is diagonal) or as a
+  matrix expression of any size (sample moments), and for one generic monomial of the head map (v u); a size
+  is instantiated by integer index arrays, so the symbolic work does not grow with D (``index_pieces``).
+
+The tests check that the routes agree (the index route against the block route to 1e-12) and that the
+assembled RHS equals a finite-difference gradient of the loss.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import sympy as sp
 
 N_SYM, C_SYM = sp.symbols("N c", positive=True)
@@ -30,7 +38,12 @@ def eigenvalue_symbols(D: int) -> tuple[sp.Symbol, ...]:
 def second_moment_diagonal(lam, N=N_SYM):
     """s_d = ((N+1)/N) lambda_d^2 + (tau/N) lambda_d, the eigenvalues of S = E[Lambda_hat^2] (LA-16)."""
     tau = sum(lam)
-    return [(N + 1) / N * l ** 2 + tau / N * l for l in lam]
+    return [second_moment(l, tau, N) for l in lam]
+
+
+def second_moment(lam_d, tau, N=N_SYM):
+    """One eigenvalue s_d = ((N+1)/N) lambda_d^2 + (tau/N) lambda_d of S (LA-16)."""
+    return (N + 1) / N * lam_d ** 2 + tau / N * lam_d
 
 
 def b_matrix_symbols(D: int, name: str = "B") -> sp.Matrix:
@@ -40,10 +53,14 @@ def b_matrix_symbols(D: int, name: str = "B") -> sp.Matrix:
 def population_loss(B: sp.Matrix, lam, N=N_SYM, c=C_SYM) -> sp.Expr:
     """Population loss as a quadratic in B, eigenbasis (LA-19):
     L(B) = tau - 2c sum_d lambda_d^2 B_dd + c^2 sum_{a,b} s_a lambda_b B_ab^2."""
-    D = len(lam)
-    s = second_moment_diagonal(lam, N)
-    return (sum(lam) - 2 * c * sum(lam[d] ** 2 * B[d, d] for d in range(D))
-            + c ** 2 * sum(s[a] * lam[b] * B[a, b] ** 2 for a in range(D) for b in range(D)))
+    D, tau = len(lam), sum(lam)
+    return tau + sum(entry_loss(B[a, b], lam[a], lam[b], int(a == b), tau, N, c) for a in range(D) for b in range(D))
+
+
+def entry_loss(x, lam_a, lam_b, delta, tau, N=N_SYM, c=C_SYM) -> sp.Expr:
+    """The terms of (LA-19) that involve one entry x = B_ab (delta = 1 if a = b else 0): in the eigenbasis the
+    population loss decouples into tau + sum_ab entry_loss, -2c delta lambda_a^2 x + c^2 s_a lambda_b x^2."""
+    return -2 * c * delta * lam_a ** 2 * x + c ** 2 * second_moment(lam_a, tau, N) * lam_b * x ** 2
 
 
 def sample_moment_symbols(D: int):
@@ -112,7 +129,7 @@ def block_pieces(D: int, moments: str, theta: list, Bh: list) -> dict:
     loss, B, params = loss_in_b(D, moments)
     b = list(B)
     G = [-sp.diff(loss, x) for x in b]
-    hessian = sp.Matrix([[sp.diff(loss, x, y) for y in b] for x in b])
+    hessian = -sp.Matrix([[sp.diff(g, y) for y in b] for g in G])     # from the derived G, not the loss again
     jac = sp.Matrix([[sp.diff(e, th) for th in theta] for e in Bh])
     Gs = sp.symbols(f"G0:{D * D}")
     contracted = sum(Gs[k] * Bh[k] for k in range(D * D))
@@ -127,6 +144,91 @@ def block_pieces(D: int, moments: str, theta: list, Bh: list) -> dict:
         "head_rhs": ([theta, list(Gs)], pullback),
         "head_curv": ([theta, list(Gs)], curv),
     }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Index form: the route the runtime uses. Every formula is derived once for a generic entry / generic term
+# (no D in it) and instantiated for a size by integer index arrays, so the symbolic work does not grow with D.
+
+X_SYM, LAM_A, LAM_B, DELTA_SYM, TAU_SYM_E = sp.symbols("x lam_a lam_b delta_ab tau_e", real=True)
+G_SYM = sp.Symbol("G_ab")
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """A polynomial map given by generic outputs and their instances: instance i adds ``outputs[k]``, with
+    generic argument j read from slot ``arg_index[i, j]`` of the concatenated argument groups (lengths
+    ``sizes``), to output ``out_index[i, k]`` of the flattened result of shape ``shape``.
+    ``reduced_dynamics.compile`` tabulates it (generic monomial table, then the instances numerically)."""
+    args: list
+    outputs: list
+    arg_index: np.ndarray
+    out_index: np.ndarray
+    sizes: tuple
+    shape: tuple
+
+
+def population_pieces() -> dict:
+    """Population loss in the eigenbasis, one generic entry (LA-19): the entry's value at B = 0, its share of
+    G(0) = -dL/dB (LA-18) and its Hessian entry. (LA-19) has no cross terms between entries, so the Hessian is
+    diagonal; it is quadratic, so L(B) = L(0) - <G(0), B> + 1/2 <B, Hess B> and G(B) = G(0) - Hess B exactly.
+    Argument order (lam_a, lam_b, delta_ab, tau, N, c); L(0) = tau + sum of the entries' values."""
+    ell = entry_loss(X_SYM, LAM_A, LAM_B, DELTA_SYM, TAU_SYM_E)
+    G = -sp.diff(ell, X_SYM)
+    hess = -sp.diff(G, X_SYM)
+    assert X_SYM not in hess.free_symbols           # quadratic: the expansion above is exact
+    args = [[LAM_A, LAM_B, DELTA_SYM, TAU_SYM_E, N_SYM, C_SYM]]
+    at0 = {X_SYM: 0}
+    return {"entry_moments": (args, [ell.xreplace(at0), G.xreplace(at0), hess])}
+
+
+def sample_pieces() -> dict:
+    """The §5 sample loss as a matrix expression in vec B of any length n: L = yy - 2 g^T b + b^T A b; SymPy's
+    matrix calculus gives G(0) = 2g, Hess = A + A^T and L(0) = yy (A symmetric: Hess = 2A)."""
+    n = sp.Symbol("n", integer=True, positive=True)
+    A, g, b = sp.MatrixSymbol("A", n, n), sp.MatrixSymbol("g", n, 1), sp.MatrixSymbol("b", n, 1)
+    yy = sp.Symbol("yy")
+    L = sp.Identity(1) * yy - 2 * g.T * b + b.T * A * b
+    G = -L.diff(b)
+    hess = -G.diff(b)
+    assert b not in hess.free_symbols
+    zero = {b: sp.ZeroMatrix(n, 1)}
+    return {"L0": ([[yy]], [L.xreplace(zero).doit()[0, 0]]), "G0": ([g], G.xreplace(zero).doit()),
+            "hessian": ([A], hess)}
+
+
+def index_pieces(D: int, moments: str, theta: list, term: sp.Expr, instances: np.ndarray, n: int) -> dict:
+    """Loss pieces for ``moments`` and the head pieces of ``block_pieces`` in index form.
+
+    ``term`` is one generic monomial of a head's map (attn-m: v u, attn-s: v k q), ``theta`` its generic
+    symbols; row i of ``instances`` gives the state slots of ``theta`` and, last, the entry ab = a D + b of
+    vec B that the instance adds to. head_rhs is the pull-back (dB/dtheta)^T G of the contracted term
+    G_ab * term (chain rule, LA-22 / LA-29), head_curv its second derivatives, head_jac dB/dtheta."""
+    loss = population_pieces() if moments == "population" else sample_pieces() if moments == "sample" else None
+    if loss is None:
+        raise ValueError(f"moments: expected 'population' or 'sample', got {moments!r}")
+    k, D2 = len(theta), D * D
+    slots, entry = instances[:, :k], instances[:, k]
+    contracted = G_SYM * term
+    with_G = np.column_stack([slots, n + entry])
+    pairs = (slots[:, :, None] * n + slots[:, None, :]).reshape(len(slots), k * k)
+    return {**loss,
+            "head_b": Indexed(theta, [term], slots, entry[:, None], (n,), (D2,)),
+            "head_jac": Indexed(theta, [sp.diff(term, s) for s in theta], slots, entry[:, None] * n + slots,
+                                (n,), (D2, n)),
+            "head_rhs": Indexed([*theta, G_SYM], [sp.diff(contracted, s) for s in theta], with_G, slots,
+                                (n, D2), (n,)),
+            "head_curv": Indexed([*theta, G_SYM], [sp.diff(contracted, s, t) for s in theta for t in theta],
+                                 with_G, pairs, (n, D2), (n, n))}
+
+
+def index_system(D: int, moments: str = "population") -> dict:
+    """The attn-m system in index form (``index_pieces``): generic term v u (the D = 1 head map, LA-11), one
+    instance per entry (a, b) with slots v -> 0 and u -> 1 + a D + b (theta = (v, U row-major))."""
+    v, U = head_symbols(1)
+    a, b = np.divmod(np.arange(D * D), D)
+    instances = np.column_stack([np.zeros(D * D, dtype=np.int64), 1 + a * D + b, a * D + b])
+    return index_pieces(D, moments, [v, U[0, 0]], head_b(v, U)[0, 0], instances, 1 + D * D)
 
 
 def full_state(D: int, H: int):

@@ -10,7 +10,9 @@ Two routes to the right-hand side (LA-29):
 * ``full_system(D, H, R)``: substitute B = sum_i v_i (K_i^x)^T Q_i^x into the loss and differentiate with
   respect to all H (2RD + 1) state symbols (small sizes; tests).
 * ``block_system(D, R, moments)``: G(B) = -dL/dB (LA-18), its Hessian, and for one generic head the
-  derivatives of B_head(v, K, Q); the runtime assembles dtheta_i/dt = (dB_head/dtheta_i)^T G(B).
+  derivatives of B_head(v, K, Q); dtheta_i/dt = (dB_head/dtheta_i)^T G(B) (expanded for each size; tests).
+* ``index_system(D, R, moments)``: the same pieces in index form (generic term v k q, instantiated per
+  (a, b, r)); the route the runtime uses.
 
 Also here: the aligned balanced scalar law (LA-31) derived from the one-component loss, its closed-form
 escape time (LA-32) with the leading-order estimate (LA-33), the saddle ladder (LA-30), the fixed point of
@@ -18,13 +20,14 @@ any learned subset of eigen-directions (§7.2) and the in-context PCR coefficien
 """
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
-from derivations.linear_merged import (C_SYM, N_SYM, block_pieces, eigenvalue_symbols, loss_in_b,
+from derivations.linear_merged import (C_SYM, N_SYM, block_pieces, eigenvalue_symbols, index_pieces, loss_in_b,
                                        second_moment_diagonal)
 
-__all__ = ["C_SYM", "N_SYM", "block_system", "full_system", "full_loss", "scalar_law", "escape_antiderivative",
-           "escape_time", "leading_order_escape_time", "half_point", "ladder", "subset_fixed_point",
+__all__ = ["C_SYM", "N_SYM", "block_system", "index_system", "full_system", "full_loss", "scalar_law", "escape_antiderivative",
+           "escape_time", "leading_order_escape_time", "half_point", "ladder", "ladder_step", "subset_fixed_point",
            "pcr_coefficients"]
 
 
@@ -54,6 +57,16 @@ def block_system(D: int, R: int, moments: str = "population") -> dict:
     """
     v, K, Q = head_symbols(D, R)
     return block_pieces(D, moments, head_state(v, K, Q), list(head_b(v, K, Q)))
+
+
+def index_system(D: int, R: int, moments: str = "population") -> dict:
+    """The attn-s system in index form (``derivations.linear_merged.index_pieces``): generic term v k q (the
+    D = R = 1 head map, LA-11), one instance per (a, b, r), B_ab += v K_ra Q_rb, with slots v -> 0,
+    k -> 1 + r D + a, q -> 1 + R D + r D + b (theta = (v, K row-major, Q row-major))."""
+    v, K, Q = head_symbols(1, 1)
+    a, b, r = (x.ravel() for x in np.meshgrid(np.arange(D), np.arange(D), np.arange(R), indexing="ij"))
+    instances = np.column_stack([np.zeros(a.size, dtype=np.int64), 1 + r * D + a, 1 + R * D + r * D + b, a * D + b])
+    return index_pieces(D, moments, head_state(v, K, Q), head_b(v, K, Q)[0, 0], instances, 1 + 2 * R * D)
 
 
 def full_state(D: int, H: int, R: int):
@@ -165,9 +178,18 @@ def ladder(lam, N=N_SYM) -> list[sp.Expr]:
     tau = sum(lam)
     out, acc = [tau], tau
     for l in lam:
-        acc = acc - l / (1 + (1 + tau / l) / N)
+        acc = acc - ladder_step(l, tau, N)
         out.append(acc)
     return out
+
+
+LADDER_LAM, LADDER_TAU = sp.symbols("lam_d tau", positive=True)
+
+
+def ladder_step(lam_d=LADDER_LAM, tau=LADDER_TAU, N=N_SYM) -> sp.Expr:
+    """Delta_d = lam_d / (1 + (1 + tau/lam_d)/N) (LA-21, LA-30): the loss that learning direction d removes.
+    In index form (generic lam_d, tau) it is compiled once for every D; the ladder is tau minus its partial sums."""
+    return lam_d / (1 + (1 + tau / lam_d) / N)
 
 
 def pcr_coefficients(lam, N=N_SYM, c=C_SYM) -> list[sp.Expr]:

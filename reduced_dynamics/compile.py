@@ -36,7 +36,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from .files import atomic_write_json
 
-CODEGEN_VERSION = "2"
+CODEGEN_VERSION = "3"
 
 
 def cache_dir() -> Path:
@@ -80,24 +80,56 @@ class PolynomialTable:
     out: np.ndarray         # (M,) int
     slots: np.ndarray       # (M, degree) int
     size: int               # length of the concatenated arguments
+    shape: tuple = ()       # output shape (index-form tables; the flattened output index is ``out``)
 
     def __call__(self, *groups: np.ndarray, n_out: int) -> np.ndarray:
         """Evaluate with NumPy (for checks; the integrator evaluates the table in compiled code)."""
         z = np.concatenate([*(np.asarray(g, dtype=float) for g in groups), [1.0]])
         return np.bincount(self.out, weights=self.coef * np.prod(z[self.slots], axis=1), minlength=n_out)
 
+    @functools.cached_property
+    def _scatter(self):
+        from scipy.sparse import csr_matrix
+        n_out = int(np.prod(self.shape))
+        return csr_matrix((self.coef, (self.out, np.arange(self.coef.size))), shape=(n_out, self.coef.size))
+
+    def evaluate(self, *groups: np.ndarray) -> np.ndarray:
+        """Evaluate with NumPy over trailing batch axes, the calling convention of the generated functions:
+        groups of shape (size_g, *batch) -> (*shape, *batch)."""
+        groups = [np.asarray(g, dtype=float) for g in groups]
+        batch = groups[0].shape[1:]
+        z = np.concatenate([*(g.reshape(g.shape[0], -1) for g in groups), np.ones((1, int(np.prod(batch))))])
+        terms = np.prod(z[self.slots], axis=1)                       # (M, batch)
+        return (self._scatter @ terms).reshape(tuple(self.shape) + batch)
+
     def to_json(self) -> dict:
         return {"coef": self.coef.tolist(), "out": self.out.tolist(), "slots": self.slots.tolist(),
-                "size": self.size}
+                "size": self.size, "shape": list(self.shape)}
 
     @classmethod
     def from_json(cls, data: dict) -> "PolynomialTable":
         table = cls(np.asarray(data["coef"], dtype=float), np.asarray(data["out"], dtype=np.int64),
-                    np.asarray(data["slots"], dtype=np.int64).reshape(len(data["coef"]), -1), int(data["size"]))
+                    np.asarray(data["slots"], dtype=np.int64).reshape(len(data["coef"]), -1), int(data["size"]),
+                    tuple(data.get("shape", ())))
         if not (table.out.shape == table.coef.shape and table.slots.min(initial=0) >= 0
-                and table.slots.max(initial=0) <= table.size):
+                and table.slots.max(initial=0) <= table.size
+                and (not table.shape or table.out.max(initial=0) < np.prod(table.shape))):
             raise ValueError("malformed polynomial table")
         return table
+
+
+def indexed_table(item) -> PolynomialTable:
+    """Tabulate an index-form map (``derivations.linear_merged.Indexed``): the generic outputs once with
+    ``polynomial_table``, then every instance by integer indexing (no symbolic work per instance)."""
+    generic = polynomial_table([list(item.args)], list(item.outputs))
+    size = int(sum(item.sizes))
+    arg_index = np.asarray(item.arg_index, dtype=np.int64)
+    lookup = np.column_stack([arg_index, np.full(len(arg_index), size)])    # generic pad slot -> real pad
+    slots = lookup[:, generic.slots]                                         # (I, M, degree)
+    out = np.asarray(item.out_index, dtype=np.int64)[:, generic.out]        # (I, M)
+    coef = np.broadcast_to(generic.coef, out.shape)
+    return PolynomialTable(np.ascontiguousarray(coef.ravel()), out.ravel(),
+                           np.ascontiguousarray(slots.reshape(-1, generic.slots.shape[1])), size, tuple(item.shape))
 
 
 @dataclass
@@ -131,15 +163,17 @@ def compile_system(module: ModuleType, builder: str, sizes: dict[str, Any],
             loaded = (str(path), key, hashlib.sha256(raw).hexdigest())
             if loaded not in _LOADED:     # these very bytes were not checked and loaded yet in this process
                 sources, tables = _read_entry(raw, key, polynomials)
-                _LOADED[loaded] = CompiledSystem(_load_sources(sources), dhash, path, True, sources, tables)
+                _LOADED[loaded] = CompiledSystem(_load_sources(sources, tables), dhash, path, True, sources, tables)
             return _LOADED[loaded]
         except Exception as exc:  # any defect: rebuild, never trust
             warnings.warn(f"cache entry {path} is unusable ({exc}); rebuilding it", RuntimeWarning)
 
     derived = getattr(module, builder)(**sizes)
-    sources = {name: generate_source(name, args, outputs) for name, (args, outputs) in derived.items()}
-    tables = {name: polynomial_table(*derived[name]) for name in polynomials}
-    functions = _load_sources(sources)
+    indexed = {name for name, item in derived.items() if hasattr(item, "arg_index")}
+    sources = {name: generate_source(name, *item) for name, item in derived.items() if name not in indexed}
+    tables = {name: indexed_table(derived[name]) if name in indexed else polynomial_table(*derived[name])
+              for name in sorted(set(polynomials) | indexed)}
+    functions = _load_sources(sources, tables)
     raw_tables = {name: table.to_json() for name, table in tables.items()}
     atomic_write_json(path, {"key": key, "sha256": _digest(sources, raw_tables), "sources": sources,
                              "polynomials": raw_tables})
@@ -172,7 +206,7 @@ def _read_entry(raw: bytes, key: str, polynomials: tuple[str, ...]):
     sources, raw_tables = payload["sources"], payload["polynomials"]
     if payload.get("sha256") != _digest(sources, raw_tables):
         raise ValueError("checksum mismatch")
-    if sorted(raw_tables) != sorted(polynomials):
+    if not set(polynomials) <= set(raw_tables):
         raise ValueError("polynomial tables missing")
     return sources, {name: PolynomialTable.from_json(raw) for name, raw in raw_tables.items()}
 
@@ -185,8 +219,11 @@ def _stack(items: list, shape: tuple[int, ...]) -> np.ndarray:
     return out.reshape(shape + out.shape[1:])
 
 
-def _load_sources(sources: dict[str, str]) -> dict[str, Callable[..., np.ndarray]]:
-    functions = {}
+def _load_sources(sources: dict[str, str], tables: dict[str, PolynomialTable] | None = None
+                  ) -> dict[str, Callable[..., np.ndarray]]:
+    """Generated functions from their source; an index-form map, which has no source, is evaluated from its
+    table (``PolynomialTable.evaluate``)."""
+    functions = {name: table.evaluate for name, table in (tables or {}).items() if name not in sources}
     for name, source in sources.items():
         namespace: dict[str, Any] = {"numpy": np, "_stack": _stack}
         exec(compile(source, f"<reduced_dynamics generated {name}>", "exec"), namespace)
@@ -194,8 +231,12 @@ def _load_sources(sources: dict[str, str]) -> dict[str, Callable[..., np.ndarray
     return functions
 
 
-def generate_source(name: str, arg_groups: list[list[sp.Symbol]], outputs: Any) -> str:
-    """Python source of ``def name(arg0, arg1, ...)`` evaluating ``outputs`` with CSE."""
+def generate_source(name: str, arg_groups: list, outputs: Any) -> str:
+    """Python source of ``def name(arg0, arg1, ...)`` evaluating ``outputs`` with CSE. An argument group may
+    also be a single ``MatrixSymbol`` of symbolic size (index-form derivations): it is passed as an array and
+    the output, a matrix expression in it, is printed as NumPy products."""
+    if isinstance(outputs, sp.MatrixExpr) and not isinstance(outputs, sp.MatrixBase):
+        return _matrix_source(name, arg_groups, outputs)
     if isinstance(outputs, sp.MatrixBase):
         shape, flat = tuple(outputs.shape), list(outputs)
     else:
@@ -216,6 +257,13 @@ def generate_source(name: str, arg_groups: list[list[sp.Symbol]], outputs: Any) 
     items = ", ".join(printer.doprint(e) for e in reduced)
     lines.append(f"    return _stack([{items}], {shape!r})")
     return "\n".join(lines) + "\n"
+
+
+def _matrix_source(name: str, arg_groups: list, output: sp.MatrixExpr) -> str:
+    rename = {group: sp.MatrixSymbol(f"arg{g}", *group.shape) for g, group in enumerate(arg_groups)}
+    printer = NumPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
+    body = printer.doprint(output.xreplace(rename))
+    return f"def {name}({', '.join(f'arg{g}' for g in range(len(arg_groups)))}):\n    return numpy.asarray({body})\n"
 
 
 def polynomial_table(arg_groups: list[list[sp.Symbol]], outputs: Any) -> PolynomialTable:

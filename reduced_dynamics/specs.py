@@ -73,6 +73,13 @@ def nonnegative_float(name: str, value: Any) -> float:
     return x
 
 
+def fraction(name: str, value: Any) -> float:
+    x = nonnegative_float(name, value)
+    if x > 1.0:
+        raise SpecError(name, "a fraction from 0 to 1", value)
+    return x
+
+
 def one_of(name: str, value: Any, options: tuple) -> Any:
     if value not in options:
         raise SpecError(name, "one of " + ", ".join(map(str, options)), value)
@@ -207,6 +214,10 @@ class LinearAttentionSpec(Spec):
     discretisation: str = param("flow", "theory at the learning rate: gradient flow, the reduced GD map at lr, or "
                                 "the modified flow of L + (lr/4)|grad L|^2 (finite_learning_rate.md)",
                                 choices=("flow", "map", "modified"))
+    icl: float = param(1.0, "fraction of training prompts with a random task; the rest share one fixed task "
+                            "(linear_attention_iwl.md §12; 1 = today's task, 0 = noise context)", check=fraction)
+    attention: str = param("linear", "attention: linear, or softmax over the keys (linear_attention_iwl.md §13)",
+                           choices=("linear", "softmax"))
 
     default_t_max: ClassVar[float] = 40.0
 

@@ -21,7 +21,7 @@ NAME = "attn_s_components"
 def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     spec = LinearSeparateSpec(train_size=1000 if quick else 5000)
     theory, gd = th.predict(spec), simulate_separate(spec, progress=False)
-    cov = task.spec_covariance(spec, task.streams(spec.seed))
+    cov = task.draw(spec, train=False).covariance
     bstar = th.population_b_star(spec, cov)
     gd_learned = gd.observables["beta"] / bstar
     stem = Path(out_dir) / NAME

@@ -7,7 +7,7 @@ from reduced_dynamics.testing import CHECKS, Runs, check_bad_specs
 from family_cases import CASES
 
 NAMES = sorted(CASES)
-RUN_CHECKS = [check for check in CHECKS if check is not check_bad_specs and check.__name__ != "check_draw_is_deterministic"]
+RUN_CHECKS = [check for check in CHECKS if check is not check_bad_specs]
 
 
 @pytest.fixture(scope="module", params=NAMES)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from finite_differences import central_gradient
 
+from reduced_dynamics.errors import DivergenceError
 from reduced_dynamics.reference import linear_attention as ref
 from reduced_dynamics.specs import LinearMergedSpec
 from reduced_dynamics.tasks import linear_attention as task
@@ -96,7 +97,7 @@ def test_normalisations_of_section_2():
 
 def test_divergence_stops_with_a_message():
     spec = LinearMergedSpec(dim=3, heads=2, init_scale=0.5, train_size=100, lr=50.0, steps=200)
-    with pytest.raises(ref.DivergenceError, match="lower --lr"):
+    with pytest.raises(DivergenceError, match="lower --lr"):
         ref.simulate_merged(spec, progress=False)
 
 

@@ -32,7 +32,10 @@ except ImportError:  # pragma: no cover - depends on the SciPy release
 
 from ..compile import PolynomialTable
 from ..errors import IntegrationError
+from . import first_compile
 from .common import Solution, blowup_message, budget_message, check_start, default_atol, output_times
+
+NOTICE = first_compile.install(__name__)     # one line on stderr when the kernels below are compiled
 
 SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0     # SciPy's RungeKutta step-size control
 ERROR_EXPONENT = -1.0 / 8.0                         # -1 / (error estimator order 7 + 1)
@@ -48,10 +51,12 @@ class HeadFlow:
     n: int
     heads: int
     G0: np.ndarray                  # (D^2,)
-    hessian: np.ndarray             # (D^2, D^2)
+    hessian: np.ndarray             # (D^2, D^2), or (D^2, 1) for a diagonal Hessian
     head_b: PolynomialTable         # theta -> vec B_i
     head_rhs: PolynomialTable       # (theta, G) -> (dB_i/dtheta_i)^T G
     python_rhs: Callable | None = field(default=None, compare=False, repr=False)   # the same flow in NumPy
+    head_jac: PolynomialTable | None = field(default=None, compare=False, repr=False)    # theta -> dB_i/dtheta_i
+    head_curv: PolynomialTable | None = field(default=None, compare=False, repr=False)   # (theta, G) -> curvature
 
     @functools.cached_property
     def packed(self) -> tuple:
@@ -66,6 +71,23 @@ class HeadFlow:
                 np.ascontiguousarray(self.head_rhs.slots))
 
 
+    @functools.cached_property
+    def packed_jacobian(self) -> tuple:
+        """Arguments of ``flow_jacobian``: the head_jac monomials sorted by the entry ab of vec B they belong to
+        (with row pointers), so that J^T Hess J for a diagonal Hessian runs over the pairs of monomials that
+        share an entry; and the head_curv table."""
+        if self.head_jac is None or self.head_curv is None:
+            raise ValueError("this HeadFlow carries no head_jac / head_curv tables (needed for the Jacobian)")
+        jac, curv = self.head_jac, self.head_curv
+        entry = jac.out // self.n
+        order = np.argsort(entry, kind="stable")
+        pointers = np.searchsorted(entry[order], np.arange(self.G0.size + 1))
+        one = self.n + self.G0.size
+        return (jac.coef[order], np.ascontiguousarray(jac.out[order] % self.n),
+                np.ascontiguousarray(np.where(jac.slots[order] == jac.size, one, jac.slots[order])), pointers,
+                curv.coef, curv.out, np.ascontiguousarray(curv.slots))
+
+
 @njit(cache=True)
 def _accumulate(Z, coef, out, slots, target, value):
     """target[out[m], h] += coef[m] prod_k Z[slots[m, k], h] for every monomial m and head h (value: work
@@ -73,23 +95,24 @@ def _accumulate(Z, coef, out, slots, target, value):
     H = Z.shape[1]
     degree = slots.shape[1]
     for m in range(coef.shape[0]):
-        row, c = target[out[m]], coef[m]
+        r, c = out[m], coef[m]
         if degree == 2:
-            a, b = Z[slots[m, 0]], Z[slots[m, 1]]
+            a, b = slots[m, 0], slots[m, 1]
             for h in range(H):
-                row[h] += c * a[h] * b[h]
+                target[r, h] += c * Z[a, h] * Z[b, h]
         elif degree == 3:
-            a, b, d = Z[slots[m, 0]], Z[slots[m, 1]], Z[slots[m, 2]]
+            a, b, d = slots[m, 0], slots[m, 1], slots[m, 2]
             for h in range(H):
-                row[h] += c * a[h] * b[h] * d[h]
+                target[r, h] += c * Z[a, h] * Z[b, h] * Z[d, h]
         else:
-            value[:] = c
-            for k in range(degree):
-                factor = Z[slots[m, k]]
-                for h in range(H):
-                    value[h] *= factor[h]
             for h in range(H):
-                row[h] += value[h]
+                value[h] = c
+            for k in range(degree):
+                f = slots[m, k]
+                for h in range(H):
+                    value[h] *= Z[f, h]
+            for h in range(H):
+                target[r, h] += value[h]
 
 
 @njit(cache=True)
@@ -98,20 +121,111 @@ def flow_rhs(y, flow, dy, Z, Bh):
     broadcast over heads, then ones; Bh (D^2, H) each head's vec B_i."""
     n, H, G0, hessian, b_coef, b_out, b_slots, r_coef, r_out, r_slots = flow
     D2 = G0.shape[0]
-    Z[:n] = y.reshape(n, H)
-    Z[n + D2] = 1.0
-    Bh[:] = 0.0
+    # Plain loops throughout: reshapes, slice assignments and axis sums pull in Numba's error-message
+    # formatting, which multiplies the first (uncached) compilation time.
+    for j in range(n):
+        for h in range(H):
+            Z[j, h] = y[j * H + h]
+    for h in range(H):
+        Z[n + D2, h] = 1.0
+    for i in range(D2):
+        for h in range(H):
+            Bh[i, h] = 0.0
     value = np.empty(H)
     _accumulate(Z, b_coef, b_out, b_slots, Bh, value)
-    b = Bh.sum(axis=1)
+    b = np.zeros(D2)                # vec B = sum over heads (a loop: Bh.sum(axis=1) costs seconds to compile)
     for i in range(D2):
-        g = G0[i]
-        for j in range(D2):
-            g -= hessian[i, j] * b[j]
-        Z[n + i] = g
-    target = dy.reshape(n, H)
-    target[:] = 0.0
+        for h in range(H):
+            b[i] += Bh[i, h]
+    if hessian.shape[1] == 1:       # diagonal Hessian (population moments in the eigenbasis): O(D^2)
+        for i in range(D2):
+            for h in range(H):
+                Z[n + i, h] = G0[i] - hessian[i, 0] * b[i]
+    else:                           # dense (sample moments): O(D^4)
+        for i in range(D2):
+            g = G0[i]
+            for j in range(D2):
+                g -= hessian[i, j] * b[j]
+            for h in range(H):
+                Z[n + i, h] = g
+    target = np.zeros((n, H))
     _accumulate(Z, r_coef, r_out, r_slots, target, value)
+    for j in range(n):
+        for h in range(H):
+            dy[j * H + h] = target[j, h]
+
+
+@njit(cache=True)
+def flow_jacobian(y, flow, jac_flow, out):
+    """out = d RHS / d y (n H, n H) of the head flow: -J^T Hess J + blockdiag(curvature), J = d vec B / d y.
+    State index of (slot j, head h) is j H + h, as in the state vector."""
+    n, H, G0, hessian = flow[0], flow[1], flow[2], flow[3]
+    j_coef, j_col, j_slots, pointers, c_coef, c_out, c_slots = jac_flow
+    D2 = G0.shape[0]
+    Z = np.empty((n + D2 + 1, H))
+    Bh = np.empty((D2, H))
+    dy = np.empty(n * H)
+    flow_rhs(y, flow, dy, Z, Bh)                    # fills Z with theta, G(B) and ones
+    M = j_coef.shape[0]
+    values = np.empty((M, H))                       # every head_jac monomial at every head
+    for m in range(M):
+        for h in range(H):
+            v = j_coef[m]
+            for k in range(j_slots.shape[1]):
+                v *= Z[j_slots[m, k], h]
+            values[m, h] = v
+    out[:] = 0.0
+    if hessian.shape[1] == 1:                       # diagonal: pairs of monomials of the same entry
+        for e in range(D2):
+            w = hessian[e, 0]
+            for m1 in range(pointers[e], pointers[e + 1]):
+                for m2 in range(pointers[e], pointers[e + 1]):
+                    for h1 in range(H):
+                        row = j_col[m1] * H + h1
+                        a = w * values[m1, h1]
+                        for h2 in range(H):
+                            out[row, j_col[m2] * H + h2] -= a * values[m2, h2]
+    else:                                           # dense: J (D^2, n H) explicitly
+        J = np.zeros((D2, n * H))
+        for e in range(D2):
+            for m in range(pointers[e], pointers[e + 1]):
+                for h in range(H):
+                    J[e, j_col[m] * H + h] += values[m, h]
+        out -= J.T @ (hessian @ J)
+    degree = c_slots.shape[1]
+    for m in range(c_coef.shape[0]):
+        i, j = c_out[m] // n, c_out[m] % n
+        for h in range(H):
+            v = c_coef[m]
+            for k in range(degree):
+                v *= Z[c_slots[m, k], h]
+            out[i * H + h, j * H + h] += v
+
+
+def jacobian_function(flow: HeadFlow) -> Callable[[float, np.ndarray], np.ndarray]:
+    """The head flow's Jacobian as a Python callable ``jac(t, y)`` evaluated by the compiled kernel."""
+    packed, jac_flow = flow.packed, flow.packed_jacobian
+    size = flow.n * flow.heads
+
+    def jac(t: float, y: np.ndarray) -> np.ndarray:
+        out = np.empty((size, size))
+        flow_jacobian(np.ascontiguousarray(y, dtype=float), packed, jac_flow, out)
+        return out
+    return jac
+
+
+def rhs_function(flow: HeadFlow) -> Callable[[float, np.ndarray], np.ndarray]:
+    """The head flow's right-hand side as a Python callable ``rhs(t, y)`` evaluated by the compiled kernel
+    (for the SciPy stiff methods, which call it step by step)."""
+    packed = flow.packed
+    D2 = flow.G0.size
+    Z, Bh = np.empty((flow.n + D2 + 1, flow.heads)), np.empty((D2, flow.heads))
+
+    def rhs(t: float, y: np.ndarray) -> np.ndarray:
+        dy = np.empty(y.size)
+        flow_rhs(np.ascontiguousarray(y, dtype=float), packed, dy, Z, Bh)
+        return dy
+    return rhs
 
 
 @njit(cache=True)
@@ -121,17 +235,21 @@ def b_vectors(ys, flow):
     Z = np.ones((n + G0.size + 1, H))
     Bh = np.empty((G0.size, H))
     value = np.empty(H)
-    b = np.empty((ys.shape[0], G0.size))
+    b = np.empty((G0.size, ys.shape[0]))
     for t in range(ys.shape[0]):
-        Z[:n] = ys[t].reshape(n, H)
-        Bh[:] = 0.0
+        for j in range(n):              # loops, not reshapes (see flow_rhs)
+            for h in range(H):
+                Z[j, h] = ys[t, j * H + h]
+        for i in range(G0.size):
+            for h in range(H):
+                Bh[i, h] = 0.0
         _accumulate(Z, flow[4], flow[5], flow[6], Bh, value)
         for i in range(G0.size):
             total = 0.0
             for h in range(H):
                 total += Bh[i, h]
-            b[t, i] = total
-    return b.T
+            b[i, t] = total
+    return b
 
 
 @njit(cache=True)
@@ -151,7 +269,8 @@ def _guarded_rhs(y, flow, dy, Z, Bh, blowup):
 @njit(cache=True)
 def _combine(y, h, weights, K, stages, out):
     """out = y + h sum_{j < stages} weights[j] K[j] (the sum taken in order of j)."""
-    out[:] = 0.0
+    for k in range(y.size):
+        out[k] = 0.0
     for j in range(stages):
         w, row = weights[j], K[j]
         for k in range(y.size):
@@ -215,7 +334,8 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, E3, E5
             t_new = min(t + h_abs, t_end)
             h = t_new - t
             h_abs = abs(h)
-            K[0] = f
+            for k in range(n_state):
+                K[0, k] = f[k]
             for s in range(1, 13):
                 if s < 12:
                     _combine(y, h, A[s], K, s, stage)
@@ -224,8 +344,9 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, E3, E5
                 nfev += 1
                 if not _guarded_rhs(stage if s < 12 else y_new, flow, K[s], z, b, blowup):
                     return ys, i_out, nfev, BLOWUP, t + h, np.max(np.abs(y))
-            err5[:] = 0.0
-            err3[:] = 0.0
+            for k in range(n_state):
+                err5[k] = 0.0
+                err3[k] = 0.0
             for j in range(13):
                 w5, w3, row = E5[j], E3[j], K[j]
                 for k in range(n_state):
@@ -273,15 +394,17 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, E3, E5
                     weight *= x if j % 2 == 0 else 1.0 - x
                     weights[j] = weight
                 row = ys[i_out]
-                row[:] = y
+                for k in range(n_state):
+                    row[k] = y[k]
                 for j in range(7):
                     w, coefficients = weights[j], F[j]
                     for k in range(n_state):
                         row[k] += w * coefficients[k]
                 i_out += 1
         t = t_new
-        y[:] = y_new
-        f[:] = K[12]
+        for k in range(n_state):
+            y[k] = y_new[k]
+            f[k] = K[12, k]
     return ys, i_out, nfev, OK, t, np.max(np.abs(y))
 
 

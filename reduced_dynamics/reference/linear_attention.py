@@ -19,14 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..errors import DivergenceError
 from ..events import midpoint_drop_time
 from ..specs import LinearMergedSpec, LinearSeparateSpec
 from ..tasks import linear_attention as task
 from ..trajectory import Trajectory, provenance
-
-
-class DivergenceError(RuntimeError):
-    """Gradient descent produced a non-finite or exploding loss."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +63,7 @@ class MergedAttention:
     """ATTN_M (LA-5): yhat = kappa sum_i r_i^T M W_i z_q, parameters {"W": (H, D+1, D+1), "r": (H, D+1)}."""
 
     name = "merged"
+    family = "attn-m"
 
     def __init__(self, kappa: float):
         self.kappa = kappa
@@ -114,6 +112,7 @@ class SeparateAttention:
     "Q": (H, R, D+1), "r": (H, D+1)}."""
 
     name = "separate"
+    family = "attn-s"
 
     def __init__(self, kappa: float):
         self.kappa = kappa
@@ -170,6 +169,93 @@ class SeparateAttention:
         return np.einsum("h,hra,hrb->ab", params["r"][:, D], params["K"][:, :, :D], params["Q"][:, :, :D])
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Softmax attention (linear_attention_iwl.md §13, LA-50): the score vector of each head goes through a
+# softmax over the N+1 keys (query included, its label slot zero, no mask) and there is no kappa.
+
+@dataclass(frozen=True)
+class TokenBatch:
+    """The tokens themselves (softmax needs them; the linear feature tensor T does not suffice)."""
+    Z: np.ndarray      # (P, D+1, N+1), query last with its label slot zeroed (LA-3)
+    yq: np.ndarray     # (P,)
+
+    @classmethod
+    def from_training_set(cls, data: task.TrainingSet) -> "TokenBatch":
+        return cls(Z=task.token_matrices(data), yq=data.yq)
+
+
+def _softmax_head_outputs(W: np.ndarray, r: np.ndarray, Z: np.ndarray):
+    """(LA-50) per head i with merged score matrix W_i: s_im = z_m^T W_i z_q, a = softmax_m(s),
+    o_im = r_i^T z_m, yhat_i = sum_m a_im o_im. Returns (a, o, yhat_i), each (P, H, N+1) or (P, H)."""
+    zq = Z[:, :, -1]
+    s = np.matmul(np.einsum("hde,pe->phd", W, zq), Z)          # (P, H, N+1): z_m^T W_i z_q
+    a = np.exp(s - s.max(axis=-1, keepdims=True))
+    a /= a.sum(axis=-1, keepdims=True)
+    o = np.matmul(r, Z)                                         # (P, H, N+1): r_i^T z_m
+    return a, o, np.einsum("phm,phm->ph", a, o)
+
+
+def _softmax_loss_and_score_grads(W: np.ndarray, r: np.ndarray, batch: TokenBatch):
+    """Loss and its gradients in (W_i, r_i), by hand: with e_p = 2 (yhat_p - y_q,p) / P,
+    dL/dr_i = sum_p e_p sum_m a_im z_m,   dL/dW_i = sum_p e_p (sum_m a_im (o_im - yhat_i) z_m) z_q^T
+    (d softmax_m / d s_m' = a_m (delta_mm' - a_m'))."""
+    Z = batch.Z
+    a, o, yh = _softmax_head_outputs(W, r, Z)
+    err = yh.sum(axis=1) - batch.yq
+    e = 2.0 * err / err.size
+    Zt = np.transpose(Z, (0, 2, 1))
+    grad_r = np.matmul(e[:, None, None] * a, Zt).sum(axis=0)
+    g = a * (o - yh[:, :, None])
+    grad_W = np.einsum("phd,pe->hde", np.matmul(e[:, None, None] * g, Zt), Z[:, :, -1])
+    return float(np.mean(err ** 2)), grad_W, grad_r
+
+
+class SoftmaxMergedAttention(MergedAttention):
+    """ATTN_M with softmax (LA-50, first form): yhat = sum_i sum_m softmax_m(z_m^T W_i z_q) r_i^T z_m."""
+
+    name = "merged-softmax"
+
+    def predict(self, params: dict, batch: TokenBatch) -> np.ndarray:
+        return _softmax_head_outputs(params["W"], params["r"], batch.Z)[2].sum(axis=1)
+
+    def loss_and_grads(self, params: dict, batch: TokenBatch) -> tuple[float, dict]:
+        loss, gW, gr = _softmax_loss_and_score_grads(params["W"], params["r"], batch)
+        return loss, {"W": gW, "r": gr}
+
+
+class SoftmaxSeparateAttention(SeparateAttention):
+    """ATTN_S with softmax (LA-50, second form): scores s_im = (Q_i z_q)^T (K_i z_m), i.e. W_i = K_i^T Q_i;
+    dL/dK_i = Q_i (dL/dW_i)^T, dL/dQ_i = K_i dL/dW_i."""
+
+    name = "separate-softmax"
+
+    @staticmethod
+    def scores(params: dict) -> np.ndarray:
+        return np.einsum("hra,hrc->hac", params["K"], params["Q"])
+
+    def predict(self, params: dict, batch: TokenBatch) -> np.ndarray:
+        return _softmax_head_outputs(self.scores(params), params["r"], batch.Z)[2].sum(axis=1)
+
+    def loss_and_grads(self, params: dict, batch: TokenBatch) -> tuple[float, dict]:
+        loss, gW, gr = _softmax_loss_and_score_grads(self.scores(params), params["r"], batch)
+        return loss, {"K": np.einsum("hrc,hac->hra", params["Q"], gW),
+                      "Q": np.einsum("hra,hac->hrc", params["K"], gW), "r": gr}
+
+
+def model_for(spec, separate: bool = False):
+    """The parametrization the spec asks for (``spec.attention``), and the batch type it reads."""
+    softmax = spec.attention == "softmax"
+    if separate:
+        model = SoftmaxSeparateAttention(spec.kappa) if softmax else SeparateAttention(spec.kappa)
+    else:
+        model = SoftmaxMergedAttention(spec.kappa) if softmax else MergedAttention(spec.kappa)
+    return model, (TokenBatch if softmax else Batch)
+
+
+def mean_squared_error(model, params: dict, batch) -> float:
+    return float(np.mean((model.predict(params, batch) - batch.yq) ** 2))
+
+
 def gradient_descent(model, params: dict, batch: Batch, lr: float, steps: int, *, mask: dict | None = None,
                      record=None, progress: bool | None = None, desc: str = "gradient descent"):
     """Full-batch GD (LA-13). Returns (losses (steps+1,), records list, final params).
@@ -188,8 +274,8 @@ def gradient_descent(model, params: dict, batch: Batch, lr: float, steps: int, *
         first = loss if first is None else first
         if not math.isfinite(loss) or loss > 1e6 * max(first, 1.0):
             bar.close()
-            raise DivergenceError(f"gradient descent diverged at step {k} (loss {loss:.3g}); lower --lr "
-                                  f"(now {lr}) or the initial scale")
+            raise DivergenceError(model.family, k, loss,
+                                  f"lower --lr (now {lr}) or the initial scale")
         losses[k] = loss
         if record is not None:
             records.append(record(params))
@@ -205,76 +291,100 @@ def gradient_descent(model, params: dict, batch: Batch, lr: float, steps: int, *
 
 
 def problem(spec: LinearMergedSpec):
-    """Covariance, initial weights and training set for the spec's seed (shared streams, see tasks)."""
-    rngs = task.streams(spec.seed)
-    cov = task.spec_covariance(spec, rngs)
-    W, r = task.merged_initial_weights(spec.dim, spec.heads, spec.init_scale, rngs["init"])
-    data = task.draw_training_set(cov, spec.context, spec.sample_size, rngs["data"],
-                                  spec.centre_inputs, spec.whiten_tasks)
-    return cov, {"W": W, "r": r}, data
+    """Covariance, initial weights and training set for the spec's seed (``task.draw``)."""
+    drawn = task.draw(spec, train=True)
+    return drawn.covariance, drawn.weights, drawn.train
 
 
-def simulate_merged(spec: LinearMergedSpec, progress: bool | None = None) -> Trajectory:
-    """Train the full ATTN_M model by gradient descent; loss and observables on t = lr * step."""
-    cov, params, data = problem(spec)
-    model = MergedAttention(spec.kappa)
-    batch = Batch.from_training_set(data)
+def test_batches(model_batch, drawn: task.Problem) -> dict:
+    return {name: model_batch.from_training_set(data) for name, data in drawn.tests.items()}
+
+
+def test_losses(model, params: dict, tests: dict) -> tuple[float, float]:
+    """(L_IC, L_IW) of (LA-38) on the two held-out test sets."""
+    return mean_squared_error(model, params, tests["in_context"]), mean_squared_error(model, params, tests["in_weight"])
+
+
+def iwl_events(spec, cov: task.Covariance, t: np.ndarray, L_ic: np.ndarray, L_iw: np.ndarray) -> dict:
+    """The drop times of §12.11 on the two test-loss curves (one definition for theory and reference); a
+    drop that does not happen is left out (results are saved as JSON, which has no NaN)."""
+    return task.drop_events(t, L_ic, L_iw, cov, spec.context)
+
+
+def simulate_merged(spec: LinearMergedSpec, progress: bool | None = None, test_size: int = task.TEST_SIZE) -> Trajectory:
+    """Train the full ATTN_M model (linear or softmax, ``spec.attention``) by gradient descent on the
+    spec's training law (fraction ``spec.icl`` of random tasks, §12.1); training loss, both test losses
+    (LA-38) on ``test_size`` prompts each (0: none) and observables on t = lr * step."""
+    drawn = task.draw(spec, train=True, test_size=test_size)
+    cov, params = drawn.covariance, drawn.weights
+    model, batch_type = model_for(spec)
+    batch = batch_type.from_training_set(drawn.train)
+    tests = test_batches(batch_type, drawn)
     mask = model.off_manifold_mask(params) if spec.freeze_off_manifold else None
 
     def record(p):
         B = model.effective_b(p)
-        return np.diag(cov.basis.T @ B @ cov.basis), p["r"][:, -1].copy(), model.balance(p)
+        return (np.diag(cov.basis.T @ B @ cov.basis), p["r"][:, -1].copy(), model.balance(p),
+                *(test_losses(model, p, tests) if tests else ()))
 
     steps = spec.gd_steps
     losses, records, _ = gradient_descent(model, params, batch, spec.lr, steps, mask=mask, record=record,
                                           progress=progress, desc="attn-m GD")
-    beta, v, balance = (np.array(x) for x in zip(*records))
+    columns = [np.array(x) for x in zip(*records)]
     t = spec.lr * np.arange(steps + 1)
+    observables = dict(zip(["beta", "v", "balance", "test_loss_in_context", "test_loss_in_weight"], columns))
+    events = {"drop_time": midpoint_drop_time(t, losses)}
+    if tests:
+        events.update(iwl_events(spec, cov, t, columns[3], columns[4]))
     meta = provenance("attn-m", spec, "reference-gd", train_size=spec.sample_size, c=spec.c,
+                      test_size=test_size, attention=spec.attention, icl=spec.icl,
                       loss="training MSE without 1/2 (LA-12)", time="t = lr * step (LA-13)")
-    return Trajectory(t=t, loss=losses, observables={"beta": beta, "v": v, "balance": balance},
-                      events={"drop_time": midpoint_drop_time(t, losses)}, meta=meta)
+    return Trajectory(t=t, loss=losses, observables=observables, events=events, meta=meta)
 
 
 def problem_separate(spec: LinearSeparateSpec):
-    """Covariance, initial weights (§8 rule of the spec) and training set for the spec's seed."""
-    rngs = task.streams(spec.seed)
-    cov = task.spec_covariance(spec, rngs)
-    K, Q, r = task.separate_initial_weights(spec.dim, spec.heads, spec.rank, spec.init_scale, spec.init_rule,
-                                            rngs["init"])
-    data = task.draw_training_set(cov, spec.context, spec.sample_size, rngs["data"],
-                                  spec.centre_inputs, spec.whiten_tasks)
-    return cov, {"K": K, "Q": Q, "r": r}, data
+    """Covariance, initial weights (§8 rule of the spec) and training set for the spec's seed (``task.draw``)."""
+    drawn = task.draw(spec, train=True)
+    return drawn.covariance, drawn.weights, drawn.train
 
 
 def run_separate(spec: LinearSeparateSpec, params: dict, cov: task.Covariance, data: task.TrainingSet,
-                 progress: bool | None = None) -> Trajectory:
-    """Gradient descent on the full ATTN_S model from given weights; observables ``beta`` (diagonal of B in
-    the covariance eigenbasis), ``v`` (r_i[D]), ``balance`` and ``gram`` (LA-37), ``leak`` (largest |entry|
-    of the off-manifold blocks k_i^y, r_i^x: zero when frozen, O(P^-1/2) drift otherwise, §10.2 (b))."""
-    model = SeparateAttention(spec.kappa)
-    batch = Batch.from_training_set(data)
+                 progress: bool | None = None, tests: dict | None = None) -> Trajectory:
+    """Gradient descent on the full ATTN_S model (linear or softmax, ``spec.attention``) from given weights;
+    observables ``beta`` (diagonal of B in the covariance eigenbasis), ``v`` (r_i[D]), ``balance`` and
+    ``gram`` (LA-37), ``leak`` (largest |entry| of the off-manifold blocks k_i^y, r_i^x: zero when frozen,
+    O(P^-1/2) drift otherwise, §10.2 (b)) and, when ``tests`` (the test sets of ``task.draw``) are given,
+    ``test_loss_in_context`` and ``test_loss_in_weight`` (LA-38)."""
+    model, batch_type = model_for(spec, separate=True)
+    batch = batch_type.from_training_set(data)
+    test_sets = {name: batch_type.from_training_set(d) for name, d in (tests or {}).items()}
     mask = model.off_manifold_mask(params) if spec.freeze_off_manifold else None
     D = spec.dim
 
     def record(p):
         B = model.effective_b(p)
         leak = max(float(np.max(np.abs(p["K"][:, :, D]))), float(np.max(np.abs(p["r"][:, :D]))))
-        return (np.diag(cov.basis.T @ B @ cov.basis), p["r"][:, D].copy(), model.balance(p),
-                model.gram_difference(p), leak)
+        out = (np.diag(cov.basis.T @ B @ cov.basis), p["r"][:, D].copy(), model.balance(p),
+               model.gram_difference(p), leak)
+        return out + (test_losses(model, p, test_sets) if test_sets else ())
 
     steps = spec.gd_steps
     losses, records, _ = gradient_descent(model, params, batch, spec.lr, steps, mask=mask, record=record,
                                           progress=progress, desc="attn-s GD")
-    beta, v, balance, gram, leak = (np.array(x) for x in zip(*records))
+    columns = [np.array(x) for x in zip(*records)]
     t = spec.lr * np.arange(steps + 1)
-    meta = provenance("attn-s", spec, "reference-gd", train_size=data.yq.size, c=spec.c,
-                      loss="training MSE without 1/2 (LA-12)", time="t = lr * step (LA-13)")
-    return Trajectory(t=t, loss=losses, observables={"beta": beta, "v": v, "balance": balance, "gram": gram,
-                                                     "leak": leak}, meta=meta)
+    names = ["beta", "v", "balance", "gram", "leak"] + (["test_loss_in_context", "test_loss_in_weight"]
+                                                         if test_sets else [])
+    observables = dict(zip(names, columns))
+    events = iwl_events(spec, cov, t, columns[5], columns[6]) if test_sets else {}
+    meta = provenance("attn-s", spec, "reference-gd", train_size=data.yq.size, c=spec.c, attention=spec.attention,
+                      icl=spec.icl, loss="training MSE without 1/2 (LA-12)", time="t = lr * step (LA-13)")
+    return Trajectory(t=t, loss=losses, observables=observables, events=events, meta=meta)
 
 
-def simulate_separate(spec: LinearSeparateSpec, progress: bool | None = None) -> Trajectory:
-    """Train the full ATTN_S model by gradient descent; loss and observables on t = lr * step."""
-    cov, params, data = problem_separate(spec)
-    return run_separate(spec, params, cov, data, progress)
+def simulate_separate(spec: LinearSeparateSpec, progress: bool | None = None,
+                      test_size: int = task.TEST_SIZE) -> Trajectory:
+    """Train the full ATTN_S model by gradient descent; loss, both test losses (``test_size`` prompts each,
+    0: none) and observables on t = lr * step."""
+    drawn = task.draw(spec, train=True, test_size=test_size)
+    return run_separate(spec, drawn.weights, drawn.covariance, drawn.train, progress, drawn.tests)

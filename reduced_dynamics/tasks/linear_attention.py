@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 
+from ..events import first_crossing_below
 from . import streams as seed_streams
 
 
@@ -43,7 +46,7 @@ class TrainingSet:
     w: np.ndarray
 
 
-STREAMS = ("basis", "init", "data", "test")     # append new names at the end: existing draws stay the same
+STREAMS = ("basis", "init", "data", "test", "task")   # append new names at the end: existing draws stay the same
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
@@ -139,3 +142,119 @@ def separate_initial_weights(dim: int, heads: int, rank: int, scale: float, rule
     K[:, :, dim] = 0.0
     r[:, :dim] = 0.0
     return K, Q, r
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The one draw of a linear-attention problem
+
+TEST_SIZE = 5000        # sequences per test set (the authors' README)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything random about a linear-attention spec, drawn once from ``streams(spec.seed)``.
+
+    ``weights``: ATTN_M {"W", "r"} or ATTN_S {"K", "Q", "r"} (§8 rules, zeroed blocks as the code).
+    ``train``: the training set from the "data" stream (None when not asked for).
+    ``tests``: {"in_context", "in_weight"} test sets (LA-38) from the "test" stream ({} when not asked for).
+    ``task_vector``: the fixed task w_bar of §12.1 (norm sqrt(D)) from the "task" stream.
+    """
+    covariance: Covariance
+    weights: dict
+    train: TrainingSet | None
+    tests: dict
+    task_vector: np.ndarray
+
+
+def fixed_task_vector(dim: int, rng: np.random.Generator) -> np.ndarray:
+    """§12.1: one w_bar ~ N(0, I_D), rescaled to norm sqrt(D)."""
+    w = rng.standard_normal(dim)
+    return w * np.sqrt(dim) / np.linalg.norm(w)
+
+
+def draw_mixture(cov: Covariance, context: int, size: int, rng: np.random.Generator, icl: float,
+                 task_vector: np.ndarray, centre_inputs: bool = False, whiten_tasks: bool = False) -> TrainingSet:
+    """The §12.1 generator (the authors' ``gen_data_`` with fraction ``icl`` = p).
+
+    p = 1: ``draw_training_set`` itself (LA-1, LA-2; whitening only here, as in the code).
+    0 < p < 1: the first floor(p P) sequences keep w ~ N(0, I), the others get w = w_bar; y = w^T x.
+    p = 0 (its own branch, not the limit p -> 0+): context labels i.i.d. N(0, 1), independent of x, and the
+    query labelled by w_bar. ``w`` of the result is w_bar for p = 0 (the query's task)."""
+    if icl == 1.0:
+        return draw_training_set(cov, context, size, rng, centre_inputs, whiten_tasks)
+    D = cov.eigenvalues.size
+    root = cov.basis * np.sqrt(cov.eigenvalues)
+    x = rng.standard_normal((size, context + 1, D)) @ root.T
+    if centre_inputs:
+        x = x - x.mean(axis=0, keepdims=True)
+    if icl == 0.0:
+        y = rng.standard_normal((size, context))
+        w = np.broadcast_to(task_vector, (size, D)).copy()
+        return TrainingSet(x=x[:, :context], y=y, xq=x[:, context], yq=x[:, context] @ task_vector, w=w)
+    w = rng.standard_normal((size, D))
+    w[int(size * icl):] = task_vector
+    labels = np.einsum("pnd,pd->pn", x, w)
+    return TrainingSet(x=x[:, :context], y=labels[:, :context], xq=x[:, context], yq=labels[:, context], w=w)
+
+
+def draw(spec, train: bool | None = None, test_size: int = 0) -> Problem:
+    """Covariance ("basis"), initial weights ("init"), fixed task ("task"), training set ("data", if ``train``;
+    default: when ``spec.train_size`` is given; size ``spec.sample_size``) and, if ``test_size`` > 0, the
+    in-context then the in-weight test set ("test"). Each stream draws in the same order as always, so every
+    existing number is unchanged. The in-context test set is the p = 1 law with the spec's centring and
+    whitening (at p = 1, no centring: the same prompts as ``held_out_prompts`` of attn-s); the in-weight one
+    is the p = 0 law (LA-38)."""
+    rngs = streams(spec.seed)
+    cov = spec_covariance(spec, rngs)
+    if getattr(spec, "model", "") == "attn-s":
+        K, Q, r = separate_initial_weights(spec.dim, spec.heads, spec.rank, spec.init_scale, spec.init_rule,
+                                           rngs["init"])
+        weights = {"K": K, "Q": Q, "r": r}
+    else:
+        W, r = merged_initial_weights(spec.dim, spec.heads, spec.init_scale, rngs["init"])
+        weights = {"W": W, "r": r}
+    w_bar = fixed_task_vector(spec.dim, rngs["task"])
+    icl = getattr(spec, "icl", 1.0)
+    data = None
+    if train if train is not None else spec.train_size is not None:
+        data = draw_mixture(cov, spec.context, spec.sample_size, rngs["data"], icl, w_bar,
+                            spec.centre_inputs, spec.whiten_tasks)
+    tests = {}
+    if test_size > 0:
+        tests["in_context"] = draw_mixture(cov, spec.context, test_size, rngs["test"], 1.0, w_bar,
+                                           spec.centre_inputs, spec.whiten_tasks)
+        tests["in_weight"] = draw_mixture(cov, spec.context, test_size, rngs["test"], 0.0, w_bar,
+                                          spec.centre_inputs)
+    return Problem(covariance=cov, weights=weights, train=data, tests=tests, task_vector=w_bar)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Drop criteria of §12.11 (definitions of the measurement, applied alike to theory and reference)
+
+def in_weight_drop_time(t: np.ndarray, L_iw: np.ndarray, dip: float = 0.1) -> float:
+    """t_IW: midpoint crossing between L_IW(0) and its minimum; NaN unless the dip exceeds ``dip`` L_IW(0)."""
+    L_iw = np.asarray(L_iw, dtype=float)
+    low = float(np.min(L_iw))
+    if not low < (1.0 - dip) * L_iw[0]:
+        return math.nan
+    return first_crossing_below(t, L_iw, 0.5 * (L_iw[0] + low))
+
+
+def in_context_level(cov: Covariance, context: int) -> float:
+    """(tau + L*)/2, L* of (LA-21): the in-context threshold of §12.8."""
+    lam, N = cov.eigenvalues, context
+    tau = float(lam.sum())
+    lstar = float(np.sum(lam * (lam + tau) / ((N + 1) * lam + tau)))
+    return 0.5 * (tau + lstar)
+
+
+def in_context_drop_time(t: np.ndarray, L_ic: np.ndarray, cov: Covariance, context: int) -> float:
+    """t_IC of §12.8: first time L_IC falls below (tau + L*)/2 (NaN if it never does)."""
+    return first_crossing_below(t, L_ic, in_context_level(cov, context))
+
+
+def drop_events(t: np.ndarray, L_ic: np.ndarray, L_iw: np.ndarray, cov: Covariance, context: int) -> dict:
+    """{"in_weight_drop_time", "in_context_drop_time"} of §12.11, leaving out a drop that does not happen."""
+    events = {"in_weight_drop_time": in_weight_drop_time(t, L_iw),
+              "in_context_drop_time": in_context_drop_time(t, L_ic, cov, context)}
+    return {key: value for key, value in events.items() if not math.isnan(value)}

@@ -4,7 +4,8 @@ invariant manifold for a given head map.
 Both families' losses are the same quadratic in B = sum_i B_i (LA-19 with population moments LA-16 to
 LA-18, or the §5 sample form); they differ only in the head map B_i(theta_i): v_i U_i for attn-m (LA-11,
 flow LA-22), v_i (K_i^x)^T Q_i^x for attn-s (flow LA-29). ``ReducedFlow`` takes the compiled derivation of
-either (``derivations.linear_merged`` or ``derivations.linear_separate``, both built by ``block_system``).
+either (``derivations.linear_merged`` or ``derivations.linear_separate``, both built by ``index_system``;
+``block_system`` is the expanded route the tests hold it to).
 """
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from ... import compile as compiler
 from ...integrate import Solution, integrate
-from ...integrate.compiled import HeadFlow, b_vectors
+from ...integrate.compiled import HeadFlow, b_vectors, jacobian_function, rhs_function
 from ...specs import LinearAttentionSpec
 from ...tasks import linear_attention as task
 
-HEAD_POLYNOMIALS = ("head_b", "head_rhs")     # tabulated for the compiled integrator
+HEAD_POLYNOMIALS = ("head_b", "head_rhs", "head_jac", "head_curv")   # index-form tables (compile.indexed_table)
 
 
 @dataclass(frozen=True)
@@ -62,25 +64,39 @@ class ReducedFlow:
     attn-m (``derivations.linear_merged``, n = 1 + D^2 numbers per head: v_i, U_i row-major) and (LA-29) for
     attn-s (``derivations.linear_separate``, n = 1 + 2RD: v_i, K_i^x, Q_i^x row-major).
 
+    Built from the index-form derivation (``index_system``): the loss pieces L(0), G(0) (LA-18) and the
+    Hessian, diagonal for population moments in the eigenbasis (LA-19 has no cross terms) and dense for the
+    §5 sample moments, and the per-head tables of B_i, its pull-back, Jacobian and curvature. The loss is
+    quadratic in B, so G(B) = G(0) - Hess vec B and L(B) = L(0) - <G(0), B> + 1/2 <B, Hess B> exactly.
+
     State vector: theta of shape (n, H) flattened row-major; column i is head i's numbers, the D-dimensional
     factors written in ``moments.basis``.
     """
 
     def __init__(self, derivation, sizes: dict, n: int, dim: int, heads: int, moments: Moments, cache_dir=None):
         self.dim, self.heads, self.moments, self.n = dim, heads, moments, n
-        self.system = compiler.compile_system(derivation, "block_system", {**sizes, "moments": moments.kind},
+        self.system = compiler.compile_system(derivation, "index_system", {**sizes, "moments": moments.kind},
                                               cache_dir, polynomials=HEAD_POLYNOMIALS)
         f = self.system.functions
-        self._G, self._loss, self._head_b, self._head_rhs = f["G"], f["loss"], f["head_b"], f["head_rhs"]
+        self._head_b, self._head_rhs = f["head_b"], f["head_rhs"]
         self._head_jac, self._head_curv = f["head_jac"], f["head_curv"]
-        self._hessian = f["hessian"](moments.values)
-        # The derived loss is quadratic in B (its Hessian has no B in it), so G(B) = G(0) - Hess vec B exactly.
-        self._G0 = self._G(np.zeros(dim * dim), moments.values)
+        self._L0, self._G0, self._hessian = loss_pieces(f, moments, dim)
 
     def theta(self, y: np.ndarray) -> np.ndarray:
         """(n, H) for one state, (n, H, T) for states stacked as the rows of a (T, n H) array."""
         y = np.asarray(y)
         return y.reshape(self.n, self.heads) if y.ndim == 1 else y.T.reshape(self.n, self.heads, -1)
+
+    @property
+    def diagonal(self) -> bool:
+        """True when the Hessian is stored as its diagonal (D^2,) (population moments)."""
+        return self._hessian.ndim == 1
+
+    def hess_times(self, b: np.ndarray) -> np.ndarray:
+        """Hess vec B for vec B (D^2,) or stacked (D^2, T)."""
+        if self.diagonal:
+            return self._hessian.reshape((-1,) + (1,) * (b.ndim - 1)) * b
+        return self._hessian @ b
 
     def b_vector(self, y: np.ndarray) -> np.ndarray:
         """vec B = sum_i vec B_i (D^2,), or (D^2, T) for stacked states, from the derived head map (LA-11)
@@ -95,13 +111,14 @@ class ReducedFlow:
         return self.loss_of_b(self.b_vector(y))
 
     def loss_of_b(self, b: np.ndarray) -> np.ndarray:
-        """Loss (LA-19 or §5) at vec B (D^2,) or at stacked (D^2, T)."""
-        return self._loss(b, self.moments.values)[0]
+        """Loss (LA-19 or §5) at vec B (D^2,) or at stacked (D^2, T): L(0) - <G(0), B> + 1/2 <B, Hess B>."""
+        b = np.asarray(b, dtype=float)
+        return np.asarray(self._L0 - self._G0 @ b + 0.5 * np.sum(b * self.hess_times(b), axis=0))
 
     def G(self, y: np.ndarray) -> np.ndarray:
         """G = -dL/dB (LA-18) at the state(s) y."""
         b = self.b_vector(y)
-        return self._G0.reshape((-1,) + (1,) * (b.ndim - 1)) - self._hessian @ b
+        return self._G0.reshape((-1,) + (1,) * (b.ndim - 1)) - self.hess_times(b)
 
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         """dtheta_i/dt = (dB_i/dtheta_i)^T G(B) for every head (LA-22 via the derived head pull-back)."""
@@ -109,30 +126,70 @@ class ReducedFlow:
         return self._head_rhs(self.theta(y), np.repeat(G[:, None], self.heads, axis=1)).reshape(-1)
 
     def jacobian(self, t: float, y: np.ndarray) -> np.ndarray:
-        """d rhs / d theta = -J^T Hess J + blockdiag(sum_ab G_ab d^2 B_ab / dtheta^2)."""
+        """d rhs / d theta = -J^T Hess J + blockdiag(sum_ab G_ab d^2 B_ab / dtheta^2), with J = d vec B / d theta
+        assembled sparse from the head_jac table (each column has at most a few entries per instance), so its
+        cost follows the number of monomials, not (n H)^2 D^2."""
         th = self.theta(y)
         G = self.G(y)
-        J = self._head_jac(th).reshape(self.dim ** 2, self.n * self.heads)
-        out = -J.T @ self._hessian @ J
+        J = self.b_jacobian(th)
+        HJ = J.multiply(self._hessian[:, None]).tocsr() if self.diagonal else sparse.csr_matrix(self._hessian @ J)
+        out = -(J.T @ HJ).toarray()
         curv = self._head_curv(th, np.repeat(G[:, None], self.heads, axis=1))     # (n, n, H)
-        idx = np.arange(self.n)[:, None] * self.heads
-        for h in range(self.heads):
-            out[np.ix_(idx[:, 0] + h, idx[:, 0] + h)] += curv[:, :, h]
+        heads = np.arange(self.heads)
+        out.reshape(self.n, self.heads, self.n, self.heads)[:, heads, :, heads] += curv.transpose(2, 0, 1)
         return out
+
+    def b_jacobian(self, th: np.ndarray) -> sparse.csr_matrix:
+        """d vec B / d theta (D^2, n H) at theta (n, H), sparse, from the derived head_jac table."""
+        table = self.system.polynomials["head_jac"]
+        z = np.vstack([th, np.ones((1, self.heads))])
+        values = table.coef[:, None] * np.prod(z[table.slots], axis=1)          # (M, H)
+        rows = np.repeat(table.out // self.n, self.heads)
+        cols = (table.out % self.n)[:, None] * self.heads + np.arange(self.heads)
+        return sparse.csr_matrix((values.ravel(), (rows, cols.ravel())), shape=(self.dim ** 2, self.n * self.heads))
 
     @functools.cached_property
     def head_flow(self) -> HeadFlow:
         """The same flow in the form the compiled integrator takes."""
         p = self.system.polynomials
-        return HeadFlow(self.n, self.heads, self._G0, self._hessian, p["head_b"], p["head_rhs"], python_rhs=self.rhs)
+        hessian = self._hessian[:, None] if self.diagonal else self._hessian      # (D^2, 1): diagonal
+        return HeadFlow(self.n, self.heads, self._G0, hessian, p["head_b"], p["head_rhs"], python_rhs=self.rhs,
+                        head_jac=p["head_jac"], head_curv=p["head_curv"])
 
 
     def solve(self, y0: np.ndarray, t_max: float, method: str = "compiled", **options) -> Solution:
-        """Integrate from y0 to t_max through ``integrate``: ``method="compiled"`` (default) runs DOP853 in
-        machine code on ``head_flow``; a SciPy method name (``"DOP853"``, ``"Radau"`` ...) runs ``rhs`` (and ``jacobian``) in SciPy."""
+        """Integrate from y0 to t_max through ``integrate``: ``method="compiled"`` (default, the reference) runs
+        DOP853 in machine code on ``head_flow``; ``method="stiff"`` runs LSODA (Adams while the flow is not stiff,
+        BDF on the long late plateaus of attn-s, where the relaxation of the learned components limits any
+        explicit step) on the compiled right-hand side and the compiled Jacobian -J^T Hess J + curvature; a SciPy
+        method name (``"DOP853"``, ``"Radau"`` ...) runs ``rhs`` (and ``jacobian``) in NumPy."""
         if method == "compiled":
             return integrate(self.head_flow, y0, t_max, method=method, **options)
+        if method == "stiff":
+            return integrate(rhs_function(self.head_flow), y0, t_max, method="LSODA",
+                             jac=jacobian_function(self.head_flow), **options)
         return integrate(self.rhs, y0, t_max, method=method, jac=self.jacobian, **options)
+
+
+def loss_pieces(functions: dict, moments: Moments, dim: int):
+    """(L(0), G(0), Hessian) as arrays for the moments' values, from the index-form derivation: population
+    entries instantiated at (lambda_a, lambda_b, [a == b]) for every entry ab of vec B (Hessian returned as its
+    diagonal, shape (D^2,)), sample moments unpacked from their upper-triangle order (dense (D^2, D^2))."""
+    n = dim * dim
+    if moments.kind == "population":
+        lam, N, c = moments.values[:dim], moments.values[dim], moments.values[dim + 1]
+        a, b = np.divmod(np.arange(n), dim)
+        args = np.stack([lam[a], lam[b], (a == b).astype(float), np.full(n, lam.sum()), np.full(n, N),
+                         np.full(n, c)])
+        L_entry, G0, hess = functions["entry_moments"](args)
+        return float(lam.sum() + L_entry.sum()), G0, hess
+    m = n * (n + 1) // 2
+    A = np.zeros((n, n))
+    A[np.triu_indices(n)] = moments.values[:m]
+    A = A + np.triu(A, 1).T
+    g, yy = moments.values[m:m + n], moments.values[m + n:]
+    return (float(functions["L0"](yy)[0]), functions["G0"](g[:, None]).reshape(n),
+            np.ascontiguousarray(functions["hessian"](A)))
 
 
 def eigen_diagonal(b: np.ndarray, to_eigen: np.ndarray) -> np.ndarray:

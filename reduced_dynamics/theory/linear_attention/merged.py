@@ -9,7 +9,7 @@ from the projection (LA-35) of the very initial weights the reference draws for 
   of §10.2 (b)).
 
 ``closed_form(spec)`` is the aligned balanced logistic course (LA-26, LA-27) with U_0 of (LA-25).
-The right-hand side is assembled from the derived pieces of ``derivations.linear_merged.block_system`` by
+The right-hand side is assembled from the derived pieces of ``derivations.linear_merged.index_system`` by
 ``flow.ReducedFlow``, which attn-s shares.
 """
 from __future__ import annotations
@@ -51,12 +51,11 @@ def merged_flow(dim: int, heads: int, moments, cache_dir=None) -> ReducedFlow:
 def setup(spec: LinearMergedSpec, moments: str | None = None, cache_dir=None):
     """The flow and its initial state for the spec's seed, with ``moments`` population or sample
     (default: sample when ``spec.train_size`` is given)."""
-    rngs = task.streams(spec.seed)
-    cov = task.spec_covariance(spec, rngs)
-    W, r = task.merged_initial_weights(spec.dim, spec.heads, spec.init_scale, rngs["init"])
-    mom = moments_for(spec, cov, rngs, moments)
+    drawn = task.draw(spec, train=False)
+    cov = drawn.covariance
+    mom = moments_for(spec, cov, task.streams(spec.seed), moments)
     flow = merged_flow(spec.dim, spec.heads, mom, cache_dir)
-    v, U = projection(W, r)
+    v, U = projection(drawn.weights["W"], drawn.weights["r"])
     return flow, pack(v, U, mom.basis), cov
 
 
@@ -65,7 +64,16 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
     """Loss curve of the reduced flow (LA-22) from the projected initial weights (LA-35).
 
     Observables: ``beta`` (diagonal of B in the covariance eigenbasis), ``v`` (value weights),
-    ``balance`` (v_i^2 - ||U_i||_F^2, conserved by (LA-36)). Meta holds the minimum loss ``L_star``."""
+    ``balance`` (v_i^2 - ||U_i||_F^2, conserved by (LA-36)). Meta holds the minimum loss ``L_star``.
+
+    ``icl`` < 1 leaves the invariant manifold: the §12 flow (LA-44) of ``iwl.predict``, with both test
+    losses. ``attention="softmax"``: the small-score expansion (LA-51, LA-52), labelled an approximation."""
+    if spec.attention == "softmax":
+        from .softmax_expansion import predict as expansion
+        return expansion(spec, t_eval=t_eval)
+    if spec.icl != 1.0:
+        from .iwl import predict as iwl_predict
+        return iwl_predict(spec, moments, t_eval=t_eval)
     flow, y0, cov = setup(spec, moments, cache_dir)
     sol = discrete.solve(flow, y0, spec, "attn-m", t_eval)     # flow, GD map or modified flow (LR-3, LR-5)
     thetas = sol.y.reshape(len(sol.t), flow.n, spec.heads)
@@ -112,10 +120,9 @@ class LogisticCourse:
 
 def logistic_course(spec: LinearMergedSpec) -> LogisticCourse:
     """Constants of (LA-26) in the eigenbasis and U_0 of (LA-25) from the projected initial weights."""
-    rngs = task.streams(spec.seed)
-    cov = task.spec_covariance(spec, rngs)
-    W, r = task.merged_initial_weights(spec.dim, spec.heads, spec.init_scale, rngs["init"])
-    v, U = projection(W, r)
+    drawn = task.draw(spec, train=False)
+    cov = drawn.covariance
+    v, U = projection(drawn.weights["W"], drawn.weights["r"])
     lam, N, c = cov.eigenvalues, spec.context, spec.c
     s = (N + 1) / N * lam ** 2 + lam.sum() / N * lam
     bhat = lam ** 2 / np.linalg.norm(lam ** 2)
@@ -147,8 +154,13 @@ def summarise(spec: LinearMergedSpec, trajectory: Trajectory) -> dict:
 def comparison_theories(spec: LinearMergedSpec) -> dict[str, Trajectory]:
     """The curves a comparison shows: the sample-moment flow on the reference's own training set (the main
     theory curve, §5), the population flow, the closed form (LA-27), and at the spec's lr the modified flow
-    (LR-5) and the reduced GD map (LR-3) on the same sample moments (finite_learning_rate.md)."""
+    (LR-5) and the reduced GD map (LR-3) on the same sample moments (finite_learning_rate.md). With softmax
+    attention, the small-score expansion (LA-51); with icl < 1, the §12 flows (LA-44)."""
+    if spec.attention == "softmax":
+        return {"theory": predict(spec)}        # labelled in its meta as an expansion (approximation)
     sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow")
+    if spec.icl != 1.0:
+        return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population")}
     return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population"),
             "closed form": closed_form(spec),
             "modified flow": predict(sample_spec.replace(discretisation="modified")),    # (LR-5) at spec.lr
@@ -157,8 +169,7 @@ def comparison_theories(spec: LinearMergedSpec) -> dict[str, Trajectory]:
 
 def levels(spec: LinearMergedSpec, theory: Trajectory) -> dict[str, float]:
     """Horizontal reference levels: the population minimum L* (LA-21) and the sample minimum."""
-    rngs = task.streams(spec.seed)
-    cov = task.spec_covariance(spec, rngs)
+    cov = task.draw(spec, train=False).covariance
     out = {"L* (LA-21)": population_moments(spec, cov).minimum}
     if theory.meta.get("kind") == "theory-sample":
         out["sample minimum"] = float(theory.meta["L_star"])

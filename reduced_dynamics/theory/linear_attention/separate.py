@@ -7,7 +7,7 @@ and initialisation rule (§8), with population moments (LA-16 to LA-19, covarian
 ``train_size``, the sample moments of §5 of the reference's own training set (original basis): the exact
 small-learning-rate limit of the reference run up to the leakage of §10.2 (b).
 
-The right-hand side is assembled from the derived pieces of ``derivations.linear_separate.block_system``;
+The right-hand side is assembled from the derived pieces of ``derivations.linear_separate.index_system``;
 the flow class is the shared one (``theory.linear_attention.flow.ReducedFlow``) with the ATTN_S head map
 B_head = v (K^x)^T Q^x.
 """
@@ -22,6 +22,7 @@ import sympy as sp
 from derivations import linear_separate as derivation
 
 from ... import compile as compiler
+from ...errors import SpecError
 from ...events import staircase
 from ...integrate import integrate
 from ...specs import LinearSeparateSpec
@@ -72,11 +73,8 @@ def pack(v: np.ndarray, K: np.ndarray, Q: np.ndarray, basis: np.ndarray) -> np.n
 
 def draw(spec: LinearSeparateSpec):
     """Covariance and the projected initial weights (LA-35) for the spec's seed and rule (§8)."""
-    rngs = task.streams(spec.seed)
-    cov = task.spec_covariance(spec, rngs)
-    K, Q, r = task.separate_initial_weights(spec.dim, spec.heads, spec.rank, spec.init_scale, spec.init_rule,
-                                            rngs["init"])
-    return rngs, cov, projection(K, Q, r)
+    drawn = task.draw(spec, train=False)
+    return task.streams(spec.seed), drawn.covariance, projection(**drawn.weights)
 
 
 def setup(spec: LinearSeparateSpec, moments: str | None = None, cache_dir=None):
@@ -92,15 +90,18 @@ def setup(spec: LinearSeparateSpec, moments: str | None = None, cache_dir=None):
 # Closed forms evaluated numerically (lambdified from the derivation)
 
 @functools.lru_cache(maxsize=None)
-def _ladder_function(D: int):
-    lam = sp.symbols(f"lam1:{D + 1}", positive=True)
-    return sp.lambdify([lam, derivation.N_SYM], derivation.ladder(lam))
+def _ladder_step():
+    """Delta_d of (LA-30) lambdified once, in index form (generic lam_d and tau): the same for every D."""
+    return sp.lambdify([derivation.LADDER_LAM, derivation.LADDER_TAU, derivation.N_SYM], derivation.ladder_step())
 
 
 def ladder(spec: LinearSeparateSpec) -> list[float]:
-    """(LA-30): L(M_m) for m = 0 .. min(D, H R) (population moments; depends on Lambda and N only)."""
-    lam = task.eigenvalues_for(spec.covariance, spec.dim, spec.eigenvalues)
-    full = [float(x) for x in _ladder_function(spec.dim)(tuple(lam), spec.context)]
+    """(LA-30): L(M_m) for m = 0 .. min(D, H R) (population moments; depends on Lambda and N only): tau minus
+    the partial sums of the derived steps Delta_d, eigenvalues in decreasing order."""
+    lam = np.asarray(task.eigenvalues_for(spec.covariance, spec.dim, spec.eigenvalues), dtype=float)
+    tau = float(lam.sum())
+    steps = [float(_ladder_step()(l, tau, spec.context)) for l in lam]
+    full = [tau] + [tau - s for s in np.cumsum(steps)]
     return full[:min(spec.dim, spec.heads * spec.rank) + 1]
 
 
@@ -193,7 +194,15 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
       ``test_loss``    mean squared error of the model's predictor c h^T B x_q (LA-11) on held-out prompts
       ``pcr_test_loss`` the same for the PCR predictor (LA-34) with m(t) = ``components`` components
       ``v``, ``balance`` value weights and v_i^2 - ||K_i^x||_F^2 (LA-37)
-    Meta: ``L_star`` (minimum of the moments used), ``ladder`` (LA-30)."""
+    Meta: ``L_star`` (minimum of the moments used), ``ladder`` (LA-30).
+
+    ``attention="softmax"``: the small-score expansion (LA-51, LA-52), labelled an approximation in its meta
+    (``softmax_expansion.predict``). The §12 theory covers attn-m only, so ``icl`` < 1 is a SpecError here."""
+    if spec.attention == "softmax":
+        from .softmax_expansion import predict as expansion
+        return expansion(spec, t_eval=t_eval)
+    if spec.icl != 1.0:
+        raise SpecError("icl", "1 for the attn-s theory (linear_attention_iwl.md §12 treats attn-m)", spec.icl)
     flow, start, cov = setup(spec, moments, cache_dir)
     y0 = start if y0 is None else np.asarray(y0, dtype=float)
     sol = discrete.solve(flow, y0, spec, "attn-s", t_eval, rank=spec.rank)   # flow, map or modified (LR-3, LR-5)
@@ -204,12 +213,13 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
     learned = beta / population_b_star(spec, cov)
     components = np.sum(learned >= LEARNED, axis=1)
     h, xq, yq = held_out_prompts(spec, cov, test_size)
-    B_orig = np.einsum("ia,tab,jb->tij", flow.moments.basis, B, flow.moments.basis).reshape(len(sol.t), -1)
+    B_orig = np.einsum("ia,tab,jb->tij", flow.moments.basis, B, flow.moments.basis,
+                       optimize=True).reshape(len(sol.t), -1)
     # mean (c h^T B x_q - y_q)^2 over the prompts, through their moments (cost independent of the number
     # of output times): phi = c vec(h x_q^T), row-major like B.
     phi = spec.c * (h[:, :, None] * xq[:, None, :]).reshape(len(h), -1)
     A_test, g_test = phi.T @ phi / len(h), phi.T @ yq / len(h)
-    test_loss = np.einsum("ti,ij,tj->t", B_orig, A_test, B_orig) - 2 * B_orig @ g_test + np.mean(yq ** 2)
+    test_loss = np.einsum("ti,ij,tj->t", B_orig, A_test, B_orig, optimize=True) - 2 * B_orig @ g_test + np.mean(yq ** 2)
     pcr = np.array([np.mean((pcr_predict(h, xq, cov, spec.context, m) - yq) ** 2) for m in range(spec.dim + 1)])
     v, K, _ = flow.unpack(sol.y)
     balance = v ** 2 - np.sum(K ** 2, axis=(2, 3))
@@ -239,7 +249,10 @@ def summarise(spec: LinearSeparateSpec, trajectory: Trajectory) -> dict:
 
 def comparison_theories(spec: LinearSeparateSpec) -> dict[str, Trajectory]:
     """The sample-moment flow on the reference's own training set (main theory curve, §5), the population
-    flow, and at the spec's lr the modified flow (LR-5) and the reduced GD map (LR-3) on the same moments."""
+    flow, and at the spec's lr the modified flow (LR-5) and the reduced GD map (LR-3) on the same moments.
+    With softmax attention, the small-score expansion (LA-51)."""
+    if spec.attention == "softmax":
+        return {"theory": predict(spec)}        # labelled in its meta as an expansion (approximation)
     sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow")
     return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population"),
             "modified flow": predict(sample_spec.replace(discretisation="modified")),    # (LR-5) at spec.lr
