@@ -110,6 +110,10 @@ def _output_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--out", metavar="FILE.npz", help="where to write the curve(s) (.npz)")
     parser.add_argument("--json", metavar="FILE", help="where to write the summary / report (.json)")
     parser.add_argument("--plot", metavar="FILE", help="where to write a figure (.pdf or .png; both are written)")
+    if verb == "predict":
+        parser.add_argument("--max-lr", action="store_true",
+                            help="print the largest stable learning rate of the reduced GD map, 2 / lambda_max of "
+                                 "the reduced loss's Hessian along the flow (LR-8), and exit")
     parser.add_argument("--yes", action="store_true",
                         help="run even if the estimated time exceeds the budget (memory limits still apply)")
     if verb == "compare":
@@ -148,6 +152,16 @@ def _run_model_verb(verb: str, argv: list[str]) -> int:
     args = parser.parse_args(argv[1:])
     spec = spec_from_arguments(fam.spec_class, args)
     out_dir = Path(args.out_dir)
+    if getattr(args, "max_lr", False):
+        if not fam.has("max_stable_lr"):
+            raise SpecError("max_lr", "a family with a reduced GD map (one whose face defines max_stable_lr)", fam.name)
+        fam.guard(spec, "predict", confirm_time=True, yes=args.yes)
+        found = fam.face.max_stable_lr(spec)
+        print(f"{fam.name}: largest stable learning rate of the reduced GD map (LR-8): eta_max = "
+              f"{found['eta_max']:.6g}" + "".join(f"; {k} {v:.6g}" for k, v in found.items()
+                                                 if k != "eta_max" and isinstance(v, float)))
+        print("(the bound of the reduced system: for frozen off-manifold blocks; the full model can be sharper)")
+        return 0
     targets = output_targets(fam.name, verb, args)      # every output checked before any work is done
     fam.guard(spec, verb, confirm_time=True, yes=args.yes)
     start = time.perf_counter()

@@ -100,7 +100,7 @@ def test_sector_drive_is_la45(p):
 
 def test_sector_drive_at_p_zero():
     """p = 0: (LA-43) gives E[g x_q^T y_q] = 0 on D_noise, so the (w_hat, u) entry is 0; (LA-45)'s shorthand
-    "(1 - p) -> 1" would give c lam^2 W^2 there (see docs/iwl_claims.md)."""
+    "(1 - p) -> 1" would give c lam^2 W^2 there (see the README claim ledger)."""
     flow, _, _ = iwl.setup(code_spec(0.0), level="sector")
     W = 2.0
     expect = C * np.array([[0, 0, LAM * W], [LAM ** 2 * W * math.sqrt(D - 1) / N, LAM ** 2 * W * (N + 3) / N, 0]])

@@ -52,3 +52,8 @@ def flow_probe(spec):
 def estimate(spec, verb):
     from ..costs import linear_attention
     return linear_attention(spec, verb)
+
+
+def max_stable_lr(spec):
+    from ..theory.linear_attention import discrete
+    return discrete.max_stable_lr(spec)

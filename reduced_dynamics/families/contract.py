@@ -38,6 +38,9 @@ Rules (numbered so that error messages and docs can cite them):
     ``reduced_dynamics.figures.save``.
 16. optional ``estimate(spec, verb) -> costs.Estimate`` — memory and time of ``predict`` or ``simulate``
     from the spec alone, so that a run that cannot fit is refused before it allocates anything.
+17. optional ``max_stable_lr(spec) -> dict`` — the largest stable learning rate of the reduced GD map,
+    2 / lambda_max of the reduced loss's Hessian (LR-8), with ``eta_max`` among its keys
+    (``reduced-dynamics predict MODEL --max-lr``).
 
 A family from another installed package registers its face under the entry-point group
 ``reduced_dynamics.families`` (``name = "package.module"``); it then appears in every verb, ``figures``,
@@ -59,13 +62,14 @@ REQUIRED_HOOKS: dict[str, tuple[str, ...]] = {      # hook -> its positional par
     "simulate": ("spec",),
     "summarise": ("spec", "trajectory"),
 }
-OPTIONAL_HOOKS: dict[str, tuple[str, ...]] = {      # rules 10 to 14 and 16
+OPTIONAL_HOOKS: dict[str, tuple[str, ...]] = {      # rules 10 to 14, 16 and 17
     "compare": ("spec", "theories", "reference"),
     "comparison_theories": ("spec",),
     "levels": ("spec", "theory"),
     "flow_probe": ("spec",),
     "report_extras": ("spec",),
     "estimate": ("spec", "verb"),
+    "max_stable_lr": ("spec",),
 }
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]*$")
 

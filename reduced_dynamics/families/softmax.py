@@ -47,3 +47,8 @@ def flow_probe(spec):
 def estimate(spec, verb):
     from ..costs import softmax
     return softmax(spec, verb)
+
+
+def max_stable_lr(spec):
+    from ..theory.softmax import discrete
+    return discrete.max_stable_lr(spec)

@@ -19,6 +19,9 @@ tolerances it takes the same steps as ``solve_ivp(method="DOP853")``; a test hol
 from __future__ import annotations
 
 import functools
+import pickle
+import warnings
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -36,6 +39,33 @@ from . import first_compile
 from .common import Solution, blowup_message, budget_message, check_start, default_atol, output_times
 
 NOTICE = first_compile.install(__name__)     # one line on stderr when the kernels below are compiled
+CACHE_DAMAGE = (EOFError, pickle.UnpicklingError)   # what Numba raises on a truncated or garbled cache file
+
+
+def recovering(kernel, *args):
+    """Call a compiled kernel; if Numba's on-disk cache of this module is damaged (a truncated or garbled file
+    in ``__pycache__``), remove this module's cache files, warn, and call again: Numba then compiles afresh
+    and writes a good cache (a damaged cache used to break every run until deleted by hand)."""
+    try:
+        return kernel(*args)
+    except CACHE_DAMAGE as exc:
+        import os
+        custom = os.environ.get("NUMBA_CACHE_DIR")
+        folder = Path(custom) if custom else Path(__file__).with_name("__pycache__")
+        pattern = f"{Path(__file__).stem}.*.nb[ic]"
+        files = folder.rglob(pattern) if custom else folder.glob(pattern)
+        removed = [path for path in files if (custom is None or path.parent.name.startswith("integrate")) and _unlink(path)]
+        warnings.warn(f"the compiled-kernel cache in {folder} was damaged ({type(exc).__name__}); removed "
+                      f"{len(removed)} file(s), compiling afresh", RuntimeWarning, stacklevel=2)
+        return kernel(*args)
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except OSError:
+        return False
 
 SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0     # SciPy's RungeKutta step-size control
 ERROR_EXPONENT = -1.0 / 8.0                         # -1 / (error estimator order 7 + 1)
@@ -209,7 +239,7 @@ def jacobian_function(flow: HeadFlow) -> Callable[[float, np.ndarray], np.ndarra
 
     def jac(t: float, y: np.ndarray) -> np.ndarray:
         out = np.empty((size, size))
-        flow_jacobian(np.ascontiguousarray(y, dtype=float), packed, jac_flow, out)
+        recovering(flow_jacobian, np.ascontiguousarray(y, dtype=float), packed, jac_flow, out)
         return out
     return jac
 
@@ -223,14 +253,19 @@ def rhs_function(flow: HeadFlow) -> Callable[[float, np.ndarray], np.ndarray]:
 
     def rhs(t: float, y: np.ndarray) -> np.ndarray:
         dy = np.empty(y.size)
-        flow_rhs(np.ascontiguousarray(y, dtype=float), packed, dy, Z, Bh)
+        recovering(flow_rhs, np.ascontiguousarray(y, dtype=float), packed, dy, Z, Bh)
         return dy
     return rhs
 
 
-@njit(cache=True)
 def b_vectors(ys, flow):
     """vec B = sum_i vec B_i(theta_i) (LA-11) at every row of ys (T, n H): shape (D^2, T)."""
+    return recovering(_b_vectors, ys, flow)
+
+
+@njit(cache=True)
+def _b_vectors(ys, flow):
+    """Kernel of ``b_vectors``."""
     n, H, G0 = flow[0], flow[1], flow[2]
     Z = np.ones((n + G0.size + 1, H))
     Bh = np.empty((G0.size, H))
@@ -420,7 +455,8 @@ def solve(flow: HeadFlow, y0: np.ndarray, t_max: float, *, rtol: float = 1e-8, a
     t_eval = output_times(t_max) if t_eval is None else np.ascontiguousarray(t_eval, dtype=float)
     check_start(y0, t_eval, t_max)
     atol = default_atol(y0) if atol is None else atol
-    ys, filled, nfev, status, t_stop, y_max = _dop853(
+    ys, filled, nfev, status, t_stop, y_max = recovering(
+        _dop853,
         y0, t_eval, float(t_max), float(rtol), float(atol), int(max_evals), float(blowup), flow.packed,
         tableau.A, tableau.B, tableau.E3, tableau.E5, tableau.D)
     if status == BLOWUP:

@@ -37,7 +37,7 @@ class ModifiedFlow:
         f = self.flow
         th, ut = f.theta(y), f.theta(u)
         Ju = self._jvp(th, ut).sum(axis=1)                         # sum_j J_j u_j, (D^2,)
-        w = f._hessian @ Ju
+        w = f.hess_times(Ju)                                       # Hess vec(J u): diagonal or dense
         G = np.repeat(f.G(y)[:, None], f.heads, axis=1)
         return (f._head_rhs(th, np.repeat(w[:, None], f.heads, axis=1)) - self._curv_vec(th, G, ut)).reshape(-1)
 
