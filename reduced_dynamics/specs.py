@@ -135,6 +135,12 @@ class Spec:
     """
 
     model: ClassVar[str] = ""
+    by_model: ClassVar[dict[str, type]] = {}      # model name -> its spec class (filled as classes are defined)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("model"):
+            Spec.by_model[cls.model] = cls
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
