@@ -114,6 +114,23 @@ def float_tuple(name: str, value: Any) -> tuple[float, ...]:
     return tuple(out)
 
 
+class TrainingTime:
+    """Mixin for a spec with ``lr``, ``steps``, ``t_max`` and a ClassVar ``default_t_max``: the run's final
+    gradient-flow time and its number of GD steps (t = lr * step)."""
+
+    default_t_max: ClassVar[float] = 40.0
+
+    @property
+    def final_time(self) -> float:
+        if self.t_max is not None:
+            return self.t_max
+        return self.lr * self.steps if self.steps is not None else self.default_t_max
+
+    @property
+    def gd_steps(self) -> int:
+        return self.steps if self.steps is not None else int(math.ceil(self.final_time / self.lr - 1e-9))
+
+
 def consistent_duration(spec: Any) -> None:
     """Steps and final time given together must agree (t = lr * steps): a comparison of a 5-step run
     against a 100-unit flow means nothing."""
@@ -135,6 +152,12 @@ class Spec:
     """
 
     model: ClassVar[str] = ""
+    by_model: ClassVar[dict[str, type]] = {}      # model name -> its spec class (filled as classes are defined)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("model"):
+            Spec.by_model[cls.model] = cls
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -187,7 +210,7 @@ DEFAULT_TRAIN_SIZE = 20000
 
 
 @dataclass(frozen=True)
-class LinearAttentionSpec(Spec):
+class LinearAttentionSpec(TrainingTime, Spec):
     """Fields, checks and derived sizes shared by the two linear-attention families (attn-m, attn-s) on
     in-context linear regression (linear_attention.md §1, §2, §4, §8). Not a model of its own."""
 
@@ -239,16 +262,6 @@ class LinearAttentionSpec(Spec):
         return self.c / self.context
 
     @property
-    def final_time(self) -> float:
-        if self.t_max is not None:
-            return self.t_max
-        return self.lr * self.steps if self.steps is not None else self.default_t_max
-
-    @property
-    def gd_steps(self) -> int:
-        return self.steps if self.steps is not None else int(math.ceil(self.final_time / self.lr - 1e-9))
-
-    @property
     def sample_size(self) -> int:
         return self.train_size if self.train_size is not None else DEFAULT_TRAIN_SIZE
 
@@ -268,7 +281,7 @@ class LinearMergedSpec(LinearAttentionSpec):
 # softmax: one-layer softmax attention on orthonormal features (softmax_features.md)
 
 @dataclass(frozen=True)
-class SoftmaxFeaturesSpec(Spec):
+class SoftmaxFeaturesSpec(TrainingTime, Spec):
     """Softmax attention on feature-structured prompts (softmax_features.md, SF-1 to SF-11).
 
     Defaults are check 10 of the note's §11: K = 4 balanced features in d = 6, N = 30, lr 1, 300 steps,
@@ -277,6 +290,7 @@ class SoftmaxFeaturesSpec(Spec):
     """
 
     model: ClassVar[str] = "softmax"
+    default_t_max: ClassVar[float] = 300.0
 
     features: int = param(4, "number of features K (at least 2)", check=at_least_two)
     dim: int = param(6, "ambient dimension d of the tokens (at least K)", check=positive_int)
@@ -338,16 +352,6 @@ class SoftmaxFeaturesSpec(Spec):
     @property
     def levels(self) -> tuple[float, ...]:
         return self.thresholds if self.thresholds is not None else (0.1, 0.05, 0.02)
-
-    @property
-    def final_time(self) -> float:
-        if self.t_max is not None:
-            return self.t_max
-        return self.lr * self.steps if self.steps is not None else 300.0
-
-    @property
-    def gd_steps(self) -> int:
-        return self.steps if self.steps is not None else int(math.ceil(self.final_time / self.lr - 1e-9))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -177,11 +177,12 @@ class Trajectory:
 
 
 def _rebuild_spec(meta: dict) -> Any:
-    """The typed spec of a loaded result, through the registry; None for a model not installed here."""
+    """The typed spec of a loaded result, from the spec classes defined so far (``Spec.by_model``: ours, and a
+    plug-in's once its family is loaded); None for a model whose spec class is not known here."""
     from .errors import ReducedDynamicsError
-    from .families import family
+    from .specs import Spec
     try:
-        return family(meta["model"]).spec_class.from_dict(meta["spec"])
+        return Spec.by_model[meta["model"]].from_dict(meta["spec"])
     except (KeyError, TypeError, ReducedDynamicsError):
         return None
 

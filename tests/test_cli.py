@@ -81,11 +81,11 @@ def test_max_lr_prints_the_reduced_bound(capsys):
     """predict --max-lr prints 2 / lambda_max of the reduced loss's Hessian (LR-8), the number the theory
     module computes, and a family without a reduced GD map is refused by name."""
     import reduced_dynamics as rd
-    from reduced_dynamics.theory.linear_attention import discrete
+    from reduced_dynamics.theory.linear_attention import merged
     flags = ["--dim", "2", "--heads", "2", "--context", "5", "--t-max", "20", "--init-scale", "0.1"]
     assert main(["predict", "attn-m", *flags, "--max-lr"]) == 0
     printed = capsys.readouterr().out
-    expected = discrete.max_stable_lr(rd.spec("attn-m", dim=2, heads=2, context=5, t_max=20.0, init_scale=0.1))
+    expected = merged.max_stable_lr(rd.spec("attn-m", dim=2, heads=2, context=5, t_max=20.0, init_scale=0.1))
     assert f"eta_max = {expected['eta_max']:.6g}" in printed and expected["eta_max"] > 0
     assert main(["predict", "sparse", "--max-lr"]) == 2
     assert capsys.readouterr().err.startswith("reduced-dynamics: error: max_lr:")

@@ -113,7 +113,7 @@ def test_max_stable_lr_brackets_instability_attn_m():
     off-manifold blocks) 2 % below eta_max and unstable 2 % above (a kick of 1e-6 grows past 1e-3; above
     eta_max GD then settles on a flatter minimum of the same loss, or oscillates, see the docs)."""
     spec = rd.spec("attn-m", dim=2, heads=2, init_scale=0.1, train_size=200, freeze_off_manifold=True, t_max=60.0)
-    bound = discrete.max_stable_lr(spec)
+    bound = merged.max_stable_lr(spec)
     flow, _, _ = merged.setup(spec)
     y_star = bound["state"]
     cov, params, data = ref.problem(spec)

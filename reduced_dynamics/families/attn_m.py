@@ -55,5 +55,5 @@ def estimate(spec, verb):
 
 
 def max_stable_lr(spec):
-    from ..theory.linear_attention import discrete
-    return discrete.max_stable_lr(spec)
+    from ..theory.linear_attention import merged
+    return merged.max_stable_lr(spec)

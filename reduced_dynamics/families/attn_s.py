@@ -60,5 +60,5 @@ def estimate(spec, verb):
 
 
 def max_stable_lr(spec):
-    from ..theory.linear_attention import discrete
-    return discrete.max_stable_lr(spec)
+    from ..theory.linear_attention import separate
+    return separate.max_stable_lr(spec)

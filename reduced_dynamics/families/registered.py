@@ -106,7 +106,7 @@ class RegisteredFamily:
         """The report's metrics (rule 10): the family's own, or the default for training curves."""
         if self.has("compare"):
             return self.face.compare(self._checked(spec), theories, reference)
-        from ..comparison import compare_training_curves
+        from ..metrics import compare_training_curves
         return compare_training_curves(theories, reference, lambda curve: self.summarise(spec, curve))
 
     def levels(self, spec: Spec, theory: Any) -> dict[str, float]:

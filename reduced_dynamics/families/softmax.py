@@ -50,5 +50,5 @@ def estimate(spec, verb):
 
 
 def max_stable_lr(spec):
-    from ..theory.softmax import discrete
-    return discrete.max_stable_lr(spec)
+    from ..theory.softmax import features
+    return features.max_stable_lr(spec)

@@ -1,19 +1,18 @@
 """The deep-linear spec: every field a CLI flag, validated once (one-line SpecError naming the field)."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from reduced_dynamics.errors import SpecError
-from reduced_dynamics.specs import (Spec, float_tuple, nonnegative_float, nonnegative_int, one_of, param,
+from reduced_dynamics.specs import (Spec, TrainingTime, float_tuple, nonnegative_float, nonnegative_int, one_of, param,
                                     positive_float, positive_int)
 
 INITS = ("aligned", "random")
 
 
 @dataclass(frozen=True)
-class DeepLinearSpec(Spec):
+class DeepLinearSpec(TrainingTime, Spec):
     """Two-layer linear network W2 W1 on whitened data, E[x x^T] = I, E[y x^T] = U S V^T (DL-1).
 
     Defaults: 8 inputs, 3 hidden units, 6 outputs, S = (3, 2, 1, 0.5): the network has fewer hidden units
@@ -57,16 +56,6 @@ class DeepLinearSpec(Spec):
         if self.t_max is not None:
             out["t_max"] = positive_float("t_max", self.t_max)
         return out
-
-    @property
-    def final_time(self) -> float:
-        if self.t_max is not None:
-            return self.t_max
-        return self.lr * self.steps if self.steps is not None else self.default_t_max
-
-    @property
-    def gd_steps(self) -> int:
-        return self.steps if self.steps is not None else int(math.ceil(self.final_time / self.lr - 1e-9))
 
     @property
     def modes(self) -> int:

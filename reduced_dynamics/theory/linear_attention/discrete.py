@@ -7,7 +7,7 @@ the largest stable rate (docs/theory/finite_learning_rate.md).
 * ``ModifiedFlow``: the gradient flow of L~ = L + (eta/4) |grad L|^2 (LR-4), right-hand side (LR-5) with the
   Hessian-vector product assembled per head from the SymPy-derived polynomials of
   ``derivations.modified_flow`` (LR-6); O(eta^2) from GD over a fixed time (LR-7).
-* ``max_stable_lr``: eta_max = 2 / lambda_max(Hess_theta L) at the minimum the flow converges to and along the
+* ``stable_lr``: eta_max = 2 / lambda_max(Hess_theta L) at the minimum the flow converges to and along the
   way (LR-8).
 """
 from __future__ import annotations
@@ -95,15 +95,3 @@ def stable_lr(flow: ReducedFlow, y0: np.ndarray, t_max: float, points: int = 200
     return {"at_minimum": 2.0 / lam[-1], "along_path": 2.0 / lam.max(), "eta_max": 2.0 / lam.max(),
             "sharpest_time": float(sol.t[int(np.argmax(lam))]), "lambda_final": float(lam[-1]),
             "final_loss": float(flow.loss(sol.y[-1])), "state": sol.y[-1]}
-
-
-def max_stable_lr(spec, t_max: float | None = None) -> dict:
-    """(LR-8) for an attn-m or attn-s spec: the flow (population moments, or the sample moments with
-    ``train_size``) from the spec's projected initial weights, run to ``t_max`` (default: the spec's final
-    time); see ``stable_lr``."""
-    if spec.model == "attn-m":
-        from .merged import setup
-    else:
-        from .separate import setup
-    flow, y0, _ = setup(spec)
-    return stable_lr(flow, y0, spec.final_time if t_max is None else t_max)

@@ -180,3 +180,10 @@ def flow_probe(spec: LinearMergedSpec):
     """(rhs(y), loss(y), y0) of the reduced flow, for the common test RHS = -grad loss."""
     flow, y0, _ = setup(spec)
     return (lambda y: flow.rhs(0.0, y)), (lambda y: float(flow.loss(y))), y0
+
+
+def max_stable_lr(spec, t_max: float | None = None) -> dict:
+    """(LR-8): the flow (population moments, or the sample moments with ``train_size``) from the spec's
+    projected initial weights to ``t_max`` (default the spec's final time); see ``discrete.stable_lr``."""
+    flow, y0, _ = setup(spec)
+    return discrete.stable_lr(flow, y0, spec.final_time if t_max is None else t_max)

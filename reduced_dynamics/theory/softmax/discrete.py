@@ -28,26 +28,14 @@ def modified_rhs(rhs, eta: float, h: float = 1e-4):
     return modified
 
 
-def max_stable_lr(spec, t_max: float | None = None, points: int = 60) -> dict:
-    """(LR-8) for a softmax spec: eta_max = 2 / lambda_max of Hess_M L (exact finite-N, SF-19a, by central
-    differences of the exact gradient) along the flow from M = 0 up to ``t_max`` (default the spec's final
-    time). The loss has no finite minimiser (SF-22): the sharpness decays like 1/t late, so the bound comes
-    from the sharpest point on the way (``along_path``), typically the start."""
-    from .exact import CountEnumeration
-    from .features import exact_flow
-    p = np.asarray(spec.p)
-    K = spec.features
-    enum = CountEnumeration(p, spec.context, spec.include_query_token)
-    t = np.linspace(0.0, spec.final_time if t_max is None else t_max, points)
-    flow = exact_flow(p, spec.context, t, include_query_token=spec.include_query_token, observe=False)
-
-    def grad(y):
-        return -enum.flow_rhs(y.reshape(K, K)).ravel()
-
+def stable_lr_along(gradient, states: np.ndarray, t: np.ndarray, h: float = 1e-5) -> dict:
+    """(LR-8) along a path: eta_max = 2 / the largest lambda_max of the Hessian of the loss, by central
+    differences of ``gradient`` (of a flat state) at each of ``states`` (T, n) at times ``t``. The softmax loss
+    has no finite minimiser (SF-22): the sharpness decays like 1/t late, so the bound comes from the sharpest
+    point on the way (``along_path``), typically the start."""
     lam = []
-    for M in flow.M:
-        y, h = M.ravel(), 1e-5
-        H = np.array([(grad(y + h * e) - grad(y - h * e)) / (2 * h) for e in np.eye(K * K)])
+    for y in states:
+        H = np.array([(gradient(y + h * e) - gradient(y - h * e)) / (2 * h) for e in np.eye(y.size)])
         lam.append(np.linalg.eigvalsh(0.5 * (H + H.T))[-1])
     lam = np.array(lam)
     return {"eta_max": 2.0 / lam.max(), "along_path": 2.0 / lam.max(), "at_end": 2.0 / lam[-1],

@@ -25,6 +25,7 @@ from ...integrate import integrate
 from ...specs import SoftmaxFeaturesSpec, SpecError
 from ...tasks.softmax_features import check_probabilities, curve_events, draw
 from ...trajectory import Trajectory, provenance
+from . import discrete
 from .exact import CountEnumeration, LaplaceQuadrature, symmetric_column
 
 
@@ -118,8 +119,7 @@ def _at_lr(rhs, modified_lr):
     """The flow's right-hand side, or that of its modified flow (LR-5) at ``modified_lr``."""
     if modified_lr is None:
         return rhs
-    from .discrete import modified_rhs
-    return modified_rhs(rhs, modified_lr)
+    return discrete.modified_rhs(rhs, modified_lr)
 
 
 def symmetric_exact_flow(q: float, n_features: int, context: int, t_eval, include_query_token: bool = False,
@@ -299,3 +299,16 @@ def large_n_error(n_features: int, sizes, t_eval, eps: float = 0.05) -> dict:
             "intercept": float(intercept),
             "threshold_times": [first_crossing_below(t, row, eps) for row in L],
             "threshold_time_inf": first_crossing_below(t, big.loss_k[:, 0], eps)}
+
+
+def max_stable_lr(spec: SoftmaxFeaturesSpec, t_max: float | None = None, points: int = 60) -> dict:
+    """(LR-8) for a softmax spec: eta_max = 2 / lambda_max of the Hessian of the exact finite-N loss (central
+    differences of its exact gradient) along the flow from the spec's start up to ``t_max`` (default the spec's
+    final time); see ``discrete.stable_lr_along``."""
+    p, M0 = start(spec)
+    K = spec.features
+    evaluator = exact_evaluator(p, spec.context, spec.include_query_token)
+    t = np.linspace(0.0, spec.final_time if t_max is None else t_max, points)
+    flow = exact_flow(p, spec.context, t, M0=M0, include_query_token=spec.include_query_token, observe=False)
+    return discrete.stable_lr_along(lambda y: -evaluator.flow_rhs(y.reshape(K, K)).ravel(),
+                                    flow.M.reshape(len(t), -1), t)
