@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import (ClusterError, DivergenceError, FamilyError, IntegrationError, OutputError,
+from .errors import (ClusterError, DivergenceError, FamilyError, IntegrationError, MissingExtraError, OutputError,
                      ReducedDynamicsError, ResultFileError, SpecError)
 from .families import FAMILIES, family, family_of, register, spec
 from .specs import Spec
-from .trajectory import Trajectory
+from .trajectory import Trajectory, package_version
 
-__all__ = ["FAMILIES", "ClusterError", "DivergenceError", "FamilyError", "IntegrationError", "OutputError",
+__version__ = package_version()
+
+__all__ = ["FAMILIES", "__version__", "ClusterError", "DivergenceError", "FamilyError", "IntegrationError", "MissingExtraError", "OutputError",
            "ReducedDynamicsError", "ResultFileError", "Spec", "SpecError", "Trajectory", "compare", "family",
            "predict", "register", "run_comparison", "simulate", "spec"]
 
@@ -42,6 +44,8 @@ def compare(theory: Trajectory, reference: Trajectory) -> dict[str, Any]:
     model = theory.meta.get("model")
     if reference.meta.get("model") != model:
         raise SpecError("reference", f"a trajectory of model {model!r}", reference.meta.get("model"))
+    if not isinstance(model, str):
+        raise SpecError("theory", "a trajectory of a known model (Trajectory.from_arrays(..., spec=spec))", model)
     fam = family(model)
     spec_obj = theory.spec if theory.spec is not None else fam.spec_class.from_dict(theory.meta["spec"])
     return fam.compare(spec_obj, {"theory": theory}, reference)

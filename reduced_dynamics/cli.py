@@ -405,6 +405,10 @@ def main(argv: list[str] | None = None) -> int:
         if not argv or argv[0] in ("-h", "--help"):
             print(__doc__.strip())
             return 0
+        if argv[0] == "--version":
+            from . import __version__
+            print(f"reduced-dynamics {__version__}")
+            return 0
         verb, rest = argv[0], argv[1:]
         if verb in VERBS:
             with one_blas_thread():

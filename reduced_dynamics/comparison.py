@@ -88,6 +88,11 @@ class Report:
             written += plot_report(self, stem)
         return written
 
+    def plot(self, ax: Any = None, style: Any = None) -> Any:
+        """Draw the report on ``ax`` (default: a new pyplot figure, shown inline in a notebook) in the
+        project's style with ``style`` (rcParams dict or style name) on top; returns the axes."""
+        return plotting.report_axes(plotting.notebook_axes(ax, style), self, style)
+
 
 def staircase_table(metrics: dict[str, Any]) -> list[str]:
     """Per-step lines of a staircase comparison (any family whose summary has ``plateaus``, ``plateau_steps``
@@ -141,12 +146,7 @@ def run(spec: Spec, progress: bool | None = None) -> Report:
     return Report(fam.name, spec, metrics, theory, reference, curves, fam.levels(spec, theory))
 
 
-def plot_report(report: Report, stem: str | Path) -> list[Path]:
-    fig, ax = plotting.figure()
-    if report.theory.axis == report.reference.axis:
-        plotting.loss_axes(ax, {"theory": report.theory, **report.extras}, report.reference, report.levels)
-    else:   # different axes: the theory curves against their own axis, the trained risk as a level
-        levels = {**report.levels, f"trained ({report.reference.meta.get('kind')})": float(report.reference.loss[-1])}
-        plotting.loss_axes(ax, {"theory": report.theory, **report.extras}, None, levels, xlabel=report.theory.axis)
-    ax.set_title(f"{report.model}: theory vs gradient descent")
-    return plotting.save(fig, stem)
+def plot_report(report: Report, stem: str | Path, style: Any = None) -> list[Path]:
+    fig, ax = plotting.figure(style=style)
+    plotting.report_axes(ax, report, style)
+    return plotting.save(fig, stem, style)

@@ -12,6 +12,7 @@ The CLI prints ``reduced-dynamics: error: <message>`` (one line) and exits with 
       OutputError          an output path cannot be written (names the path)
       ClusterError         a Dask scheduler cannot be reached or lost its workers
       CostError            a run would need more memory than is free (or, unconfirmed, more time than the budget)
+      MissingExtraError    an optional dependency is not installed (names the extra to install)
 
 Each is also a subclass of the built-in exception a caller would have caught before (``ValueError`` for
 bad values, ``RuntimeError`` for a failed run, ``OSError`` for files), so older ``except`` clauses keep
@@ -69,3 +70,20 @@ class ClusterError(ReducedDynamicsError, RuntimeError):
 
 class CostError(ReducedDynamicsError, MemoryError):
     """A run was refused before it started: its estimated memory or time is out of reach."""
+
+
+class MissingExtraError(ReducedDynamicsError, ImportError):
+    """An optional dependency (pandas, xarray ...) is missing; the message names the extra that brings it."""
+
+    def __init__(self, what: str, module: str, extra: str):
+        self.module, self.extra = module, extra
+        super().__init__(f"{what} needs {module}: pip install 'reduced_dynamics[{extra}]'")
+
+
+def optional_import(module: str, what: str, extra: str = "data") -> Any:
+    """Import an optional dependency at first use; ``MissingExtraError`` naming the extra when missing."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(what, module, extra) from None

@@ -2,19 +2,26 @@
 theory as lines, gradient descent as markers, reference levels as dotted lines. Files are written
 atomically, as PDF and PNG, with their variable metadata (creation date, software) removed so that two
 runs give byte-identical files.
+
+Nothing here touches matplotlib's global state: no backend is chosen (a Jupyter kernel keeps its inline
+backend), file figures are plain ``matplotlib.figure.Figure`` objects that pyplot never sees, and the style
+is applied inside ``style(...)`` blocks (``matplotlib.rc_context``), so a user's ``rcParams`` are the same
+after a call as before it. Every drawing function takes ``style=``: a user's style (a dict of rcParams, a
+matplotlib style name or file, or a list of those) applied on top of the project's ``STYLE``.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
+from typing import Any, Iterator
 
 import matplotlib
+import matplotlib.style
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .files import atomic_write_bytes  # noqa: E402
-from .trajectory import versions  # noqa: E402
+from .files import atomic_write_bytes
+from .trajectory import versions
 
 COLUMN_WIDTH = 3.4      # inches: one column of a two-column paper
 FULL_WIDTH = 7.0
@@ -29,24 +36,40 @@ STYLE = {
 }
 
 
-def figure(width: float = COLUMN_WIDTH, height: float = 2.4, ncols: int = 1, nrows: int = 1):
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), constrained_layout=True)
+@contextlib.contextmanager
+def style(user: Any = None) -> Iterator[None]:
+    """The project's ``STYLE``, then ``user`` (rcParams dict, style name or file, or a list) on top, for the
+    duration of the block; every rcParam is restored on exit."""
+    with matplotlib.rc_context(STYLE):
+        if user is not None:
+            matplotlib.style.use(user)      # inside rc_context: undone on exit
+        yield
+
+
+def figure(width: float = COLUMN_WIDTH, height: float = 2.4, ncols: int = 1, nrows: int = 1,
+           style: Any = None) -> tuple[Figure, Any]:
+    """A file figure: a ``matplotlib.figure.Figure`` (not registered with pyplot, so it never appears in a
+    notebook by itself and needs no closing) and its axes, made in the project's style."""
+    with _style(style):
+        fig = Figure(figsize=(width, height), layout="constrained")
+        axes = fig.subplots(nrows, ncols)
     return fig, axes
 
 
-def save(fig, stem: str | Path) -> list[Path]:
-    """Write ``stem.pdf`` and ``stem.png`` atomically with fixed metadata; close the figure."""
+def save(fig: Any, stem: str | Path, style: Any = None) -> list[Path]:
+    """Write ``stem.pdf`` and ``stem.png`` atomically with fixed metadata."""
     stem = Path(stem)
     written = []
     for suffix, metadata in ((".pdf", {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}),
                              (".png", {"Software": None})):
         buffer = io.BytesIO()
-        with plt.rc_context(STYLE):
+        with _style(style):
             fig.savefig(buffer, format=suffix[1:], metadata=metadata)
         written.append(atomic_write_bytes(stem.with_suffix(suffix), buffer.getvalue()))
-    plt.close(fig)
     return written
+
+
+_style = style      # the functions below take a parameter called style
 
 
 def thin_markers(n: int, target: int = 60) -> int:
@@ -58,9 +81,9 @@ AXIS_LABELS = {"flow_time": "gradient-flow time t", "depth": "continuous depth t
 
 
 def loss_axes(ax, theory: dict, reference=None, levels: dict | None = None, log_time: bool = False,
-              ylabel: str = "loss", xlabel: str = "flow_time"):
+              ylabel: str = "loss", xlabel: str = "flow_time", style: Any = None):
     """Theory curves as lines (first one emphasised), the reference as markers, levels dotted."""
-    with plt.rc_context(STYLE):
+    with _style(style):
         for k, (label, traj) in enumerate(theory.items()):
             style = {"color": COLOURS[k % len(COLOURS)], "zorder": 3 if k == 0 else 2}
             if k > 0:
@@ -82,6 +105,47 @@ def loss_axes(ax, theory: dict, reference=None, levels: dict | None = None, log_
         ax.set_xlabel(AXIS_LABELS.get(xlabel, xlabel))
         ax.set_ylabel(ylabel)
         ax.legend(loc="upper right")
+
+
+NOTEBOOK_SIZE = (5.0, 3.2)     # inches: a new figure of Trajectory.plot / Report.plot
+
+
+def notebook_axes(ax: Any = None, style: Any = None) -> Any:
+    """``ax``, or the axes of a new pyplot figure (so that it shows inline in a notebook, under whatever
+    backend the user has: pyplot is imported here, on first use, never at import of the package)."""
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+    with _style(style):
+        _, ax = plt.subplots(figsize=NOTEBOOK_SIZE, layout="constrained")
+    return ax
+
+
+def plot_trajectory(traj: Any, ax: Any = None, style: Any = None, **kwargs: Any) -> Any:
+    """The loss of one Trajectory against its axis (a line; ``kwargs`` go to ``ax.plot``); returns ``ax``."""
+    ax = notebook_axes(ax, style)
+    kwargs.setdefault("label", " ".join(str(traj.meta[k]) for k in ("model", "kind") if traj.meta.get(k)) or None)
+    with _style(style):
+        ax.plot(traj.t, traj.loss, **kwargs)
+        ax.set_xlabel(AXIS_LABELS.get(traj.axis or "", traj.axis or "t"))
+        ax.set_ylabel("loss")
+        if kwargs["label"]:
+            ax.legend(loc="upper right")
+    return ax
+
+
+def report_axes(ax: Any, report: Any, style: Any = None) -> Any:
+    """A comparison report on ``ax``: theory curves as lines, gradient descent as markers, levels dotted
+    (on different axes: the theory against its own, the trained risk as a level)."""
+    theories = {"theory": report.theory, **report.extras}
+    if report.theory.axis == report.reference.axis:
+        loss_axes(ax, theories, report.reference, report.levels, style=style)
+    else:
+        levels = {**report.levels, f"trained ({report.reference.meta.get('kind')})": float(report.reference.loss[-1])}
+        loss_axes(ax, theories, None, levels, xlabel=report.theory.axis, style=style)
+    with _style(style):
+        ax.set_title(f"{report.model}: theory vs gradient descent")
+    return ax
 
 
 def figure_record(spec, data: dict) -> dict:

@@ -406,7 +406,7 @@ def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str
 
 def _run_locked(model, fam, points, names, out_dir, executor, workers, progress, workers_write, chunk_size,
                 side) -> SweepResult:
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     for stale in (out_dir / "points").glob(".*.tmp"):    # half-written files of a killed run (we hold the lock)
         stale.unlink()
@@ -547,3 +547,67 @@ def write_table(path: Path, points: Sequence[Point], records: dict[str, dict[str
 def read_table(path: str | Path) -> list[dict[str, str]]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading a finished sweep into pandas / xarray (optional: the ``data`` extra, imported at first use)
+
+def load(out_dir: str | Path) -> Any:
+    """The sweep's table ``out_dir/sweep.csv`` as a pandas DataFrame, one row per point, with its cells
+    decoded as they were written: numbers, booleans, empty cells as NaN/None and JSON lists (list-valued
+    measures, tuple fields) as Python lists. Needs pandas (``pip install 'reduced_dynamics[data]'``)."""
+    from .errors import ResultFileError, optional_import
+    pd = optional_import("pandas", "sweep.load")
+    path = Path(out_dir) / "sweep.csv"
+    if not path.exists():
+        raise ResultFileError(path, "no sweep table here (run the sweep first)")
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=str)
+    for column in frame.columns:
+        frame[column] = frame[column].map(_decode_cell)
+        frame[column] = frame[column].infer_objects()
+    return frame
+
+
+def _decode_cell(text: Any) -> Any:
+    if not isinstance(text, str):
+        return None                       # an empty cell
+    try:
+        return json.loads(text)           # numbers, true/false, JSON lists
+    except ValueError:
+        return text                       # point keys, model and side names, choices
+
+
+def load_curves(out_dir: str | Path, t: Sequence[float] | None = None) -> Any:
+    """The loss curves of every point of the table as an xarray Dataset: variable ``loss`` with one dim per
+    grid field that varies (and ``side`` for a sweep of both), plus ``t``; the table's measures as variables
+    over the grid dims. The curves must share one time grid, or pass ``t`` to interpolate each (linearly)
+    onto it. Needs xarray and pandas (the ``data`` extra)."""
+    import numpy as np
+
+    from .errors import optional_import
+    xr = optional_import("xarray", "sweep.load_curves")
+    table = load(out_dir)
+    curves = [Trajectory.load(Path(out_dir) / "points" / f"{key}.npz") for key in table["point"]]
+    if t is None:
+        t = curves[0].t
+        if not all(np.array_equal(c.t, t) for c in curves):
+            raise SpecError("t", "a common time grid to interpolate onto (the curves have different grids)",
+                            None)
+        losses = np.stack([c.loss for c in curves])
+    else:
+        t = np.asarray(t, dtype=float)
+        losses = np.stack([np.interp(t, c.t, c.loss, right=np.nan) for c in curves])
+    skip = {"point", "model", "seconds", "cpu_seconds"}
+    varying = [c for c in table.columns if c not in skip and table[c].map(repr).nunique() > 1
+               and not isinstance(table[c].iloc[0], list)]
+    fields = [f.name for f in dataclasses.fields(family(table["model"].iloc[0]).spec_class)]
+    grid = [c for c in varying if c in fields or c == "side"]
+    measures = [c for c in table.columns if c not in skip and c not in fields and c != "side"
+                and not any(isinstance(v, list) for v in table[c])]
+    data = {"loss": (("point", "t"), losses), **{m: ("point", table[m].to_numpy()) for m in measures}}
+    ds = xr.Dataset(data, coords={"t": t, "point": table["point"].to_numpy(),
+                                  **{g: ("point", table[g].to_numpy()) for g in grid}},
+                    attrs={"model": str(table["model"].iloc[0]), "axis": curves[0].axis or ""})
+    if grid:
+        ds = ds.set_index(point=grid).unstack("point")
+    return ds.transpose(..., "t")

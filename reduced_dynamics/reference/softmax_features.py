@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from ..errors import DivergenceError
 from ..specs import SoftmaxFeaturesSpec, SpecError

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from ..errors import DivergenceError
 from ..specs import SparseSpec, SpecError
