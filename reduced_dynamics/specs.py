@@ -119,6 +119,9 @@ class TrainingTime:
     gradient-flow time and its number of GD steps (t = lr * step)."""
 
     default_t_max: ClassVar[float] = 40.0
+    lr: float
+    steps: int | None
+    t_max: float | None
 
     @property
     def final_time(self) -> float:
@@ -152,7 +155,7 @@ class Spec:
     """
 
     model: ClassVar[str] = ""
-    by_model: ClassVar[dict[str, type]] = {}      # model name -> its spec class (filled as classes are defined)
+    by_model: ClassVar[dict[str, type["Spec"]]] = {}   # model name -> its spec class (filled as classes are defined)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
