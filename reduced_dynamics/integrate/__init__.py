@@ -8,6 +8,7 @@
 * ``"compiled"``: Dormand-Prince 8(5,3) in machine code (``integrate.compiled``), for a ``HeadFlow``; same
   steps as SciPy's DOP853 at equal tolerances. Falls back to SciPy (with a warning) when the ``HeadFlow`` also
   carries a Python right-hand side and SciPy's private tableau module is missing.
+* ``"stiff"``: for a ``HeadFlow``, SciPy's LSODA on the compiled right-hand side and Jacobian.
 * any ``solve_ivp`` method (``"DOP853"``, ``"Radau"``, ``"LSODA"``, ``"BDF"``, ``"RK45"``): SciPy, through
   ``integrate.scipy_backend``.
 
@@ -34,18 +35,26 @@ SCIPY_METHODS = ("DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA")
 def integrate(flow: Any, y0: np.ndarray, t_max: float, *, method: str = "DOP853", jac: Callable | None = None,
               **options: Any) -> Solution:
     """Integrate the flow from ``y0`` on [0, t_max] (options: ``t_eval``, ``rtol``, ``atol``, ``max_evals``,
-    ``blowup``); raise ``IntegrationError`` on blow-up, stall or an exhausted budget."""
+    ``blowup``); raise ``IntegrationError`` on blow-up, stall or an exhausted budget.
+
+    For a ``HeadFlow``: ``"compiled"`` (DOP853 in machine code), ``"stiff"`` (SciPy's LSODA on the compiled
+    right-hand side and compiled Jacobian: Adams while the flow is not stiff, BDF on long plateaus), or a SciPy
+    method on the flow's NumPy right-hand side and Jacobian. For a callable ``rhs(t, y)``: a SciPy method."""
     from . import scipy_backend
-    if method == "compiled":
+    from .compiled import HeadFlow
+    if isinstance(flow, HeadFlow):
         from . import compiled
-        if not isinstance(flow, compiled.HeadFlow):
-            raise IntegrationError(f"method 'compiled' needs a HeadFlow, got {type(flow).__name__}: "
-                                   f"use one of {', '.join(SCIPY_METHODS)}")
-        if compiled.tableau is None and flow.python_rhs is not None:
-            warnings.warn(compiled.TABLEAU_MISSING + "; using SciPy's DOP853", RuntimeWarning, stacklevel=2)
-            return scipy_backend.solve(flow.python_rhs, y0, t_max, method="DOP853", **options)
-        return compiled.solve(flow, y0, t_max, **options)
-    if method not in SCIPY_METHODS:
-        raise IntegrationError(f"method: expected 'compiled' or one of {', '.join(SCIPY_METHODS)}, got {method!r}")
-    rhs = getattr(flow, "python_rhs", None) or flow
-    return scipy_backend.solve(rhs, y0, t_max, method=method, jac=jac, **options)
+        if method == "compiled":
+            if compiled.tableau is None and flow.python_rhs is not None:
+                warnings.warn(compiled.TABLEAU_MISSING + "; using SciPy's DOP853", RuntimeWarning, stacklevel=2)
+                return scipy_backend.solve(flow.python_rhs, y0, t_max, method="DOP853", **options)
+            return compiled.solve(flow, y0, t_max, **options)
+        if method == "stiff":
+            return scipy_backend.solve(compiled.rhs_function(flow), y0, t_max, method="LSODA",
+                                       jac=compiled.jacobian_function(flow), **options)
+        if method in SCIPY_METHODS and flow.python_rhs is not None:
+            return scipy_backend.solve(flow.python_rhs, y0, t_max, method=method, jac=flow.python_jac, **options)
+    elif method in SCIPY_METHODS:
+        return scipy_backend.solve(flow, y0, t_max, method=method, jac=jac, **options)
+    raise IntegrationError(f"method: expected {'compiled, stiff or ' if isinstance(flow, HeadFlow) else ''}one of "
+                           f"{', '.join(SCIPY_METHODS)} for a {type(flow).__name__}, got {method!r}")

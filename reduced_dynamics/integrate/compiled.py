@@ -85,6 +85,7 @@ class HeadFlow:
     head_b: PolynomialTable         # theta -> vec B_i
     head_rhs: PolynomialTable       # (theta, G) -> (dB_i/dtheta_i)^T G
     python_rhs: Callable | None = field(default=None, compare=False, repr=False)   # the same flow in NumPy
+    python_jac: Callable | None = field(default=None, compare=False, repr=False)   # and its Jacobian
     head_jac: PolynomialTable | None = field(default=None, compare=False, repr=False)    # theta -> dB_i/dtheta_i
     head_curv: PolynomialTable | None = field(default=None, compare=False, repr=False)   # (theta, G) -> curvature
 

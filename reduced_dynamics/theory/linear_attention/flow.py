@@ -18,7 +18,7 @@ from scipy import sparse
 
 from ... import compile as compiler
 from ...integrate import Solution, integrate
-from ...integrate.compiled import HeadFlow, b_vectors, jacobian_function, rhs_function
+from ...integrate.compiled import HeadFlow, b_vectors
 from ...specs import LinearAttentionSpec
 from ...tasks import linear_attention as task
 
@@ -154,8 +154,7 @@ class ReducedFlow:
         p = self.system.polynomials
         hessian = self._hessian[:, None] if self.diagonal else self._hessian      # (D^2, 1): diagonal
         return HeadFlow(self.n, self.heads, self._G0, hessian, p["head_b"], p["head_rhs"], python_rhs=self.rhs,
-                        head_jac=p["head_jac"], head_curv=p["head_curv"])
-
+                        python_jac=self.jacobian, head_jac=p["head_jac"], head_curv=p["head_curv"])
 
     def solve(self, y0: np.ndarray, t_max: float, method: str = "compiled", **options) -> Solution:
         """Integrate from y0 to t_max through ``integrate``: ``method="compiled"`` (default, the reference) runs
@@ -163,12 +162,7 @@ class ReducedFlow:
         BDF on the long late plateaus of attn-s, where the relaxation of the learned components limits any
         explicit step) on the compiled right-hand side and the compiled Jacobian -J^T Hess J + curvature; a SciPy
         method name (``"DOP853"``, ``"Radau"`` ...) runs ``rhs`` (and ``jacobian``) in NumPy."""
-        if method == "compiled":
-            return integrate(self.head_flow, y0, t_max, method=method, **options)
-        if method == "stiff":
-            return integrate(rhs_function(self.head_flow), y0, t_max, method="LSODA",
-                             jac=jacobian_function(self.head_flow), **options)
-        return integrate(self.rhs, y0, t_max, method=method, jac=self.jacobian, **options)
+        return integrate(self.head_flow, y0, t_max, method=method, **options)
 
 
 def loss_pieces(functions: dict, moments: Moments, dim: int):
