@@ -136,7 +136,10 @@ class TrainingTime:
 
 def consistent_duration(spec: Any) -> None:
     """Steps and final time given together must agree (t = lr * steps): a comparison of a 5-step run
-    against a 100-unit flow means nothing."""
+    against a 100-unit flow means nothing. A learning rate beyond the final time would make zero steps."""
+    if spec.steps is None and spec.lr > spec.final_time * (1 + 1e-9):
+        raise SpecError("lr", f"at most the final time t_max = {spec.final_time:g} (GD reaches t = lr after one step)",
+                        spec.lr)
     if spec.steps is not None and spec.t_max is not None and abs(spec.lr * spec.steps - spec.t_max) > 1e-9 * spec.t_max:
         raise SpecError("t_max", f"lr * steps = {spec.lr * spec.steps:g} (or give only one of steps and t_max)",
                         spec.t_max)

@@ -17,6 +17,7 @@ import numpy as np
 from derivations import modified_flow as derivation
 
 from ... import compile as compiler
+from ...errors import DivergenceError
 from ...integrate import Solution, integrate
 from ...integrate.common import output_times
 from .flow import ReducedFlow
@@ -52,14 +53,19 @@ class ModifiedFlow:
         return float(self.flow.loss(y)) + 0.25 * self.eta * float(f @ f)
 
 
-def gd_map(flow: ReducedFlow, y0: np.ndarray, eta: float, steps: int) -> Solution:
-    """The reduced GD map (LR-3) for ``steps`` steps; states at t = eta k, k = 0..steps."""
+def gd_map(flow: ReducedFlow, y0: np.ndarray, eta: float, steps: int, blowup: float = 1e8) -> Solution:
+    """The reduced GD map (LR-3) for ``steps`` steps; states at t = eta k, k = 0..steps. A state that leaves
+    every sensible range (non-finite, or an entry beyond ``blowup``) is a ``DivergenceError`` naming the step."""
     ys = np.empty((steps + 1, y0.size))
     y = np.array(y0, dtype=float)
     for k in range(steps + 1):
         ys[k] = y
         if k < steps:
-            y = y + eta * flow.rhs(0.0, y)
+            with np.errstate(over="ignore", invalid="ignore"):
+                y = y + eta * flow.rhs(0.0, y)
+            if not (np.all(np.isfinite(y)) and np.max(np.abs(y)) < blowup):
+                raise DivergenceError("reduced GD map", k + 1, float(np.max(np.abs(y))),
+                                      f"the map at lr {eta:g} leaves every sensible range: lower --lr")
     return Solution(t=eta * np.arange(steps + 1), y=ys, nfev=steps)
 
 
