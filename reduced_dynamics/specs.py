@@ -118,6 +118,9 @@ class TrainingTime:
     """Mixin for a spec with ``lr``, ``steps``, ``t_max`` and a ClassVar ``default_t_max``: the run's final
     gradient-flow time and its number of GD steps (t = lr * step)."""
 
+    lr: float                   # declared for the type checker only: the spec dataclass defines the fields
+    steps: int | None
+    t_max: float | None
     default_t_max: ClassVar[float] = 40.0
 
     @property
@@ -152,7 +155,7 @@ class Spec:
     """
 
     model: ClassVar[str] = ""
-    by_model: ClassVar[dict[str, type]] = {}      # model name -> its spec class (filled as classes are defined)
+    by_model: ClassVar[dict[str, type["Spec"]]] = {}      # model name -> its spec class (filled as classes are defined)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
