@@ -113,5 +113,10 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     fig.suptitle(f"in-context vs in-weight learning, attn-m: D=4, N=31, H=8, Lambda=I/4, P={base.sample_size}, "
                  f"sigma={base.init_scale:g}; lines: population flow (LA-44), markers: GD", fontsize=7)
     summary = {"runs": runs, "laws": {k: [nan_to_none(x) for x in v] for k, v in law.items()}}
-    return figures.save(fig, stem, base, {**{f"law_{k}": v for k, v in law.items()}, **arrays},
-                        {**summary, "fractions": list(FRACTIONS)})
+    # .npz arrays hold numbers only (the figure contract): each law keeps the fractions where it is defined
+    law_arrays = {}
+    for key, values in law.items():
+        if key != "p":
+            defined = np.isfinite(values)
+            law_arrays[f"law_{key}"], law_arrays[f"law_{key}_p"] = values[defined], law["p"][defined]
+    return figures.save(fig, stem, base, {**law_arrays, **arrays}, {**summary, "fractions": list(FRACTIONS)})
