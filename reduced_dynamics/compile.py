@@ -46,14 +46,39 @@ def cache_dir() -> Path:
 
 
 def derivation_source(module: ModuleType) -> str:
-    """The source a derivation depends on: its own module and every other module of its package (a
-    derivation may build on another's pieces, e.g. attn-s on attn-m's loss in B), in a fixed order.
-    Read again whenever a file of the package changes (size or modification time)."""
+    """The source a derivation depends on: its own module and the modules of its package that it imports,
+    directly or through one another (attn-s builds on attn-m's loss in B, so its key covers both; a change to
+    the softmax derivation leaves the attn-m key alone), in a fixed order. Read again whenever one of those
+    files changes (size or modification time)."""
     own = inspect.getfile(module)
-    with os.scandir(os.path.dirname(own)) as entries:
-        files = sorted((e.path, e.stat().st_mtime_ns, e.stat().st_size) for e in entries if e.name.endswith(".py"))
-    status = os.stat(own)
-    return _read_sources(((own, status.st_mtime_ns, status.st_size), *files))
+    files = sorted(_package_imports(own, module.__name__.rpartition(".")[0]))
+    stamped = tuple((name, os.stat(name).st_mtime_ns, os.stat(name).st_size) for name in [own, *files])
+    return _read_sources(stamped)
+
+
+def _package_imports(path: str, package: str, seen: set[str] | None = None) -> set[str]:
+    """Files of ``package`` (beside ``path``) that the module at ``path`` imports, transitively."""
+    import ast
+    seen = set() if seen is None else seen
+    folder = os.path.dirname(path)
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:                                   # from . import x / from .x import y
+                names |= {base} if base else {a.name for a in node.names}
+                continue
+            names |= {base} | {f"{base}.{a.name}" for a in node.names}
+    for name in names:
+        stem = name[len(package) + 1:] if package and name.startswith(package + ".") else name
+        candidate = os.path.join(folder, stem.split(".")[0] + ".py")
+        if os.path.isfile(candidate) and candidate != path and candidate not in seen:
+            seen.add(candidate)
+            _package_imports(candidate, package, seen)
+    return seen
 
 
 @functools.lru_cache(maxsize=64)

@@ -109,3 +109,33 @@ def test_the_key_follows_the_modules_a_derivation_builds_on(tmp_path, monkeypatc
     monkeypatch.setattr(compiler, "derivation_source",
                         lambda m: real(m).replace("def loss_in_b(", "def loss_in_b_changed("))
     assert compiler.derivation_hash(linear_separate) != before
+
+
+def test_a_derivations_key_covers_its_own_source_and_what_it_imports(tmp_path, monkeypatch):
+    """The cache key (and the recorded derivation hash) changes with the derivation's own file and with the
+    files of its package it imports, and not with an unrelated derivation beside it."""
+    import importlib
+    import os
+    import time
+
+    from reduced_dynamics import compile as compiler
+    package = tmp_path / "dpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "base.py").write_text("X = 1\n")
+    (package / "uses_base.py").write_text("from .base import X\nY = X\n")
+    (package / "other.py").write_text("Z = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    uses, other = importlib.import_module("dpkg.uses_base"), importlib.import_module("dpkg.other")
+    before = compiler.derivation_hash(uses), compiler.derivation_hash(other)
+
+    def edit(name, text):
+        path = package / name
+        path.write_text(text)
+        stamp = time.time_ns() + 10 ** 9            # a new modification time, whatever the clock's resolution
+        os.utime(path, ns=(stamp, stamp))
+
+    edit("other.py", "Z = 4\n")
+    assert compiler.derivation_hash(uses) == before[0] and compiler.derivation_hash(other) != before[1]
+    edit("base.py", "X = 2\n")
+    assert compiler.derivation_hash(uses) != before[0]
