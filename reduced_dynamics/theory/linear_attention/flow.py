@@ -192,18 +192,18 @@ def eigen_diagonal(b: np.ndarray, to_eigen: np.ndarray) -> np.ndarray:
     return b.T @ weights
 
 
-def moments_for(spec: LinearAttentionSpec, cov: task.Covariance, rngs: dict, moments: str | None = None) -> Moments:
-    """Population moments (LA-16) or the §5 sample moments of the very training set the reference draws
-    from ``rngs["data"]`` (default: sample when ``spec.train_size`` is given). Shared by attn-m and attn-s."""
+def moments_for(spec: LinearAttentionSpec, problem: task.Problem, moments: str | None = None) -> Moments:
+    """Population moments (LA-16) of the problem's covariance, or the §5 sample moments of the very training set
+    the reference trains on (the family's draw; default: sample when ``spec.train_size`` is given). Shared by
+    attn-m and attn-s."""
     kind = moments or ("sample" if spec.train_size is not None else "population")
     if kind == "population":
         ignored = [flag for flag in ("centre_inputs", "whiten_tasks") if getattr(spec, flag)]
         if ignored and moments is None:
             warnings.warn(f"{', '.join(ignored)} act on a training set; the population flow (no train_size) ignores "
                           f"them: give --train-size to use the normalised sample moments", stacklevel=2)
-        return population_moments(spec, cov)
-    data = task.draw_training_set(cov, spec.context, spec.sample_size, rngs["data"],
-                                  spec.centre_inputs, spec.whiten_tasks)
+        return population_moments(spec, problem.covariance)
+    data = problem.train if problem.train is not None else task.draw(spec, train=True).train
     return sample_moments(spec, data)
 
 

@@ -53,7 +53,7 @@ def setup(spec: LinearMergedSpec, moments: str | None = None, cache_dir=None):
     (default: sample when ``spec.train_size`` is given)."""
     drawn = task.draw(spec, train=False)
     cov = drawn.covariance
-    mom = moments_for(spec, cov, task.streams(spec.seed), moments)
+    mom = moments_for(spec, drawn, moments)
     flow = merged_flow(spec.dim, spec.heads, mom, cache_dir)
     v, U = projection(drawn.weights["W"], drawn.weights["r"])
     return flow, pack(v, U, mom.basis), cov

@@ -71,17 +71,12 @@ def pack(v: np.ndarray, K: np.ndarray, Q: np.ndarray, basis: np.ndarray) -> np.n
     return theta.reshape(-1)
 
 
-def draw(spec: LinearSeparateSpec):
-    """Covariance and the projected initial weights (LA-35) for the spec's seed and rule (§8)."""
-    drawn = task.draw(spec, train=False)
-    return task.streams(spec.seed), drawn.covariance, projection(**drawn.weights)
-
-
 def setup(spec: LinearSeparateSpec, moments: str | None = None, cache_dir=None):
     """(flow, initial state, covariance) with ``moments`` population or sample (default: sample when
-    ``spec.train_size`` is given)."""
-    rngs, cov, (v, K, Q) = draw(spec)
-    mom = moments_for(spec, cov, rngs, moments)
+    ``spec.train_size`` is given), from the family's draw and the projection (LA-35) of its initial weights."""
+    drawn = task.draw(spec, train=False)
+    cov, (v, K, Q) = drawn.covariance, projection(**drawn.weights)
+    mom = moments_for(spec, drawn, moments)
     flow = SeparateFlow(spec.dim, spec.heads, spec.rank, mom, cache_dir)
     return flow, pack(v, K, Q, mom.basis), cov
 
