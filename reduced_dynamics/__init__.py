@@ -16,7 +16,8 @@ from .errors import (ClusterError, DivergenceError, FamilyError, IntegrationErro
                      ReducedDynamicsError, ResultFileError, SpecError)
 from .families import FAMILIES, family, family_of, register, spec
 from .specs import Spec
-from .trajectory import Trajectory, package_version
+from .trajectory import Trajectory
+from .versions import package_version
 
 __version__ = package_version()
 

@@ -21,7 +21,7 @@ import matplotlib.style
 from matplotlib.figure import Figure
 
 from .files import atomic_write_bytes
-from .trajectory import versions
+from .versions import versions
 
 COLUMN_WIDTH = 3.4      # inches: one column of a two-column paper
 FULL_WIDTH = 7.0
