@@ -240,6 +240,9 @@ class LinearAttentionSpec(TrainingTime, Spec):
     discretisation: str = param("flow", "theory at the learning rate: gradient flow, the reduced GD map at lr, or "
                                 "the modified flow of L + (lr/4)|grad L|^2 (finite_learning_rate.md)",
                                 choices=("flow", "map", "modified"))
+    integrator: str = param("compiled", "integrator of the flow: compiled (DOP853 in machine code, the reference) or "
+                                        "stiff (LSODA on the compiled right-hand side and Jacobian: far fewer steps on "
+                                        "the long late plateaus of attn-s)", choices=("compiled", "stiff"))
     icl: float = param(1.0, "fraction of training prompts with a random task; the rest share one fixed task "
                             "(linear_attention_iwl.md §12; 1 = today's task, 0 = noise context)", check=fraction)
     attention: str = param("linear", "attention: linear, or softmax over the keys (linear_attention_iwl.md §13)",

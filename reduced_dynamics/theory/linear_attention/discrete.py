@@ -78,7 +78,7 @@ def solve(flow: ReducedFlow, y0: np.ndarray, spec, family: str, t_eval=None, ran
         mod = ModifiedFlow(flow, spec.lr, family, rank)
         t_eval = output_times(spec.final_time) if t_eval is None else t_eval
         return integrate(mod.rhs, y0, spec.final_time, method="DOP853", t_eval=t_eval)
-    return flow.solve(y0, spec.final_time, t_eval=t_eval)
+    return flow.solve(y0, spec.final_time, method=spec.integrator, t_eval=t_eval)
 
 
 def hessian(flow: ReducedFlow, y: np.ndarray) -> np.ndarray:
