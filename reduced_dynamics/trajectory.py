@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ResultFileError, SpecError, optional_import
+from .errors import ReducedDynamicsError, ResultFileError, SpecError, optional_import
 from .files import atomic_save_npz, to_json
+from .specs import Spec
 from .versions import versions
 
 RESERVED = ("t", "loss", "meta")
@@ -177,8 +178,6 @@ class Trajectory:
 def _rebuild_spec(meta: dict) -> Any:
     """The typed spec of a loaded result, from the spec classes defined so far (``Spec.by_model``: ours, and a
     plug-in's once its family is loaded); None for a model whose spec class is not known here."""
-    from .errors import ReducedDynamicsError
-    from .specs import Spec
     try:
         return Spec.by_model[meta["model"]].from_dict(meta["spec"])
     except (KeyError, TypeError, ReducedDynamicsError):
