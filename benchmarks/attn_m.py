@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmarks._table import best_of, print_speed_table
 
-from derivations import linear_merged as derivation
+from reduced_dynamics.derivations import linear_merged as derivation
 from reduced_dynamics import compile as compiler
 from reduced_dynamics.compile import compile_system
 from reduced_dynamics.reference.linear_attention import simulate_merged

@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit
 
 from benchmarks._table import best_of
-from derivations import linear_merged, linear_separate
+from reduced_dynamics.derivations import linear_merged, linear_separate
 from reduced_dynamics import compile as compiler
 from reduced_dynamics.events import staircase
 from reduced_dynamics.integrate import compiled

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from derivations import softmax_features as derivation
+from reduced_dynamics.derivations import softmax_features as derivation
 from reduced_dynamics.compile import compile_system
 from reduced_dynamics.reference.softmax_features import simulate
 from reduced_dynamics.specs import SoftmaxFeaturesSpec

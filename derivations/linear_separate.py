@@ -1,7 +1,7 @@
 """Reduced gradient flow of separate key-query linear attention (ATTN_S), derived with SymPy.
 
 Theory note: ``shared/theory/linear_attention.md`` §3, §5, §7. The loss as a function of B is the one of
-ATTN_M (``derivations.linear_merged.loss_in_b``: population (LA-19) or the §5 sample form); only the map
+ATTN_M (``reduced_dynamics.derivations.linear_merged.loss_in_b``: population (LA-19) or the §5 sample form); only the map
 from the head weights to B changes: B_head = v (K^x)^T Q^x (LA-11), with K^x, Q^x of shape R x D.
 Every right-hand side is minus a symbolic gradient (§5.1); nothing is typed in by hand.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from derivations.linear_merged import (C_SYM, N_SYM, block_pieces, eigenvalue_symbols, index_pieces, loss_in_b,
+from .linear_merged import (C_SYM, N_SYM, block_pieces, eigenvalue_symbols, index_pieces, loss_in_b,
                                        second_moment_diagonal)
 
 __all__ = ["C_SYM", "N_SYM", "block_system", "index_system", "full_system", "full_loss", "scalar_law", "escape_antiderivative",
@@ -51,7 +51,7 @@ def head_b(v, K: sp.Matrix, Q: sp.Matrix) -> sp.Matrix:
 
 def block_system(D: int, R: int, moments: str = "population") -> dict:
     """Symbolic pieces for the block route (module docstring), same names and shapes as
-    ``derivations.linear_merged.block_system`` with theta = (v, K row-major, Q row-major), 1 + 2RD numbers:
+    ``reduced_dynamics.derivations.linear_merged.block_system`` with theta = (v, K row-major, Q row-major), 1 + 2RD numbers:
       loss (B, params), G (B, params) (LA-18), hessian (params,), head_b (theta,), head_jac (theta,),
       head_rhs (theta, G) = one head's share of (LA-29), head_curv (theta, G).
     """
@@ -60,7 +60,7 @@ def block_system(D: int, R: int, moments: str = "population") -> dict:
 
 
 def index_system(D: int, R: int, moments: str = "population") -> dict:
-    """The attn-s system in index form (``derivations.linear_merged.index_pieces``): generic term v k q (the
+    """The attn-s system in index form (``reduced_dynamics.derivations.linear_merged.index_pieces``): generic term v k q (the
     D = R = 1 head map, LA-11), one instance per (a, b, r), B_ab += v K_ra Q_rb, with slots v -> 0,
     k -> 1 + r D + a, q -> 1 + R D + r D + b (theta = (v, K row-major, Q row-major))."""
     v, K, Q = head_symbols(1, 1)

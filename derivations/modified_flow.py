@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations import linear_merged, linear_separate
+from . import linear_merged, linear_separate
 
 ETA_SYM = sp.Symbol("eta", positive=True)
 

@@ -293,7 +293,7 @@ def _run_figures(argv: list[str]) -> int:
 
 
 def run_figure_script(name: str, argv: list[str] | None = None) -> int:
-    """``python -m scripts.NAME [--quick] [--out DIR]``: the figures command for one script."""
+    """``python -m reduced_dynamics.scripts.NAME [--quick] [--out DIR]``: the figures command for one script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     return main(["figures", name, *argv])
 

@@ -144,7 +144,7 @@ class PolynomialTable:
 
 
 def indexed_table(item) -> PolynomialTable:
-    """Tabulate an index-form map (``derivations.linear_merged.Indexed``): the generic outputs once with
+    """Tabulate an index-form map (``reduced_dynamics.derivations.linear_merged.Indexed``): the generic outputs once with
     ``polynomial_table``, then every instance by integer indexing (no symbolic work per instance)."""
     generic = polynomial_table([list(item.args)], list(item.outputs))
     size = int(sum(item.sizes))

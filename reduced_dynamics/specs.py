@@ -136,10 +136,14 @@ class TrainingTime:
 
 def consistent_duration(spec: Any) -> None:
     """Steps and final time given together must agree (t = lr * steps): a comparison of a 5-step run
-    against a 100-unit flow means nothing."""
+    against a 100-unit flow means nothing. And one step may not cover the whole run (lr above the final
+    time): such a run is a single step, not a training curve."""
     if spec.steps is not None and spec.t_max is not None and abs(spec.lr * spec.steps - spec.t_max) > 1e-9 * spec.t_max:
         raise SpecError("t_max", f"lr * steps = {spec.lr * spec.steps:g} (or give only one of steps and t_max)",
                         spec.t_max)
+    if spec.steps is None and spec.lr > spec.final_time:
+        raise SpecError("lr", f"at most the final time {spec.final_time:g} (or raise --t-max): one step would "
+                        "cover the whole run", spec.lr)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -210,7 +210,7 @@ def code_fingerprint(face: str) -> str:
     recomputed, never reused."""
     import importlib.util
     digest = hashlib.sha256(versions().get("reduced_dynamics", "").encode())
-    for name in sorted({"reduced_dynamics", "derivations", face.partition(":")[0].split(".")[0]}):
+    for name in sorted({"reduced_dynamics", "reduced_dynamics.derivations", face.partition(":")[0].split(".")[0]}):
         found = importlib.util.find_spec(name)
         for root in (found.submodule_search_locations or []) if found else []:
             for path in sorted(Path(root).rglob("*.py")):

@@ -2,7 +2,7 @@
 population flow and the closed form (LA-27) dashed, gradient descent on the full model as markers, the
 minimum L* (LA-21) dotted. Default sizes are check C6 of linear_attention.md §11; ``quick`` uses P = 4000.
 
-    reduced-dynamics figures attn_m_loss [--quick] [--out DIR]     (or: python -m scripts.attn_m_loss ...)
+    reduced-dynamics figures attn_m_loss [--quick] [--out DIR]     (or: python -m reduced_dynamics.scripts.attn_m_loss ...)
 """
 from __future__ import annotations
 

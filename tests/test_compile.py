@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derivations import linear_merged as lm
+from reduced_dynamics.derivations import linear_merged as lm
 from reduced_dynamics import compile as compiler
 from reduced_dynamics.compile import compile_system, generate_source
 
@@ -102,7 +102,7 @@ def test_generated_functions_broadcast_over_trailing_axes():
 
 def test_the_key_follows_the_modules_a_derivation_builds_on(tmp_path, monkeypatch):
     """attn-s builds on attn-m's derivation: a change there must not leave a stale attn-s cache entry."""
-    from derivations import linear_separate
+    from reduced_dynamics.derivations import linear_separate
     from reduced_dynamics import compile as compiler
     before = compiler.derivation_hash(linear_separate)
     real = compiler.derivation_source

@@ -33,11 +33,11 @@ def test_every_figure_script_is_registered_by_some_family():
     assert "attn_m_loss" in scripts
     registered = {path for fam in FAMILIES.values() for path in fam.figures}
     for stem in scripts:
-        assert f"scripts.{stem}:make_figure" in registered, f"scripts/{stem}.py is in no family's figures"
+        assert f"reduced_dynamics.scripts.{stem}:make_figure" in registered, f"scripts/{stem}.py is in no family's figures"
     registry = figure_registry()
     assert len(registry) == len(registered), "two registered figures share a name"
     for name, path in registry.items():      # a plug-in family (examples/deep_linear) keeps its scripts at home
-        assert callable(resolve(path)) and (not path.startswith("scripts.") or (SCRIPTS / f"{name}.py").exists())
+        assert callable(resolve(path)) and (not path.startswith("reduced_dynamics.scripts.") or (SCRIPTS / f"{name}.py").exists())
 
 
 def test_list_and_unknown_figures(capsys):

@@ -63,7 +63,7 @@ def test_modified_rhs_is_minus_gradient_of_modified_loss(model, setup, kw):
 
 def test_modified_block_route_equals_full_route():
     """The per-head Hessian-vector product (LR-6) against L~ written out for all heads and differentiated."""
-    from derivations import modified_flow
+    from reduced_dynamics.derivations import modified_flow
     from reduced_dynamics import compile as compiler
     spec = rd.spec("attn-m", dim=2, heads=2, init_scale=0.5)
     flow, y0, _ = merged.setup(spec)
@@ -139,7 +139,7 @@ def test_max_stable_lr_brackets_instability_attn_m():
 
 def test_fitted_orders_attn_s_full_gd():
     """The same orders against full frozen GD of attn-s (one drop, D = 1), the figure's case."""
-    from scripts.discretisation_order import CASES, gaps
+    from reduced_dynamics.scripts.discretisation_order import CASES, gaps
     case = CASES["attn-s"]
     res = gaps("attn-s", np.geomspace(*case["rates"], 5), case["t_max"], **case["spec"])
     assert res["order_flow"] == pytest.approx(1.0, abs=0.15)

@@ -56,7 +56,7 @@ def test_exact_map_follows_the_modified_flow():
 
 def test_fitted_orders_softmax():
     """Threshold-time gaps of the exact GD map to the exact-N flow and to its modified flow: orders 1 and 2 (LR-7)."""
-    from scripts.discretisation_order import CASES, gaps
+    from reduced_dynamics.scripts.discretisation_order import CASES, gaps
     case = CASES["softmax"]
     res = gaps("softmax", np.geomspace(*case["rates"], 5), case["t_max"], **case["spec"])
     assert abs(res["order_flow"] - 1.0) < 0.15

@@ -4,8 +4,8 @@ symbolic) of linear_attention.md §5-§7, for both families and both kinds of mo
 import numpy as np
 import pytest
 
-from derivations import linear_merged as lm
-from derivations import linear_separate as ls
+from reduced_dynamics.derivations import linear_merged as lm
+from reduced_dynamics.derivations import linear_separate as ls
 from reduced_dynamics.compile import compile_system
 from reduced_dynamics.theory.linear_attention.flow import Moments, loss_pieces
 

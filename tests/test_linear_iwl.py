@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from derivations import linear_iwl as derivation
+from reduced_dynamics.derivations import linear_iwl as derivation
 from reduced_dynamics.errors import SpecError
 from reduced_dynamics.reference import linear_attention as ref
 from reduced_dynamics.specs import LinearMergedSpec, LinearSeparateSpec
@@ -331,7 +331,7 @@ def test_quick_figure_shows_the_science(tmp_path):
     """The quick ICL/IWL figure's record: GD drop times within 7 % of the flow's (C18's tolerance), t_IC
     U-shaped in p, p Delta in [0.15, 0.22] for 0.1 <= p <= 0.9 (C16)."""
     import json
-    from scripts.attn_m_icl_iwl import make_figure
+    from reduced_dynamics.scripts.attn_m_icl_iwl import make_figure
     make_figure(tmp_path, quick=True)
     record = json.loads((tmp_path / "attn_m_icl_iwl.json").read_text())
     for p, run in record["runs"].items():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derivations import linear_merged as lm
+from reduced_dynamics.derivations import linear_merged as lm
 from reduced_dynamics.compile import compile_system
 
 

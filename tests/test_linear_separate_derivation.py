@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derivations import linear_merged as lm
-from derivations import linear_separate as ls
+from reduced_dynamics.derivations import linear_merged as lm
+from reduced_dynamics.derivations import linear_separate as ls
 from reduced_dynamics.compile import compile_system
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from finite_differences import central_gradient
 
-from derivations import linear_iwl as derivation
+from reduced_dynamics.derivations import linear_iwl as derivation
 from reduced_dynamics.errors import DivergenceError, SpecError
 from reduced_dynamics.events import first_crossing_below
 from reduced_dynamics.reference import linear_attention as ref
@@ -166,7 +166,7 @@ def test_c22_softmax_attn_s_staircase():
     lr 0.2, 1500 steps, seed 0. D drops in order within T; each plateau 0 to +10 % above the sample centred
     ladder; first drop 0 to 8 % later than the sample expansion's; later drops no later than the
     expansion's + 1 % (a drop the expansion never makes counts as later)."""
-    from scripts.softmax_linear_regression import aligned_weights, separate_spec
+    from reduced_dynamics.scripts.softmax_linear_regression import aligned_weights, separate_spec
     ss = separate_spec(False)
     drawn = task.draw(ss, train=True)
     weights = aligned_weights(ss, drawn.covariance.basis)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derivations import softmax_features as der
+from reduced_dynamics.derivations import softmax_features as der
 from reduced_dynamics.theory.softmax.exact import CountEnumeration
 from reduced_dynamics.theory.softmax.features import large_n_flow, large_n_functions
 

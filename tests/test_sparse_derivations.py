@@ -5,7 +5,7 @@ import pytest
 import sympy as sp
 from scipy.integrate import quad
 
-from derivations import sparse_multihead as der
+from reduced_dynamics.derivations import sparse_multihead as der
 from reduced_dynamics.specs import SparseSpec
 from reduced_dynamics.theory.sparse import formulas as sf
 from reduced_dynamics.theory.sparse import restricted_flow as rf

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reduced_dynamics.events import plateaus, staircase
+from reduced_dynamics.events import midpoint_drop_time, plateaus, staircase
 from reduced_dynamics.integrate import output_times
 
 
@@ -70,3 +70,13 @@ def test_the_default_attn_s_comparison_reports_every_rest():
         assert abs(level - ladder[m]) / ladder[m] < 0.02
     first, second, third = summary["drop_times"]
     assert 60 < first < 66 < 80 < second < 90 < 120 < third < 135
+
+
+def test_a_curve_that_has_not_dropped_has_no_drop_time():
+    """The creep before an escape (here 8e-8 of the loss, as at attn-m D = 60, t = 40) is not a drop; a logistic
+    drop of the same curve family is found at its midpoint."""
+    t = np.linspace(0.0, 40.0, 801)
+    creep = 1.0 - 8e-8 * t / 40.0
+    assert np.isnan(midpoint_drop_time(t, creep))
+    drop = 1.0 - 0.8 / (1.0 + np.exp(-(t - 21.8)))
+    assert midpoint_drop_time(t, drop) == pytest.approx(21.8, abs=1e-2)

@@ -10,8 +10,8 @@ TITLE = "linear attention, merged key-query"
 SPEC = LinearMergedSpec
 AXIS = "flow_time"
 MEASURES = ("drop_time", "final_loss")
-FIGURES = ("scripts.attn_m_loss:make_figure", "scripts.discretisation_order:make_figure",
-           "scripts.attn_m_icl_iwl:make_figure", "scripts.softmax_linear_regression:make_figure")
+FIGURES = ("reduced_dynamics.scripts.attn_m_loss:make_figure", "reduced_dynamics.scripts.discretisation_order:make_figure",
+           "reduced_dynamics.scripts.attn_m_icl_iwl:make_figure", "reduced_dynamics.scripts.softmax_linear_regression:make_figure")
 
 
 def draw(spec):

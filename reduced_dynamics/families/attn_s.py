@@ -10,8 +10,8 @@ TITLE = "linear attention, separate key-query (rank R per head)"
 SPEC = LinearSeparateSpec
 AXIS = "flow_time"
 MEASURES = ("plateaus", "plateau_steps", "drop_times", "first_drop_time", "final_loss")
-FIGURES = ("scripts.attn_s_staircase:make_figure", "scripts.attn_s_rank_sweep:make_figure",
-           "scripts.attn_s_init_scale:make_figure", "scripts.attn_s_components:make_figure")
+FIGURES = ("reduced_dynamics.scripts.attn_s_staircase:make_figure", "reduced_dynamics.scripts.attn_s_rank_sweep:make_figure",
+           "reduced_dynamics.scripts.attn_s_init_scale:make_figure", "reduced_dynamics.scripts.attn_s_components:make_figure")
 
 
 def draw(spec):

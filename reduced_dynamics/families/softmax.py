@@ -10,8 +10,8 @@ TITLE = "softmax attention on orthonormal features (two-weight competition)"
 SPEC = SoftmaxFeaturesSpec
 AXIS = "flow_time"
 MEASURES = ("threshold_times", "half_attention_times", "loss_threshold_time", "final_loss")
-FIGURES = ("scripts.softmax_balanced:make_figure", "scripts.softmax_imbalanced:make_figure",
-           "scripts.softmax_large_n:make_figure")
+FIGURES = ("reduced_dynamics.scripts.softmax_balanced:make_figure", "reduced_dynamics.scripts.softmax_imbalanced:make_figure",
+           "reduced_dynamics.scripts.softmax_large_n:make_figure")
 
 
 def draw(spec):

@@ -11,8 +11,8 @@ TITLE = "multi-head linear attention, in-context sparse regression (risk against
 SPEC = SparseSpec
 AXIS = "depth"
 MEASURES = ("initial_risk", "final_risk", "min_risk")
-FIGURES = ("scripts.sparse_depth:make_figure", "scripts.sparse_context:make_figure",
-           "scripts.sparse_heads:make_figure")
+FIGURES = ("reduced_dynamics.scripts.sparse_depth:make_figure", "reduced_dynamics.scripts.sparse_context:make_figure",
+           "reduced_dynamics.scripts.sparse_heads:make_figure")
 
 
 def draw(spec):

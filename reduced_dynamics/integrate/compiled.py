@@ -9,7 +9,7 @@ What is compiled is the *derived* system, nothing typed by hand:
 * the loss is quadratic in vec B (LA-19, or the §5 sample form), so G(B) = -dL/dB = G0 - Hess vec B
   (LA-18) with G0 and Hess evaluated once from the compiled derivation for the spec's moments;
 * each head's contribution vec B_i(theta_i) (LA-11) and its pull-back (dB_i/dtheta_i)^T G, one head's share
-  of (LA-22) or (LA-29), are SymPy polynomials of ``derivations.linear_merged.block_pieces``, tabulated
+  of (LA-22) or (LA-29), are SymPy polynomials of ``reduced_dynamics.derivations.linear_merged.block_pieces``, tabulated
   monomial by monomial (``reduced_dynamics.compile.PolynomialTable``).
 
 The stepper is the Dormand-Prince 8(5,3) method with the step-size control, initial-step rule and 7th-order

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from reduced_dynamics.errors import SpecError
-from reduced_dynamics.specs import (Spec, TrainingTime, float_tuple, nonnegative_float, nonnegative_int, one_of, param,
-                                    positive_float, positive_int)
+from reduced_dynamics.specs import (Spec, TrainingTime, consistent_duration, float_tuple, nonnegative_float,
+                                    nonnegative_int, one_of, param, positive_float, positive_int)
 
 INITS = ("aligned", "random")
 
@@ -55,6 +55,7 @@ class DeepLinearSpec(TrainingTime, Spec):
             out["steps"] = positive_int("steps", self.steps)
         if self.t_max is not None:
             out["t_max"] = positive_float("t_max", self.t_max)
+        consistent_duration(self)
         return out
 
     @property

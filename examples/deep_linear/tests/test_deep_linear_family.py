@@ -20,7 +20,8 @@ BAD = (({"in_dim": 0}, "in_dim"), ({"hidden": 2.5}, "hidden"), ({"out_dim": "six
        ({"singular_values": (3, 2, 1, 1, 1, 1, 1)}, "singular_values"), ({"singular_values": ()}, "singular_values"),
        ({"init_scale": -1.0}, "init_scale"), ({"init": "orthogonal"}, "init"), ({"noise": -0.1}, "noise"),
        ({"train_size": 4}, "train_size"), ({"lr": 0}, "lr"), ({"steps": 0}, "steps"),
-       ({"t_max": float("inf")}, "t_max"), ({"seed": -1}, "seed"), ({"widht": 3}, "widht"))
+       ({"t_max": float("inf")}, "t_max"), ({"seed": -1}, "seed"), ({"widht": 3}, "widht"),
+       ({"steps": 5, "t_max": 8.0}, "t_max"), ({"lr": 100.0}, "lr"))
 CASES = {"aligned": FamilyCase("deep-linear", SMALL, BAD),
          "random": FamilyCase("deep-linear", {**SMALL, "init": "random", "init_scale": 0.1}, BAD)}
 

@@ -6,7 +6,7 @@ the largest stable rate (docs/theory/finite_learning_rate.md).
   gradient descent of the full model restricted to the manifold (LR-1; metric I, LR-2), step by step.
 * ``ModifiedFlow``: the gradient flow of L~ = L + (eta/4) |grad L|^2 (LR-4), right-hand side (LR-5) with the
   Hessian-vector product assembled per head from the SymPy-derived polynomials of
-  ``derivations.modified_flow`` (LR-6); O(eta^2) from GD over a fixed time (LR-7).
+  ``reduced_dynamics.derivations.modified_flow`` (LR-6); O(eta^2) from GD over a fixed time (LR-7).
 * ``stable_lr``: eta_max = 2 / lambda_max(Hess_theta L) at the minimum the flow converges to and along the
   way (LR-8).
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from derivations import modified_flow as derivation
+from reduced_dynamics.derivations import modified_flow as derivation
 
 from ... import compile as compiler
 from ...errors import DivergenceError

@@ -4,7 +4,7 @@ invariant manifold for a given head map.
 Both families' losses are the same quadratic in B = sum_i B_i (LA-19 with population moments LA-16 to
 LA-18, or the §5 sample form); they differ only in the head map B_i(theta_i): v_i U_i for attn-m (LA-11,
 flow LA-22), v_i (K_i^x)^T Q_i^x for attn-s (flow LA-29). ``ReducedFlow`` takes the compiled derivation of
-either (``derivations.linear_merged`` or ``derivations.linear_separate``, both built by ``index_system``;
+either (``reduced_dynamics.derivations.linear_merged`` or ``reduced_dynamics.derivations.linear_separate``, both built by ``index_system``;
 ``block_system`` is the expanded route the tests hold it to).
 """
 from __future__ import annotations
@@ -61,8 +61,8 @@ def sample_moments(spec: LinearAttentionSpec, data: task.TrainingSet) -> Moments
 
 class ReducedFlow:
     """Gradient flow of the H-head reduced model for given moments and a derived head map: (LA-22) for
-    attn-m (``derivations.linear_merged``, n = 1 + D^2 numbers per head: v_i, U_i row-major) and (LA-29) for
-    attn-s (``derivations.linear_separate``, n = 1 + 2RD: v_i, K_i^x, Q_i^x row-major).
+    attn-m (``reduced_dynamics.derivations.linear_merged``, n = 1 + D^2 numbers per head: v_i, U_i row-major) and (LA-29) for
+    attn-s (``reduced_dynamics.derivations.linear_separate``, n = 1 + 2RD: v_i, K_i^x, Q_i^x row-major).
 
     Built from the index-form derivation (``index_system``): the loss pieces L(0), G(0) (LA-18) and the
     Hessian, diagonal for population moments in the eigenbasis (LA-19 has no cross terms) and dense for the

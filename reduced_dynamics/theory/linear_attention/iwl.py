@@ -2,7 +2,7 @@
 attention off the invariant manifold, on the mixture of random and fixed tasks.
 
 The loss is a quadratic in Theta = sum_i r_i (x) W_i[:, :D] (LA-44) with moments (A, b, E y_q^2) of the
-feature Phi = M (x) x_q. Three sets of moments, all from ``derivations.linear_iwl`` (LA-42, LA-43):
+feature Phi = M (x) x_q. Three sets of moments, all from ``reduced_dynamics.derivations.linear_iwl`` (LA-42, LA-43):
 population of each law (exact for every N and any Lambda; the random-task average over w ~ N(0, I) by a
 3-point Gauss-Hermite product rule, exact for these degree-4 polynomials in w), their mixture
 p D_rand + (1 - p) D_fix (D_noise for p = 0), or the sample moments of the very training set the reference
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from derivations import linear_iwl as derivation
+from reduced_dynamics.derivations import linear_iwl as derivation
 
 from ... import compile as compiler
 from ...events import midpoint_drop_time

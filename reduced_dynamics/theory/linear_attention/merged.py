@@ -9,7 +9,7 @@ from the projection (LA-35) of the very initial weights the reference draws for 
   of §10.2 (b)).
 
 ``closed_form(spec)`` is the aligned balanced logistic course (LA-26, LA-27) with U_0 of (LA-25).
-The right-hand side is assembled from the derived pieces of ``derivations.linear_merged.index_system`` by
+The right-hand side is assembled from the derived pieces of ``reduced_dynamics.derivations.linear_merged.index_system`` by
 ``flow.ReducedFlow``, which attn-s shares.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from derivations import linear_merged as derivation
+from reduced_dynamics.derivations import linear_merged as derivation
 
 from ... import compile as compiler
 from ...events import midpoint_drop_time

@@ -7,7 +7,7 @@ and initialisation rule (§8), with population moments (LA-16 to LA-19, covarian
 ``train_size``, the sample moments of §5 of the reference's own training set (original basis): the exact
 small-learning-rate limit of the reference run up to the leakage of §10.2 (b).
 
-The right-hand side is assembled from the derived pieces of ``derivations.linear_separate.index_system``;
+The right-hand side is assembled from the derived pieces of ``reduced_dynamics.derivations.linear_separate.index_system``;
 the flow class is the shared one (``theory.linear_attention.flow.ReducedFlow``) with the ATTN_S head map
 B_head = v (K^x)^T Q^x.
 """
@@ -19,7 +19,7 @@ import math
 import numpy as np
 import sympy as sp
 
-from derivations import linear_separate as derivation
+from reduced_dynamics.derivations import linear_separate as derivation
 
 from ... import compile as compiler
 from ...errors import SpecError

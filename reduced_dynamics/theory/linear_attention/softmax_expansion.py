@@ -3,7 +3,7 @@ expansion, an APPROXIMATION, not an exact reduction.
 
 To first order in the scores, softmax attention is a constant (uniform-attention) term plus linear
 attention with kappa = 1/(N+1) on centred tokens (LA-51). Its population loss on the invariant manifold is
-(LA-52), a function of B = sum_i B_i and V = sum_i v_i, derived in ``derivations.linear_iwl``; this module
+(LA-52), a function of B = sum_i B_i and V = sum_i v_i, derived in ``reduced_dynamics.derivations.linear_iwl``; this module
 integrates its gradient flow for the heads of attn-m (B_i = v_i U_i) or attn-s (B_i = v_i K_i^T Q_i) from
 the projection (LA-35) of the very initial weights the reference draws, and gives the centred ladder
 (LA-53) as reference levels. What it does and does not predict is stated in §13.3: the escape from the
@@ -17,7 +17,7 @@ import functools
 import numpy as np
 import sympy as sp
 
-from derivations import linear_iwl as derivation
+from reduced_dynamics.derivations import linear_iwl as derivation
 
 from ... import compile as compiler
 from ...errors import SpecError

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from derivations import softmax_features as derivation
+from reduced_dynamics.derivations import softmax_features as derivation
 
 from ... import compile as compiler
 from ...integrate import integrate

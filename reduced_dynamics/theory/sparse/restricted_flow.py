@@ -1,6 +1,6 @@
 """Numerical integration of the restricted-family training flow of §8 (SM-38, SM-39; OUR proposal).
 
-The right-hand sides come from ``derivations.sparse_multihead`` (minus the symbolic gradient of the loss),
+The right-hand sides come from ``reduced_dynamics.derivations.sparse_multihead`` (minus the symbolic gradient of the loss),
 compiled to NumPy callables by ``reduced_dynamics.compile`` (disk-cached); nothing here is typed by hand. Untested against the
 full model (note §6, §8).
 """
@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from derivations import sparse_multihead as der
+from reduced_dynamics.derivations import sparse_multihead as der
 
 from ...compile import compile_system
 from ...integrate import integrate
