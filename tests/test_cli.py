@@ -89,3 +89,11 @@ def test_max_lr_prints_the_reduced_bound(capsys):
     assert f"eta_max = {expected['eta_max']:.6g}" in printed and expected["eta_max"] > 0
     assert main(["predict", "sparse", "--max-lr"]) == 2
     assert capsys.readouterr().err.startswith("reduced-dynamics: error: max_lr:")
+
+
+def test_a_run_of_a_few_steps_is_warned_about():
+    """attn-s at --lr 100 (default t = 200) made 2 steps and exited 0 without a word: now a one-line warning."""
+    import reduced_dynamics as rd
+    spec = rd.spec("attn-m", dim=2, heads=2, train_size=100, lr=1.0, t_max=5.0)
+    with pytest.warns(RuntimeWarning, match="5 gradient-descent step.*lower --lr"):
+        rd.simulate(spec, progress=False)

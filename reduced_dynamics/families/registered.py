@@ -5,10 +5,13 @@ naming ``spec``); every returned ``Trajectory`` carries that spec and its axis.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable
 
 from ..errors import SpecError
 from ..specs import Spec
+
+FEW_STEPS = 10      # fewer gradient-descent steps than this make no training curve (a one-line warning)
 
 
 class RegisteredFamily:
@@ -91,6 +94,10 @@ class RegisteredFamily:
     def simulate(self, spec: Spec, progress: bool | None = None):
         reference_axis = "flow_time" if self.training_curve else None
         self.guard(spec, "simulate")
+        steps = getattr(spec, "gd_steps", None) if self.training_curve else None
+        if steps is not None and steps < FEW_STEPS:
+            warnings.warn(f"{steps} gradient-descent step(s) only (lr {spec.lr:g} to t = {spec.final_time:g}): "
+                          "not a training curve to hold a flow against; lower --lr", RuntimeWarning)
         return self._stamp(self.face.simulate(self._checked(spec), progress=progress), spec, reference_axis)
 
     def summarise(self, spec: Spec, trajectory: Any) -> dict:
