@@ -9,6 +9,7 @@ NAME = "attn-s"
 TITLE = "linear attention, separate key-query (rank R per head)"
 SPEC = LinearSeparateSpec
 AXIS = "flow_time"
+GIVEN_INPUTS = ("initial_weights", "training_set")     # rule 18: the projection (LA-35)
 MEASURES = ("plateaus", "plateau_steps", "drop_times", "first_drop_time", "final_loss")
 FIGURES = ("reduced_dynamics.scripts.attn_s_staircase:make_figure", "reduced_dynamics.scripts.attn_s_rank_sweep:make_figure",
            "reduced_dynamics.scripts.attn_s_init_scale:make_figure", "reduced_dynamics.scripts.attn_s_components:make_figure")

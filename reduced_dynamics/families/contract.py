@@ -41,6 +41,11 @@ Rules (numbered so that error messages and docs can cite them):
 17. optional ``max_stable_lr(spec) -> dict`` — the largest stable learning rate of the reduced GD map,
     2 / lambda_max of the reduced loss's Hessian (LR-8), with ``eta_max`` among its keys
     (``reduced-dynamics predict MODEL --max-lr``).
+18. optional ``GIVEN_INPUTS: tuple[str, ...]`` — which of the options ``initial_weights`` (the user's own
+    full-model weights, projected onto the reduced state) and ``training_set`` (the user's own training set,
+    whose moments the theory then uses) the family's ``predict`` accepts; their form is the family's own,
+    documented in its ``predict``. ``rd.predict`` refuses them, with a ``SpecError`` naming the option and
+    the families that declare it, for a family that does not list them (default: none).
 
 A family from another installed package registers its face under the entry-point group
 ``reduced_dynamics.families`` (``name = "package.module"``); it then appears in every verb, ``figures``,
@@ -72,12 +77,13 @@ OPTIONAL_HOOKS: dict[str, tuple[str, ...]] = {      # rules 10 to 14, 16 and 17
     "max_stable_lr": ("spec",),
 }
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]*$")
+GIVEN_OPTIONS = ("initial_weights", "training_set")  # rule 18: the predict options a family may declare
 
 
 @runtime_checkable
 class Family(Protocol):
-    """What a family's face provides (rules 1 to 9; the optional hooks of rules 10 to 15 are looked up by
-    name). A module satisfies it structurally; ``check`` verifies it at load time."""
+    """What a family's face provides (rules 1 to 9; the optional hooks and declarations of rules 10 to 18
+    are looked up by name). A module satisfies it structurally; ``check`` verifies it at load time."""
 
     NAME: str
     TITLE: str
@@ -115,6 +121,9 @@ def check(face: ModuleType | Any, expected_name: str | None = None) -> None:
     figures = getattr(face, "FIGURES", ())
     if not (isinstance(figures, tuple) and all(isinstance(f, str) and ":" in f for f in figures)):
         problems.append("FIGURES must be a tuple of 'module:function' strings (rule 15)")
+    given = getattr(face, "GIVEN_INPUTS", ())
+    if not (isinstance(given, tuple) and all(g in GIVEN_OPTIONS for g in given)):
+        problems.append(f"GIVEN_INPUTS must be a tuple of names among {GIVEN_OPTIONS} (rule 18)")
     for hook, parameters in REQUIRED_HOOKS.items():
         problems += _signature_problems(face, hook, parameters, required=True)
     for hook, parameters in OPTIONAL_HOOKS.items():

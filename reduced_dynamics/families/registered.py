@@ -1,4 +1,4 @@
-"""A checked family face with the contract's defaults (rules 10 to 15 of ``families.contract``) filled in.
+"""A checked family face with the contract's defaults (rules 10 to 18 of ``families.contract``) filled in.
 
 Every hook takes the validated spec of the family's own ``SPEC`` class (anything else is a ``SpecError``
 naming ``spec``); every returned ``Trajectory`` carries that spec and its axis.
@@ -8,7 +8,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable
 
-from ..errors import SpecError
+from ..errors import ReducedDynamicsError, SpecError
 from ..specs import Spec
 
 FEW_STEPS = 10      # fewer gradient-descent steps than this make no training curve (a one-line warning)
@@ -45,6 +45,11 @@ class RegisteredFamily:
     @property
     def figures(self) -> tuple[str, ...]:
         return tuple(getattr(self.face, "FIGURES", ()))
+
+    @property
+    def given_inputs(self) -> tuple[str, ...]:
+        """The user-input options of ``predict`` the family declares (rule 18)."""
+        return tuple(getattr(self.face, "GIVEN_INPUTS", ()))
 
     @property
     def training_curve(self) -> bool:
@@ -87,7 +92,30 @@ class RegisteredFamily:
     def draw(self, spec: Spec) -> Any:
         return self.face.draw(self._checked(spec))
 
+    def _given_options(self, options: dict) -> dict:
+        """Rule 18: an option of ``GIVEN_OPTIONS`` the family does not declare is a SpecError naming it and the
+        families that do (None counts as not given and is dropped)."""
+        from . import FAMILIES
+        from .contract import GIVEN_OPTIONS
+        for name in GIVEN_OPTIONS:
+            if name in options and name not in self.given_inputs:
+                if options[name] is not None:
+                    able = [n for n in FAMILIES if self._declares(n, name)]
+                    raise SpecError(name, f"a model whose predict accepts it ({', '.join(able) or 'none'}; "
+                                          f"rule 18)", self.name)
+                options = {k: v for k, v in options.items() if k != name}
+        return options
+
+    @staticmethod
+    def _declares(model: str, option: str) -> bool:
+        from . import FAMILIES
+        try:
+            return option in FAMILIES[model].given_inputs
+        except ReducedDynamicsError:          # a broken plug-in does not stop the message
+            return False
+
     def predict(self, spec: Spec, **options: Any):
+        options = self._given_options(options)
         self.guard(spec, "predict")
         return self._stamp(self.face.predict(self._checked(spec), **options), spec, self.axis)
 

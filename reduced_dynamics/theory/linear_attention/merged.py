@@ -26,8 +26,8 @@ from ...events import midpoint_drop_time
 from ...specs import LinearMergedSpec
 from ...tasks import linear_attention as task
 from ...trajectory import Trajectory, provenance
-from . import discrete
-from .flow import ReducedFlow, eigen_diagonal, moments_for, population_moments
+from . import discrete, given
+from .flow import ReducedFlow, eigen_diagonal, population_moments
 
 
 def projection(W: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -48,33 +48,44 @@ def merged_flow(dim: int, heads: int, moments, cache_dir=None) -> ReducedFlow:
     return ReducedFlow(derivation, {"D": dim}, 1 + dim * dim, dim, heads, moments, cache_dir)
 
 
-def setup(spec: LinearMergedSpec, moments: str | None = None, cache_dir=None):
+def setup(spec: LinearMergedSpec, moments: str | None = None, cache_dir=None, initial_weights=None,
+          training_set=None):
     """The flow and its initial state for the spec's seed, with ``moments`` population or sample
-    (default: sample when ``spec.train_size`` is given)."""
+    (default: sample when ``spec.train_size`` is given); ``initial_weights`` and ``training_set`` replace
+    the drawn weights and set (checked by ``given``)."""
     drawn = task.draw(spec, train=False)
     cov = drawn.covariance
-    mom = moments_for(spec, drawn, moments)
+    weights = drawn.weights if initial_weights is None else given.weights(spec, initial_weights)
+    data = None if training_set is None else given.training_set(spec, training_set)
+    mom = given.moments(spec, drawn, data, moments)
     flow = merged_flow(spec.dim, spec.heads, mom, cache_dir)
-    v, U = projection(drawn.weights["W"], drawn.weights["r"])
+    v, U = projection(weights["W"], weights["r"])
     return flow, pack(v, U, mom.basis), cov
 
 
 def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarray | None = None,
-            cache_dir=None) -> Trajectory:
+            cache_dir=None, initial_weights=None, training_set=None) -> Trajectory:
     """Loss curve of the reduced flow (LA-22) from the projected initial weights (LA-35).
+
+    ``initial_weights={"W": (H, D+1, D+1), "r": (H, D+1)}``: start from the projection of these full weights
+    instead of the spec's draw (off-manifold blocks u_i, r_i^x must be zero); ``training_set={"x", "y",
+    "xq", "yq"}``: the sample moments of that set (§5) instead of the spec's. See ``given``; meta then says
+    ``initial_weights`` / ``training_set`` "given".
 
     Observables: ``beta`` (diagonal of B in the covariance eigenbasis), ``v`` (value weights),
     ``balance`` (v_i^2 - ||U_i||_F^2, conserved by (LA-36)). Meta holds the minimum loss ``L_star``.
 
     ``icl`` < 1 leaves the invariant manifold: the §12 flow (LA-44) of ``iwl.predict``, with both test
     losses. ``attention="softmax"``: the small-score expansion (LA-51, LA-52), labelled an approximation."""
+    given.supported(spec, {"initial_weights": initial_weights, "training_set": training_set})
     if spec.attention == "softmax":
         from .softmax_expansion import predict as expansion
         return expansion(spec, t_eval=t_eval)
     if spec.icl != 1.0:
         from .iwl import predict as iwl_predict
         return iwl_predict(spec, moments, t_eval=t_eval)
-    flow, y0, cov = setup(spec, moments, cache_dir)
+    data = None if training_set is None else given.training_set(spec, training_set)
+    flow, y0, cov = setup(spec, moments, cache_dir, initial_weights, data)
     sol = discrete.solve(flow, y0, spec, "attn-m", t_eval)     # flow, GD map or modified flow (LR-3, LR-5)
     thetas = sol.y.reshape(len(sol.t), flow.n, spec.heads)
     b = flow.b_vector(sol.y)
@@ -84,7 +95,7 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
     balance = v ** 2 - np.einsum("tjh,tjh->th", thetas[:, 1:, :], thetas[:, 1:, :])
     meta = provenance("attn-m", spec, f"theory-{flow.moments.kind}", flow.system.derivation_hash,
                       L_star=flow.moments.minimum, tau=cov.trace, c=spec.c, rhs_evaluations=sol.nfev,
-                      discretisation=spec.discretisation,
+                      discretisation=spec.discretisation, **given.meta(initial_weights, data),
                       loss="MSE without 1/2 (LA-12)", time="gradient-flow time t")
     return Trajectory(t=sol.t, loss=loss, observables={"beta": beta, "v": v, "balance": balance},
                       events={"drop_time": midpoint_drop_time(sol.t, loss)}, meta=meta)

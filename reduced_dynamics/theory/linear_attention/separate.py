@@ -28,8 +28,8 @@ from ...integrate import integrate
 from ...specs import LinearSeparateSpec
 from ...tasks import linear_attention as task
 from ...trajectory import Trajectory, provenance
-from . import discrete
-from .flow import Moments, ReducedFlow, eigen_diagonal, moments_for
+from . import discrete, given
+from .flow import Moments, ReducedFlow, eigen_diagonal
 
 STAIRCASE = {"log_time": True, "window": 0.02, "flat": 0.01}   # plateau detection (events.plateaus)
 LEARNED = 0.5          # a component counts as learned once beta_d reaches half of B*_dd
@@ -71,12 +71,16 @@ def pack(v: np.ndarray, K: np.ndarray, Q: np.ndarray, basis: np.ndarray) -> np.n
     return theta.reshape(-1)
 
 
-def setup(spec: LinearSeparateSpec, moments: str | None = None, cache_dir=None):
+def setup(spec: LinearSeparateSpec, moments: str | None = None, cache_dir=None, initial_weights=None,
+          training_set=None):
     """(flow, initial state, covariance) with ``moments`` population or sample (default: sample when
-    ``spec.train_size`` is given), from the family's draw and the projection (LA-35) of its initial weights."""
+    ``spec.train_size`` is given), from the family's draw and the projection (LA-35) of its initial weights;
+    ``initial_weights`` and ``training_set`` replace the drawn weights and set (checked by ``given``)."""
     drawn = task.draw(spec, train=False)
-    cov, (v, K, Q) = drawn.covariance, projection(**drawn.weights)
-    mom = moments_for(spec, drawn, moments)
+    weights = drawn.weights if initial_weights is None else given.weights(spec, initial_weights)
+    cov, (v, K, Q) = drawn.covariance, projection(**weights)
+    data = None if training_set is None else given.training_set(spec, training_set)
+    mom = given.moments(spec, drawn, data, moments)
     flow = SeparateFlow(spec.dim, spec.heads, spec.rank, mom, cache_dir)
     return flow, pack(v, K, Q, mom.basis), cov
 
@@ -179,8 +183,15 @@ def held_out_prompts(spec: LinearSeparateSpec, cov: task.Covariance, size: int =
 
 
 def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.ndarray | None = None,
-            cache_dir=None, y0: np.ndarray | None = None, test_size: int = 2000) -> Trajectory:
+            cache_dir=None, y0: np.ndarray | None = None, test_size: int = 2000, initial_weights=None,
+            training_set=None) -> Trajectory:
     """Loss curve of the reduced flow (LA-29) from the projected initial weights (LA-35) (or ``y0``).
+
+    ``initial_weights={"K": (H, R, D+1), "Q": (H, R, D+1), "r": (H, D+1)}``: start from the projection of
+    these full weights instead of the spec's draw (off-manifold blocks k_i^y, r_i^x must be zero);
+    ``training_set={"x", "y", "xq", "yq"}``: the sample moments of that set (§5) instead of the spec's (the
+    test losses stay on the spec's held-out prompts). See ``given``; meta then says ``initial_weights`` /
+    ``training_set`` "given".
 
     Observables along the trajectory:
       ``beta``         diagonal of B in the covariance eigenbasis (T, D)
@@ -193,12 +204,16 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
 
     ``attention="softmax"``: the small-score expansion (LA-51, LA-52), labelled an approximation in its meta
     (``softmax_expansion.predict``). The §12 theory covers attn-m only, so ``icl`` < 1 is a SpecError here."""
+    given.supported(spec, {"initial_weights": initial_weights, "training_set": training_set})
     if spec.attention == "softmax":
         from .softmax_expansion import predict as expansion
         return expansion(spec, t_eval=t_eval)
     if spec.icl != 1.0:
         raise SpecError("icl", "1 for the attn-s theory (linear_attention_iwl.md §12 treats attn-m)", spec.icl)
-    flow, start, cov = setup(spec, moments, cache_dir)
+    if y0 is not None and initial_weights is not None:
+        raise SpecError("y0", "nothing when initial_weights are given (one start)", "a state vector")
+    data = None if training_set is None else given.training_set(spec, training_set)
+    flow, start, cov = setup(spec, moments, cache_dir, initial_weights, data)
     y0 = start if y0 is None else np.asarray(y0, dtype=float)
     sol = discrete.solve(flow, y0, spec, "attn-s", t_eval, rank=spec.rank)   # flow, map or modified (LR-3, LR-5)
     b = flow.b_vector(sol.y)
@@ -221,7 +236,7 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
     meta = provenance("attn-s", spec, f"theory-{flow.moments.kind}", flow.system.derivation_hash,
                       L_star=flow.moments.minimum, tau=cov.trace, c=spec.c, ladder=ladder(spec),
                       pcr_test_losses=pcr.tolist(), rhs_evaluations=sol.nfev,
-                      discretisation=spec.discretisation,
+                      discretisation=spec.discretisation, **given.meta(initial_weights, data),
                       loss="MSE without 1/2 (LA-12)", time="gradient-flow time t")
     return Trajectory(t=sol.t, loss=loss, meta=meta, observables={
         "beta": beta, "learned": learned, "components": components.astype(float), "test_loss": test_loss,
