@@ -75,8 +75,8 @@ def weights(spec: Any, given: Any) -> dict[str, np.ndarray]:
         raise SpecError("initial_weights", f"a mapping {{{names}}} for {spec.model}", got)
     out = {key: _array("initial_weights", key, given[key], shape) for key, shape in shapes.items()}
     D = spec.dim
-    blocks = [("r", "[:, :D] (r_i^x)", out["r"][:, :D])]
-    blocks.append(("K", "[:, :, D] (k_i^y)", out["K"][:, :, D]) if "K" in out else ("W", "[:, D, :D] (u_i)", out["W"][:, D, :D]))
+    route = ("K", "[:, :, D] (k_i^y)", out["K"][:, :, D]) if "K" in out else ("W", "[:, D, :D] (u_i)", out["W"][:, D, :D])
+    blocks = [route, ("r", "[:, :D] (r_i^x)", out["r"][:, :D])]
     for key, block, values in blocks:
         if np.any(values != 0.0):
             raise SpecError(f"initial_weights[{key!r}]{block}",
