@@ -27,7 +27,28 @@ __all__ = ["FAMILIES", "__version__", "ClusterError", "DivergenceError", "Family
 
 
 def predict(spec_obj: Spec, **options: Any) -> Trajectory:
-    """The theory curve of the spec's model family (a Trajectory carrying the spec and its axis)."""
+    """The theory curve of the spec's model family (a Trajectory carrying the spec and its axis).
+
+    ``options`` reach the family's ``predict``. Two of them bring a run trained outside the package
+    (contract rule 18; attn-m and attn-s, linear attention with ``icl=1``; elsewhere a ``SpecError`` naming
+    the option and the families that accept it):
+
+    * ``initial_weights``: the full model's initial weights as a mapping of NumPy arrays, label coordinate
+      last: attn-m ``{"W": (H, D+1, D+1), "r": (H, D+1)}`` (merged key-query W_i, value row r_i, LA-5),
+      attn-s ``{"K": (H, R, D+1), "Q": (H, R, D+1), "r": (H, D+1)}`` (LA-6). The flow starts from their
+      projection (LA-35). The off-manifold blocks (attn-m ``W[:, D, :D]``, attn-s ``K[:, :, D]``, and
+      ``r[:, :D]``) must be zero: off the invariant manifold the reduced flow is not the dynamics, so such a
+      start is refused rather than projected. Without it: the weights the spec's seed draws.
+    * ``training_set``: the training prompts as a mapping ``{"x": (P, N, D), "y": (P, N), "xq": (P, D),
+      "yq": (P,)}`` (contexts, their labels, queries, query targets; N = ``spec.context``): the flow uses
+      the sample moments (§5) of exactly that set. Without it: the spec's moments (population, or the
+      sample moments of its own drawn set when ``train_size`` is given).
+
+    The trajectory's meta then says ``initial_weights`` and ``training_set`` "given" (and
+    ``given_train_size``); without them the default path is unchanged.
+
+        >>> theory = rd.predict(spec, initial_weights={"W": W0, "r": r0}, training_set=my_set)
+    """
     return family_of(spec_obj).predict(spec_obj, **options)
 
 

@@ -204,3 +204,28 @@ def test_rule_18_declarations():
 
     with pytest.raises(FamilyError, match="rule 18"):
         contract.check(Face)
+
+
+@pytest.mark.parametrize("make", [m_spec, s_spec], ids=["attn-m", "attn-s"])
+def test_beta_is_the_diagonal_of_b_in_the_eigenbasis(make):
+    """``beta`` = diag(E^T B E) as the reference records it (E: eigenvectors of the covariance), on sample
+    moments too (it was diag(E B E^T) there before): the spec's draw with its covariance, and a given set
+    with the eigenbasis of its own inputs' second moment."""
+    spec = make()
+
+    def b_of(w):
+        D = spec.dim
+        if "W" in w:
+            return np.einsum("h,hab->ab", w["r"][:, D], w["W"][:, :D, :D])
+        return np.einsum("h,hra,hrb->ab", w["r"][:, D], w["K"][:, :, :D], w["Q"][:, :, :D])
+
+    drawn = task.draw(spec)
+    E = drawn.covariance.basis
+    default = rd.predict(spec, t_eval=np.array([0.0, 1.0]))
+    np.testing.assert_allclose(default.observables["beta"][0], np.diag(E.T @ b_of(drawn.weights) @ E), rtol=1e-10)
+    weights, data = own_weights(spec, scale=0.3), own_training_set(spec, 300)
+    inputs = np.concatenate([data["x"].reshape(-1, spec.dim), data["xq"]])
+    E = np.linalg.eigh(inputs.T @ inputs / len(inputs))[1]
+    theory = rd.predict(spec, initial_weights=weights, training_set=data, t_eval=np.array([0.0, 1.0]))
+    np.testing.assert_allclose(np.sort(theory.observables["beta"][0]), np.sort(np.diag(E.T @ b_of(weights) @ E)),
+                               rtol=1e-10)

@@ -19,7 +19,9 @@ the theory of another start. Zero them, as the reference's initialisation (§8) 
 ``training_set`` is a mapping (or a ``tasks.linear_attention.TrainingSet``) with ``x`` (P, N, D) contexts,
 ``y`` (P, N) context labels, ``xq`` (P, D) queries and ``yq`` (P,) query targets, N = ``spec.context`` and
 D = ``spec.dim``; the theory then uses the sample moments (§5) of exactly that set, as it is (the spec's
-``centre_inputs`` and ``whiten_tasks`` describe the spec's own draw and do not touch a given set).
+``centre_inputs`` and ``whiten_tasks`` describe the spec's own draw and do not touch a given set). The
+observables written in the covariance eigenbasis then use the eigenbasis of the set's own inputs
+(``covariance``), since a set from elsewhere need not follow the spec's covariance.
 """
 from __future__ import annotations
 
@@ -106,6 +108,17 @@ def training_set(spec: Any, given: Any) -> task.TrainingSet:
     shapes = {"x": (P, N, D), "y": (P, N), "xq": (P, D), "yq": (P,)}
     arrays = {f: _array("training_set", f, get(f), shapes[f]) for f in fields}
     return task.TrainingSet(**arrays, w=None)       # the tasks w are not needed by the sample moments (§5)
+
+
+def covariance(data: task.TrainingSet) -> task.Covariance:
+    """The given set's input law as far as the set shows it: the eigen-decomposition (decreasing) of the
+    second-moment matrix of all its inputs (contexts and queries). Observables written "in the covariance
+    eigenbasis" (``beta``; for attn-s also ``learned`` and the held-out prompts) use it in place of the
+    spec's covariance, which a set from elsewhere need not follow."""
+    D = data.xq.shape[1]
+    X = np.concatenate([data.x.reshape(-1, D), data.xq])
+    eigenvalues, basis = np.linalg.eigh(X.T @ X / len(X))
+    return task.Covariance(eigenvalues[::-1].copy(), basis[:, ::-1].copy())
 
 
 def moments(spec: Any, problem: task.Problem, given_set: task.TrainingSet | None, kind: str | None) -> Moments:

@@ -57,6 +57,7 @@ def setup(spec: LinearMergedSpec, moments: str | None = None, cache_dir=None, in
     cov = drawn.covariance
     weights = drawn.weights if initial_weights is None else given.weights(spec, initial_weights)
     data = None if training_set is None else given.training_set(spec, training_set)
+    cov = cov if data is None else given.covariance(data)     # the eigenbasis of the observables
     mom = given.moments(spec, drawn, data, moments)
     flow = merged_flow(spec.dim, spec.heads, mom, cache_dir)
     v, U = projection(weights["W"], weights["r"])
@@ -69,8 +70,9 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
 
     ``initial_weights={"W": (H, D+1, D+1), "r": (H, D+1)}``: start from the projection of these full weights
     instead of the spec's draw (off-manifold blocks u_i, r_i^x must be zero); ``training_set={"x", "y",
-    "xq", "yq"}``: the sample moments of that set (§5) instead of the spec's. See ``given``; meta then says
-    ``initial_weights`` / ``training_set`` "given".
+    "xq", "yq"}``: the sample moments of that set (§5) instead of the spec's, and ``beta`` in the eigenbasis
+    of its inputs' second moment (``given.covariance``). See ``given``; meta then says ``initial_weights`` /
+    ``training_set`` "given".
 
     Observables: ``beta`` (diagonal of B in the covariance eigenbasis), ``v`` (value weights),
     ``balance`` (v_i^2 - ||U_i||_F^2, conserved by (LA-36)). Meta holds the minimum loss ``L_star``.
@@ -90,7 +92,7 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
     thetas = sol.y.reshape(len(sol.t), flow.n, spec.heads)
     b = flow.b_vector(sol.y)
     loss = flow.loss_of_b(b)
-    beta = eigen_diagonal(b, cov.basis.T @ flow.moments.basis)
+    beta = eigen_diagonal(b, flow.moments.basis.T @ cov.basis)    # (moments basis -> eigenbasis): E^T B E
     v = thetas[:, 0, :]
     balance = v ** 2 - np.einsum("tjh,tjh->th", thetas[:, 1:, :], thetas[:, 1:, :])
     meta = provenance("attn-m", spec, f"theory-{flow.moments.kind}", flow.system.derivation_hash,

@@ -80,6 +80,7 @@ def setup(spec: LinearSeparateSpec, moments: str | None = None, cache_dir=None, 
     weights = drawn.weights if initial_weights is None else given.weights(spec, initial_weights)
     cov, (v, K, Q) = drawn.covariance, projection(**weights)
     data = None if training_set is None else given.training_set(spec, training_set)
+    cov = cov if data is None else given.covariance(data)     # the eigenbasis of the observables
     mom = given.moments(spec, drawn, data, moments)
     flow = SeparateFlow(spec.dim, spec.heads, spec.rank, mom, cache_dir)
     return flow, pack(v, K, Q, mom.basis), cov
@@ -189,8 +190,9 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
 
     ``initial_weights={"K": (H, R, D+1), "Q": (H, R, D+1), "r": (H, D+1)}``: start from the projection of
     these full weights instead of the spec's draw (off-manifold blocks k_i^y, r_i^x must be zero);
-    ``training_set={"x", "y", "xq", "yq"}``: the sample moments of that set (§5) instead of the spec's (the
-    test losses stay on the spec's held-out prompts). See ``given``; meta then says ``initial_weights`` /
+    ``training_set={"x", "y", "xq", "yq"}``: the sample moments of that set (§5) instead of the spec's, and
+    the covariance of the observables (eigenbasis, B*, held-out prompts) estimated from its inputs
+    (``given.covariance``). See ``given``; meta then says ``initial_weights`` /
     ``training_set`` "given".
 
     Observables along the trajectory:
@@ -219,7 +221,7 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
     b = flow.b_vector(sol.y)
     loss = flow.loss_of_b(b)
     B = b.T.reshape(-1, spec.dim, spec.dim)
-    beta = eigen_diagonal(b, cov.basis.T @ flow.moments.basis)
+    beta = eigen_diagonal(b, flow.moments.basis.T @ cov.basis)    # (moments basis -> eigenbasis): E^T B E
     learned = beta / population_b_star(spec, cov)
     components = np.sum(learned >= LEARNED, axis=1)
     h, xq, yq = held_out_prompts(spec, cov, test_size)
