@@ -177,8 +177,16 @@ def escape_times(eigenvalues, context: int, c: float, a0: float) -> tuple[np.nda
 # Prediction
 
 def held_out_prompts(spec: LinearSeparateSpec, cov: task.Covariance, size: int = 2000):
-    """(h, x_q, y_q) of ``size`` fresh prompts from the spec's "test" stream (never the training set)."""
-    data = task.draw_training_set(cov, spec.context, size, task.streams(spec.seed)["test"])
+    """(h, x_q, y_q) of ``size`` fresh prompts of the in-context law (p = 1), never the training set: the
+    family's own in-context test set (``tasks.linear_attention.draw``, its "test" stream, with the spec's
+    centring and whitening) when ``cov`` is the spec's covariance; prompts of law ``cov`` from the same
+    stream when it is the covariance of a given training set (``given.covariance``)."""
+    problem = task.draw(spec, train=False, test_size=size)
+    if np.array_equal(cov.basis, problem.covariance.basis) and np.array_equal(cov.eigenvalues,
+                                                                              problem.covariance.eigenvalues):
+        data = problem.tests["in_context"]
+    else:
+        data = task.draw_training_set(cov, spec.context, size, task.streams(spec.seed)["test"])
     h = np.einsum("pn,pnd->pd", data.y, data.x) / spec.context
     return h, data.xq, data.yq
 
