@@ -6,7 +6,7 @@
     reduced-dynamics figures  [NAME ...] [--list] [--all] [--quick] [--out DIR]
     reduced-dynamics sweep    MODEL --grid FIELD=V1,V2,... [--grid ...] [spec flags] --measure NAME[,NAME]
                               [--side theory|reference|both] [--out DIR] [--workers N]
-                              [--dask local | --scheduler ADDRESS]
+                              [--dask local | --scheduler ADDRESS] [--chunk-size N] [--[no-]workers-write]
     reduced-dynamics models
 
 Spec flags are generated from the model's spec dataclass (underscores become hyphens), so the CLI and the
@@ -325,7 +325,8 @@ def _run_sweep(argv: list[str]) -> int:
         if argv and argv[0] in ("-h", "--help"):
             print("usage: reduced-dynamics sweep MODEL --grid FIELD=V1,V2,... [--grid ...] [spec flags] "
                   f"--measure NAME[,NAME] [--side theory|reference|both] [--out DIR] [--workers N] "
-                  f"[--dask local | --scheduler ADDRESS]; models: {', '.join(FAMILIES)}")
+                  f"[--dask local | --scheduler ADDRESS] [--chunk-size N] [--[no-]workers-write]; "
+                  f"models: {', '.join(FAMILIES)}")
             return 0
         raise UsageError(f"sweep: missing MODEL (one of {', '.join(FAMILIES)})")
     fam = family(argv[0])
@@ -344,6 +345,11 @@ def _run_sweep(argv: list[str]) -> int:
     parser.add_argument("--workers", metavar="N", help="worker processes (default: CPU count; local Dask: 2)")
     parser.add_argument("--dask", metavar="local", help="run on a new local Dask cluster ('local')")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster at this scheduler address")
+    parser.add_argument("--chunk-size", metavar="N",
+                        help="points per task (default: about 8 tasks per worker thread, at most 32 points each)")
+    parser.add_argument("--workers-write", action=argparse.BooleanOptionalAction, default=None,
+                        help="workers write the point files into --out themselves (they must see it at the same "
+                             "path; default: on, off with --scheduler: the driver writes them)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar (default: on a terminal)")
     args = parser.parse_args(argv[1:])
@@ -366,6 +372,11 @@ def _run_sweep(argv: list[str]) -> int:
             print(f"reduced-dynamics: warning: --workers {workers} is more than the {cores} cores here; using {cores}",
                   file=sys.stderr)
             workers = cores
+    chunk_size = None
+    if args.chunk_size is not None:
+        chunk_size = _number("chunk_size", args.chunk_size)
+        if not isinstance(chunk_size, int) or chunk_size < 1:
+            raise SpecError("chunk_size", "a positive integer", args.chunk_size)
     if args.dask is not None and args.dask != "local":
         raise SpecError("dask", "'local' (or use --scheduler ADDRESS)", args.dask)
     if args.dask and args.scheduler:
@@ -377,13 +388,21 @@ def _run_sweep(argv: list[str]) -> int:
         executor = None
         where = f"process pool ({workers or os.cpu_count()} workers, one BLAS thread each)"
         if args.dask or args.scheduler:
-            executor = stack.enter_context(sweep.dask_executor(args.scheduler, workers or 2))
-            where = f"Dask scheduler {args.scheduler}" if args.scheduler else f"local Dask cluster ({workers or 2} workers)"
+            # the client itself, so that run_sweep sizes the chunks by the worker threads it sees
+            executor = stack.enter_context(sweep.dask_client(args.scheduler, workers or 2))
+            if args.scheduler:
+                where = f"Dask scheduler {args.scheduler} ({sweep.dask_threads(executor)} worker threads now)"
+            else:
+                where = f"local Dask cluster ({workers or 2} workers)"
+                chunk_size = chunk_size or sweep.chunk_size_for(len(points), workers or 2)
+        workers_write = args.workers_write
+        if workers_write is None:
+            workers_write = not args.scheduler            # a remote cluster may not see --out
         result = sweep.run_sweep(fam.name, grid, measures, args.out, fixed=fixed, side=args.side,
                                  executor=executor, workers=workers, progress=args.progress,
-                                 workers_write=not args.scheduler,      # a remote cluster may not see --out
-                                 chunk_size=sweep.chunk_size_for(len(points), workers or 2) if args.dask else None)
-    print(f"{fam.name} sweep on {where}: {len(points)} points, {len(result.computed)} computed, "
+                                 workers_write=workers_write, chunk_size=chunk_size)
+    print(f"{fam.name} sweep on {where}, {result.chunk_size} point(s) per task: {len(points)} points, "
+          f"{len(result.computed)} computed, "
           f"{len(result.skipped)} already done, {len(result.recomputed_corrupt)} corrupt recomputed, "
           f"{len(result.recomputed_stale)} computed by older code recomputed, "
           f"{len(result.failed)} failed, in {time.perf_counter() - start:.1f} s")

@@ -29,8 +29,9 @@ its checksum is recomputed, never trusted. A point that raises is reported and l
 run retries it. Two sweeps must not write to the same folder at the same time.
 
 Executors: the default is a local ``ProcessPoolExecutor`` of spawned workers whose BLAS libraries are
-pinned to one thread (see :func:`blas_pinned_environment`); ``dask_executor`` gives the executor of a Dask
-distributed client (a local cluster or a running scheduler); any other Executor works through ``run_sweep``.
+pinned to one thread (see :func:`blas_pinned_environment`); a Dask distributed ``Client`` (``dask_client``:
+a local cluster or a running scheduler, e.g. one of dask-jobqueue on Slurm) is used through its executor,
+with chunks sized by its worker threads; any other Executor works through ``run_sweep``.
 Spawned workers import the caller's main module, so a script that calls ``run_sweep`` without an executor
 needs the usual ``if __name__ == "__main__":`` guard.
 """
@@ -47,6 +48,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -335,18 +337,23 @@ def folder_lock(out_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+SCHEDULER_TIMEOUT = 10.0     # seconds to wait for a --scheduler to answer
+
+
 @contextlib.contextmanager
-def dask_executor(scheduler: str | None = None, workers: int = 2, timeout: float = 10.0) -> Iterator[cf.Executor]:
-    """The concurrent.futures executor of a Dask distributed client: connected to ``scheduler`` (an
-    address such as ``tcp://host:8786``) or, without one, to a new local cluster of ``workers`` worker
-    processes with one thread each (Dask's nanny sets OMP/MKL/OPENBLAS_NUM_THREADS=1 before it starts
-    them). The client, and a local cluster, are closed on exit. A scheduler that does not answer within
-    ``timeout`` seconds is a ``ClusterError`` naming the address."""
+def dask_client(scheduler: str | None = None, workers: int = 2, timeout: float | None = None) -> Iterator[Any]:
+    """A Dask distributed ``Client``: connected to ``scheduler`` (an address such as ``tcp://host:8786``, e.g.
+    a dask-jobqueue cluster's ``scheduler_address``) or, without one, to a new local cluster of ``workers``
+    worker processes with one thread each (Dask's nanny sets OMP/MKL/OPENBLAS_NUM_THREADS=1 before it starts
+    them). Pass the client to ``run_sweep`` as its ``executor``. The client, and a local cluster, are closed
+    on exit. A scheduler that does not answer within ``timeout`` seconds (default ``SCHEDULER_TIMEOUT``) is a
+    ``ClusterError`` naming the address."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
         raise SpecError("dask", "the dask extra installed (pip install 'reduced_dynamics[dask]')",
                         "distributed not importable") from None
+    timeout = SCHEDULER_TIMEOUT if timeout is None else timeout
     with contextlib.ExitStack() as stack:
         if scheduler:
             try:
@@ -358,7 +365,28 @@ def dask_executor(scheduler: str | None = None, workers: int = 2, timeout: float
             cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                        dashboard_address=None))
             client = stack.enter_context(Client(cluster))
+        yield client
+
+
+@contextlib.contextmanager
+def dask_executor(scheduler: str | None = None, workers: int = 2, timeout: float | None = None) -> Iterator[cf.Executor]:
+    """The concurrent.futures executor of ``dask_client(scheduler, workers, timeout)``. Prefer passing the
+    client itself to ``run_sweep``: it then sizes the chunks by the cluster's worker threads."""
+    with dask_client(scheduler, workers, timeout) as client:
         yield client.get_executor()
+
+
+def _dask_client(executor: Any) -> Any:
+    """``executor`` if it is a Dask distributed Client (without importing Dask when it is not loaded)."""
+    distributed = sys.modules.get("distributed")
+    if distributed is not None and isinstance(executor, distributed.Client):
+        return executor
+    return None
+
+
+def dask_threads(client: Any) -> int:
+    """Worker threads connected to a Dask client's scheduler now (0 while a job queue has not started any)."""
+    return sum(client.nthreads().values())
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -375,21 +403,24 @@ class SweepResult:
     failed: dict[str, str] = field(default_factory=dict)   # point key -> error message
     csv_path: Path | None = None
     measures: tuple[str, ...] = ()
+    chunk_size: int = 1                         # points per task in this run
 
 
 def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str], out_dir: str | Path,
-              fixed: dict[str, Any] | None = None, side: str = "theory", executor: cf.Executor | None = None,
+              fixed: dict[str, Any] | None = None, side: str = "theory", executor: Any = None,
               workers: int | None = None, progress: bool | None = None,
               workers_write: bool | None = None, chunk_size: int | None = None) -> SweepResult:
     """Evaluate every point of the grid not already finished in ``out_dir``, write each as it completes,
     then write ``sweep.csv``. Without ``executor``, a process pool of ``workers`` (default: CPU count)
     spawned workers with one BLAS thread each is created and shut down here; a given executor is used
-    as is and left open. ``progress``: tqdm bar on (True), off (False) or only on a terminal (None).
+    as is and left open; a Dask distributed ``Client`` (e.g. of a dask-jobqueue cluster) is used through its
+    executor. ``progress``: tqdm bar on (True), off (False) or only on a terminal (None).
     ``workers_write``: the workers write the point files into ``out_dir`` themselves (they must see that
-    folder: default True for the pool made here, False for a given executor, which may be a remote
-    cluster); otherwise they send each whole trajectory back and this process writes it. ``chunk_size``:
-    points per task (default: ``chunk_size_for`` the pool made here, 1 for a given executor). The folder is
-    locked for the whole run (``folder_lock``); on Ctrl-C the table of the finished points is written first."""
+    folder at the same path: default True for the pool made here, False for a given executor or client,
+    which may be a remote cluster); otherwise they send each whole trajectory back and this process writes
+    it. ``chunk_size``: points per task (default: ``chunk_size_for`` the pool made here or the client's
+    worker threads connected when the sweep starts, 1 for another executor). The folder is locked for the
+    whole run (``folder_lock``); on Ctrl-C the table of the finished points is written first."""
     fam = family(model)
     points = plan(model, grid, fixed, side)
     names = check_measures(fam, measures)
@@ -432,13 +463,17 @@ def _run_locked(model, fam, points, names, out_dir, executor, workers, progress,
         check_measures(fam, names, next(iter(result.records.values()))["measures"])
 
     with contextlib.ExitStack() as stack:
+        client = _dask_client(executor)
+        if client is not None:
+            executor = client.get_executor()
+            chunk_size = chunk_size or chunk_size_for(len(pending), max(1, dask_threads(client)))
         if executor is None and pending:
             stack.enter_context(blas_pinned_environment())
             pool_size = workers or os.cpu_count() or 1
             executor = process_pool(pool_size)
             stack.callback(executor.shutdown, wait=True, cancel_futures=True)
             chunk_size = chunk_size or chunk_size_for(len(pending), pool_size)
-        chunk_size = chunk_size or 1
+        chunk_size = result.chunk_size = chunk_size or 1
         bar = stack.enter_context(tqdm(total=len(points), initial=len(result.records), unit="point",
                                        desc=f"sweep {model} ({side})", disable=None if progress is None
                                        else not progress))
