@@ -24,6 +24,7 @@ import inspect
 import json
 import os
 import platform
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +62,9 @@ def _package_imports(path: str, package: str, seen: set[str] | None = None) -> s
     import ast
     seen = set() if seen is None else seen
     folder = os.path.dirname(path)
-    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    text = Path(path).read_text(encoding="utf-8")
+    with _PARSE_LOCK:
+        tree = ast.parse(text)
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -79,6 +82,11 @@ def _package_imports(path: str, package: str, seen: set[str] | None = None) -> s
             seen.add(candidate)
             _package_imports(candidate, package, seen)
     return seen
+
+
+# ast.parse is not thread-safe on CPython 3.11: two threads converting trees at once can fail with
+# "SystemError: AST constructor recursion depth mismatch" (seen with a thread-pool sweep under load).
+_PARSE_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=64)
