@@ -344,9 +344,12 @@ def _run_sweep(argv: list[str]) -> int:
                         help="folder for points/ and sweep.csv; rerunning skips finished points (default: sweep-out)")
     parser.add_argument("--workers", metavar="N", help="worker processes (default: CPU count; local Dask: 2)")
     parser.add_argument("--dask", metavar="local", help="run on a new local Dask cluster ('local')")
-    parser.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster at this scheduler address")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run on the Dask cluster at this scheduler address (e.g. a dask-jobqueue "
+                             "SLURMCluster's: see docs/cluster.md)")
     parser.add_argument("--chunk-size", metavar="N",
-                        help="points per task (default: about 8 tasks per worker thread, at most 32 points each)")
+                        help="points per task (default: about 8 tasks per worker thread connected when the sweep "
+                             "starts, at most 32 points each)")
     parser.add_argument("--workers-write", action=argparse.BooleanOptionalAction, default=None,
                         help="workers write the point files into --out themselves (they must see it at the same "
                              "path; default: on, off with --scheduler: the driver writes them)")
@@ -394,7 +397,6 @@ def _run_sweep(argv: list[str]) -> int:
                 where = f"Dask scheduler {args.scheduler} ({sweep.dask_threads(executor)} worker threads now)"
             else:
                 where = f"local Dask cluster ({workers or 2} workers)"
-                chunk_size = chunk_size or sweep.chunk_size_for(len(points), workers or 2)
         workers_write = args.workers_write
         if workers_write is None:
             workers_write = not args.scheduler            # a remote cluster may not see --out
