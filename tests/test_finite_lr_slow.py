@@ -35,3 +35,24 @@ def test_c8_frozen_gd_matches_the_modified_flow():
                                              t_eval=grid))["drop_times"]
     assert len(gd) == len(modified) == 4
     assert np.all(np.abs(np.array(gd) / np.array(modified) - 1) < 1e-3)
+
+
+SOFTMAX_LR2 = dict(features=4, dim=4, context=50, dominant=0.6, lr=2.0, steps=200)
+
+
+@pytest.mark.slow
+def test_softmax_lr2_gd_follows_the_modified_exact_flow_per_feature():
+    """Softmax imbalanced at the note's sizes and lr 2, fresh batches of 4000 prompts every step: the mean of 16
+    GD runs (seeds 0-15) against the modified exact-N flow (LR-5) within 1 % on every per-feature threshold time,
+    and against the reduced GD map (LR-3) within 3 standard errors of that mean (batch noise), while the flow is
+    5-7 % late for the dominant feature. Measured: vs modified -0.76 ... +0.22 %, vs map within 0.82 SE (all
+    |gap| <= 0.27 %), vs flow -7.2 ... -0.2 %; one run's scatter (sd) 0.95-2.5 %."""
+    theory = {d: np.array(rd.predict(rd.spec("softmax", **SOFTMAX_LR2, discretisation=d)).events["threshold_times"],
+                          dtype=float) for d in ("flow", "map", "modified")}
+    runs = np.array([rd.simulate(rd.spec("softmax", **SOFTMAX_LR2, seed=seed), progress=False)
+                     .events["threshold_times"] for seed in range(16)], dtype=float)
+    mean, se = runs.mean(axis=0), runs.std(axis=0, ddof=1) / np.sqrt(len(runs))
+    assert np.all(np.isfinite(runs))
+    assert np.max(np.abs(mean / theory["modified"] - 1)) < 0.01
+    assert np.all(np.abs(mean - theory["map"]) < 3 * se)
+    assert np.max(np.abs(mean / theory["flow"] - 1)) > 0.05          # the step's O(lr) effect is there

@@ -139,3 +139,16 @@ def test_population_flow_invariants_over_random_problems(dim, heads, context, sc
     assert traj.loss.min() >= traj.meta["L_star"] - rtol * max(1.0, traj.meta["L_star"])
     balance = traj.observables["balance"]
     assert np.max(np.abs(balance - balance[0])) < 1e-6 * max(1.0, np.max(np.abs(balance[0])))
+
+
+def test_a_curve_that_has_not_dropped_says_so():
+    """Before the escape (here t = 2 of a drop near 18) there is no drop time, and predict says how to see it."""
+    import math
+    import warnings as w
+    import reduced_dynamics as rd
+    with pytest.warns(RuntimeWarning, match="has not dropped by t = 2.*raise --t-max"):
+        curve = rd.predict(rd.spec("attn-m", t_max=2.0))
+    assert math.isnan(curve.events["drop_time"])
+    with w.catch_warnings():
+        w.simplefilter("error")
+        assert 17.0 < rd.predict(rd.spec("attn-m")).events["drop_time"] < 18.0

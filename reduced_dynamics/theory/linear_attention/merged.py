@@ -15,6 +15,7 @@ The right-hand side is assembled from the derived pieces of ``reduced_dynamics.d
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,8 +100,12 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
                       L_star=flow.moments.minimum, tau=cov.trace, c=spec.c, rhs_evaluations=sol.nfev,
                       discretisation=spec.discretisation, **given.meta(initial_weights, data),
                       loss="MSE without 1/2 (LA-12)", time="gradient-flow time t")
+    drop = midpoint_drop_time(sol.t, loss)
+    if math.isnan(drop) and t_eval is None:
+        warnings.warn(f"attn-m: the loss has not dropped by t = {sol.t[-1]:g} (it fell {loss[0] - loss.min():.2g}); "
+                      "raise --t-max to see the drop", RuntimeWarning)
     return Trajectory(t=sol.t, loss=loss, observables={"beta": beta, "v": v, "balance": balance},
-                      events={"drop_time": midpoint_drop_time(sol.t, loss)}, meta=meta)
+                      events={"drop_time": drop}, meta=meta)
 
 
 # ---------------------------------------------------------------------------------------------------------
