@@ -1,5 +1,8 @@
-"""The compile cache: round trip, corrupt entries rebuilt (never trusted), keys that follow the sizes."""
+"""The compile cache: round trip, corrupt entries rebuilt (never trusted), keys that follow the sizes; entries
+are programs (data) that a trusted emitter validates and writes as source, never code run because its checksum
+matches."""
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -34,7 +37,7 @@ def test_other_sizes_get_another_entry(tmp_path):
 HEADS = ("head_b", "head_rhs")
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "tampered", "wrong key", "not python", "bad table"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "tampered", "wrong key", "not a program", "bad table"])
 def test_a_corrupt_entry_is_rebuilt(tmp_path, damage):
     good = compile_system(lm, "block_system", {"D": 2, "moments": "population"}, tmp_path, HEADS)
     expected = evaluate(good)
@@ -47,15 +50,15 @@ def test_a_corrupt_entry_is_rebuilt(tmp_path, damage):
     else:
         payload = json.loads(text)
         if damage == "tampered":        # a plausible but wrong function, checksum left stale
-            payload["sources"]["G"] = payload["sources"]["G"].replace("return", "return 2*")
+            payload["programs"]["G"]["outputs"][0] = ["mul", ["int", 2], payload["programs"]["G"]["outputs"][0]]
         elif damage == "wrong key":
             payload["key"] = "0" * 64
-        elif damage == "not python":    # checksum made consistent, but the source does not compile
-            payload["sources"]["G"] = "def G(:\n"
-            payload["sha256"] = compiler._digest(payload["sources"], payload["polynomials"])
+        elif damage == "not a program":  # checksum made consistent, but the program is not in the accepted form
+            payload["programs"]["G"]["steps"] = "x0 = 1"
+            payload["sha256"] = compiler._digest(payload["programs"], payload["polynomials"])
         else:                           # checksum made consistent, but a monomial reads past the arguments
             payload["polynomials"]["head_b"]["slots"][0][0] = 99
-            payload["sha256"] = compiler._digest(payload["sources"], payload["polynomials"])
+            payload["sha256"] = compiler._digest(payload["programs"], payload["polynomials"])
         path.write_text(json.dumps(payload))
     with pytest.warns(RuntimeWarning, match="rebuilding"):
         rebuilt = compile_system(lm, "block_system", {"D": 2, "moments": "population"}, tmp_path, HEADS)
@@ -91,12 +94,11 @@ def test_a_non_polynomial_function_is_not_tabulated():
 def test_generated_functions_broadcast_over_trailing_axes():
     x, y = sp.symbols("x y")
     namespace = {}
-    from reduced_dynamics import compile as compiler
-    exec(generate_source("f", [[x, y]], [x * y, sp.Integer(3), sp.sin(x) + y]), {"numpy": np, "_stack": compiler._stack},
+    exec(generate_source("f", [[x, y]], [x * y, sp.Integer(3), sp.exp(x) + y]), {"numpy": np, "_stack": compiler._stack},
          namespace)
     f = namespace["f"]
     out = f(np.array([[1.0, 2.0], [3.0, 4.0]]))
-    np.testing.assert_allclose(out, [[3.0, 8.0], [3.0, 3.0], [np.sin(1) + 3, np.sin(2) + 4]])
+    np.testing.assert_allclose(out, [[3.0, 8.0], [3.0, 3.0], [np.exp(1) + 3, np.exp(2) + 4]])
     assert f(np.array([1.0, 3.0])).shape == (3,)
 
 
@@ -139,3 +141,120 @@ def test_a_derivations_key_covers_its_own_source_and_what_it_imports(tmp_path, m
     assert compiler.derivation_hash(uses) == before[0] and compiler.derivation_hash(other) != before[1]
     edit("base.py", "X = 2\n")
     assert compiler.derivation_hash(uses) != before[0]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Programs: the data an entry stores, and the trusted emitter that turns it into source.
+
+def printed_source(name, arg_groups, outputs):
+    """The source the cache stored before programs (CODEGEN_VERSION 3): SymPy's NumPyPrinter over the CSE'd
+    expressions. Kept here as the reference the emitter must agree with."""
+    from sympy.printing.numpy import NumPyPrinter
+    printer = NumPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
+    params = ", ".join(f"arg{g}" for g in range(len(arg_groups)))
+    if isinstance(outputs, sp.MatrixExpr) and not isinstance(outputs, sp.MatrixBase):
+        rename = {group: sp.MatrixSymbol(f"arg{g}", *group.shape) for g, group in enumerate(arg_groups)}
+        return f"def {name}({params}):\n    return numpy.asarray({printer.doprint(outputs.xreplace(rename))})\n"
+    shape, flat = (tuple(outputs.shape), list(outputs)) if isinstance(outputs, sp.MatrixBase) else \
+        ((len(list(outputs)),), list(outputs))
+    rename, lines = {}, [f"def {name}({params}):"]
+    for g, group in enumerate(arg_groups):
+        for k, symbol in enumerate(group):
+            rename[symbol] = sp.Symbol(f"a{g}_{k}")
+            lines.append(f"    a{g}_{k} = arg{g}[{k}]")
+    replacements, reduced = sp.cse([sp.sympify(e).xreplace(rename) for e in flat], symbols=sp.numbered_symbols("x"))
+    lines += [f"    {symbol} = {printer.doprint(expr)}" for symbol, expr in replacements]
+    lines.append(f"    return _stack([{', '.join(printer.doprint(e) for e in reduced)}], {shape!r})")
+    return "\n".join(lines) + "\n"
+
+
+def run_source(source, name):
+    namespace = {}
+    exec(compile(source, "<test>", "exec"), {"numpy": np, "_stack": compiler._stack}, namespace)
+    return namespace[name]
+
+
+def deep_linear():
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "examples" / "deep_linear"))
+    try:
+        from rd_deep_linear.derivations import deep_linear as module
+    finally:
+        sys.path.pop(0)
+    return module
+
+
+def builders():
+    """Every builder the project compiles (library, benchmarks, example), at small sizes."""
+    from reduced_dynamics.derivations import linear_separate as ls, modified_flow as mf
+    from reduced_dynamics.derivations import softmax_features as sf, sparse_multihead as sm
+    cases = [(lm, "index_system", dict(D=2, moments="population")), (lm, "index_system", dict(D=2, moments="sample")),
+             (lm, "block_system", dict(D=2, moments="population")), (lm, "block_system", dict(D=2, moments="sample")),
+             (lm, "full_system", dict(D=2, H=2, moments="population")),
+             (lm, "full_system", dict(D=2, H=2, moments="sample", jacobian=False)),
+             (ls, "index_system", dict(D=2, R=1, moments="sample")), (ls, "block_system", dict(D=2, R=1)),
+             (ls, "full_system", dict(D=2, H=2, R=1)),
+             (mf, "hvp_pieces", dict(family="attn-m", D=2)), (mf, "hvp_pieces", dict(family="attn-s", D=2, R=1)),
+             (mf, "full_modified_system", dict(family="attn-m", D=2, H=2)),
+             (sf, "compiled_large_n", dict(n_features=3)), (sm, "restricted_system", {})]
+    return cases + [(deep_linear(), "compiled_modes", dict(modes=2)),
+                    (deep_linear(), "compiled_matrix", dict(n_in=2, hidden=2, n_out=2))]
+
+
+def random_arguments(arg_groups, rng, batch=3, n=4):
+    """Positive arguments (state, moments, probabilities: all the derivations' denominators stay away from 0)
+    with a trailing batch axis; a matrix argument of symbolic size gets size n."""
+    out = []
+    for group in arg_groups:
+        if isinstance(group, sp.MatrixSymbol):
+            rows = n if not group.shape[0].is_number else int(group.shape[0])
+            cols = n if not group.shape[1].is_number else int(group.shape[1])
+            out.append(rng.uniform(0.2, 1.0, size=(rows, cols)))
+        else:
+            out.append(rng.uniform(0.2, 1.0, size=(len(group), batch)))
+    return out
+
+
+@pytest.mark.parametrize("case", range(len(builders())))
+def test_the_emitted_functions_compute_what_the_printed_source_did(case):
+    """For every builder the project uses: the program -> emitter path gives the numbers of the old printed
+    source (to rounding: the operations are the same, the order of a sum or product may differ) and of
+    sympy.lambdify on the original expressions."""
+    module, builder, sizes = builders()[case]
+    rng = np.random.default_rng(case)
+    for name, item in getattr(module, builder)(**sizes).items():
+        if hasattr(item, "arg_index"):
+            continue                                    # index-form maps are tables, not programs
+        arg_groups, outputs = item
+        args = random_arguments(arg_groups, rng)
+        new = run_source(compiler.emit_source(compiler.function_program(arg_groups, outputs)), "generated")(*args)
+        old = run_source(printed_source(name, arg_groups, outputs), name)(*args)
+        if isinstance(outputs, sp.MatrixExpr) and not isinstance(outputs, sp.MatrixBase):
+            ref = sp.lambdify(list(arg_groups), outputs, "numpy")(*args)
+        else:
+            flat = list(outputs)
+            values = sp.lambdify([s for group in arg_groups for s in group], flat, "numpy")(
+                *[row for a in args for row in a])
+            ref = np.stack(np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in values]))
+            ref = ref.reshape(old.shape)
+        scale = max(np.abs(old).max(), 1.0)
+        assert new.shape == old.shape == np.shape(ref)
+        np.testing.assert_allclose(new, old, rtol=1e-12, atol=1e-12 * scale, err_msg=f"{builder} {name}")
+        np.testing.assert_allclose(new, ref, rtol=1e-10, atol=1e-10 * scale, err_msg=f"{builder} {name}")
+
+
+def test_cold_build_and_warm_load_give_identical_functions(tmp_path):
+    """The emitter is deterministic: a warm load writes the very source of the cold build and computes the
+    same numbers, for the elementwise and the matrix form."""
+    from reduced_dynamics.derivations import softmax_features as sf
+    rng = np.random.default_rng(0)
+    for module, builder, sizes in [(sf, "compiled_large_n", {"n_features": 3}),
+                                   (lm, "index_system", {"D": 2, "moments": "sample"})]:
+        cold = compile_system(module, builder, sizes, tmp_path)
+        compiler._LOADED.clear()                      # read, check and emit from the file again
+        warm = compile_system(module, builder, sizes, tmp_path)
+        assert not cold.from_cache and warm.from_cache
+        assert warm.sources == cold.sources and warm.programs == cold.programs
+        derived = getattr(module, builder)(**sizes)
+        for name, source in cold.sources.items():
+            args = random_arguments(derived[name][0], rng)
+            np.testing.assert_array_equal(warm[name](*args), cold[name](*args))
