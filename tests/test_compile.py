@@ -258,3 +258,123 @@ def test_cold_build_and_warm_load_give_identical_functions(tmp_path):
         for name, source in cold.sources.items():
             args = random_arguments(derived[name][0], rng)
             np.testing.assert_array_equal(warm[name](*args), cold[name](*args))
+
+
+def sentinel_code(path):
+    return f"__import__('pathlib').Path({str(path)!r}).write_text('ran')"
+
+
+ATTACKS = {
+    # a node kind that is Python code
+    "node kind": lambda p, code: p["steps"].__setitem__(0, [code, 0]),
+    # a variable reference that is a name with Python syntax after it
+    "reference": lambda p, code: p["outputs"].__setitem__(0, ["add", f"a0_0 + {code}", 0]),
+    # a literal that is source text
+    "literal": lambda p, code: p["outputs"].__setitem__(0, ["float", code]),
+    # a whole step given as a line of source
+    "source line": lambda p, code: p["steps"].__setitem__(0, f"x0 = {code}"),
+    # a program replaced by the old form: the source itself
+    "source": lambda p, code: (p.clear(), p.update({"source": f"def G(arg0, arg1):\n    return {code}\n"})),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_an_entry_edited_to_run_code_is_rebuilt_and_the_code_never_runs(tmp_path, attack):
+    """Issue 12, item 5: someone who can write the cache folder puts code into an entry and recomputes the
+    checksum the way the cache does. The entry is refused (rebuilt with a warning) and the code never runs."""
+    sentinel = tmp_path / "attack-ran"
+    folder = tmp_path / "cache"
+    good = compile_system(lm, "block_system", {"D": 2, "moments": "population"}, folder)
+    expected = evaluate(good)
+    payload = json.loads(good.cache_path.read_text())
+    ATTACKS[attack](payload["programs"]["G"], sentinel_code(sentinel))
+    payload["sha256"] = compiler._digest(payload["programs"], payload["polynomials"])
+    good.cache_path.write_text(json.dumps(payload))
+    with pytest.warns(RuntimeWarning, match="rebuilding"):
+        rebuilt = compile_system(lm, "block_system", {"D": 2, "moments": "population"}, folder)
+    assert not rebuilt.from_cache
+    for a, b in zip(evaluate(rebuilt), expected):
+        np.testing.assert_array_equal(a, b)
+    assert sentinel_code(sentinel) not in rebuilt.cache_path.read_text()
+    assert not sentinel.exists()
+
+
+def test_an_old_entry_with_source_and_a_matching_old_checksum_is_never_run(tmp_path):
+    """The old form under the current key: source with a checksum computed as the old code did. It is not a
+    program, so it is rebuilt; the source never runs."""
+    import hashlib
+    sentinel = tmp_path / "attack-ran"
+    good = compile_system(lm, "block_system", {"D": 2, "moments": "population"}, tmp_path / "cache")
+    payload = json.loads(good.cache_path.read_text())
+    sources = {"G": f"def G(arg0, arg1):\n    {sentinel_code(sentinel)}\n    return arg0\n"}
+    old = {"key": payload["key"], "sources": sources, "polynomials": payload["polynomials"],
+           "sha256": hashlib.sha256(json.dumps([sources, payload["polynomials"]], sort_keys=True).encode()).hexdigest()}
+    good.cache_path.write_text(json.dumps(old))
+    with pytest.warns(RuntimeWarning, match="rebuilding"):
+        rebuilt = compile_system(lm, "block_system", {"D": 2, "moments": "population"}, tmp_path / "cache")
+    rebuilt["G"](np.arange(4.0), np.array([0.5, 0.3, 9.0, 1.0]))
+    assert not sentinel.exists()
+
+
+def small_program():
+    x, y = sp.symbols("x y")
+    return compiler.function_program([[x, y], [sp.Symbol("z")]], [x * y + sp.exp(-x * y) / 2, (x * y) ** 3 - x])
+
+
+def test_a_valid_program_is_written_from_its_numbers_and_names_only():
+    program = small_program()
+    assert json.loads(json.dumps(program)) == program          # plain JSON data
+    source = compiler.emit_source(program, "f")
+    assert program["steps"] == [["mul", 0, 1]]                 # x*y, a common subexpression
+    assert run_source(source, "f")(np.array([1.0, 2.0]), np.zeros(1)).tolist() == pytest.approx(
+        [2 + np.exp(-2) / 2, 7.0])
+    assert "arg1" in source.splitlines()[0] and "a1_0" not in source     # z is an argument but unused
+
+
+def damaged(change):
+    program = small_program()
+    change(program)
+    return program
+
+
+REFUSED = {
+    "unknown node kind": lambda p: p["outputs"].__setitem__(0, ["system", 0]),
+    "function not in the whitelist": lambda p: p["outputs"].__setitem__(0, ["sin", 0]),
+    "string literal": lambda p: p["outputs"].__setitem__(0, ["float", "1.0"]),
+    "string integer": lambda p: p["outputs"].__setitem__(0, ["int", "__import__('os')"]),
+    "boolean literal": lambda p: p["outputs"].__setitem__(0, ["int", True]),
+    "non-finite float": lambda p: p["outputs"].__setitem__(0, ["float", float("nan")]),
+    "zero denominator": lambda p: p["outputs"].__setitem__(0, ["rat", 1, 0]),
+    "string reference": lambda p: p["outputs"].__setitem__(0, "a0_0"),
+    "huge reference": lambda p: p["outputs"].__setitem__(0, 10 ** 12),
+    "negative reference": lambda p: p["outputs"].__setitem__(0, -1),
+    "forward reference": lambda p: p["steps"].__setitem__(0, len(p["unpack"]) + 5),
+    "huge argument index": lambda p: p["unpack"].__setitem__(0, [0, 10 ** 12]),
+    "argument group out of range": lambda p: p["unpack"].__setitem__(0, [7, 0]),
+    "string group length": lambda p: p["groups"].__setitem__(0, "2"),
+    "wrong arity": lambda p: p["outputs"].__setitem__(0, ["pow", 0]),
+    "empty node": lambda p: p["outputs"].__setitem__(0, []),
+    "too deep": lambda p: p["outputs"].__setitem__(0, __import__("functools").reduce(
+        lambda t, _: ["exp", t], range(500), 0)),
+    "shape and outputs disagree": lambda p: p["shape"].__setitem__(0, 3),
+    "unknown form": lambda p: p.__setitem__("form", "source"),
+    "matrix node in a scalar program": lambda p: p["outputs"].__setitem__(0, ["transpose", 0]),
+}
+
+
+@pytest.mark.parametrize("defect", sorted(REFUSED))
+def test_the_emitter_refuses_a_program_out_of_its_form(defect):
+    with pytest.raises(compiler.ProgramError):
+        compiler.emit_source(damaged(REFUSED[defect]))
+
+
+@pytest.mark.parametrize("output", [["marg", 1], ["matmul", ["marg", 0], ["float", "2"]], ["exp", ["marg", 0]],
+                                    ["matadd", "arg0"], ["transpose"]])
+def test_the_emitter_refuses_a_matrix_program_out_of_its_form(output):
+    with pytest.raises(compiler.ProgramError):
+        compiler.emit_source({"form": "matrix", "groups": 1, "output": output})
+
+
+def test_a_function_name_must_be_an_identifier():
+    with pytest.raises(compiler.ProgramError):
+        compiler.emit_source(small_program(), "f(): pass\nimport os\ndef g")
