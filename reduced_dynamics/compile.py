@@ -535,12 +535,16 @@ class _Emitter:
             return self._mul(ops, depth)
         if kind == "add":
             self._arity(kind, ops, least=1)
-            text = ""
+            names, parts = self.names, []
             for op in ops:
+                if type(op) is int and 0 <= op < len(names):          # the common case, without a call
+                    parts.append(" + " + names[op])
+                    continue
                 negative, term, prec = self._signed(op, depth + 1)
-                term = self._wrap(term, prec, _MUL if negative else _ADD)
-                text += ("-" if negative else "") + term if not text else (" - " if negative else " + ") + term
-            return False, text, _ADD
+                parts.append((" - " if negative else " + ") + (term if prec >= (_MUL if negative else _ADD)
+                                                             else f"({term})"))
+            text = "".join(parts)
+            return False, text[1] + text[3:] if text[1] == "-" else text[3:], _ADD
         if kind == "pow":
             self._arity(kind, ops, 2)
             return (False, *self._pow(ops[0], ops[1], depth))
@@ -556,9 +560,10 @@ class _Emitter:
         """a*b/(c*d): factors with a negative integer or rational exponent go to the denominator, and the sign
         of a leading number is returned apart, as SymPy prints a product."""
         negative, numerator, denominator = False, [], []
+        names = self.names
         for i, op in enumerate(ops):
-            if type(op) is int:
-                numerator.append(self._ref(op))
+            if type(op) is int and 0 <= op < len(names):              # the common case, without a call
+                numerator.append(names[op])
                 continue
             kind, sub = self._node(op, depth + 1)
             literal = self.number(kind, sub) if i == 0 and len(ops) > 1 else None
