@@ -491,8 +491,8 @@ class _Emitter:
         if kind == "int":
             _Emitter._arity(kind, operands, 1)
             value = operands[0]
-            if type(value) is not int:
-                raise ProgramError("int: not an integer")
+            if type(value) is not int or abs(value) >= 10 ** 300:
+                raise ProgramError("int: not an integer of at most 300 digits")
             return str(value) if abs(value) < _MAX_INT else repr(float(value))
         if kind == "rat":
             _Emitter._arity(kind, operands, 2)

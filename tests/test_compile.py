@@ -343,6 +343,7 @@ REFUSED = {
     "string literal": lambda p: p["outputs"].__setitem__(0, ["float", "1.0"]),
     "string integer": lambda p: p["outputs"].__setitem__(0, ["int", "__import__('os')"]),
     "boolean literal": lambda p: p["outputs"].__setitem__(0, ["int", True]),
+    "huge integer literal": lambda p: p["outputs"].__setitem__(0, ["pow", 0, ["int", -10 ** 400]]),
     "non-finite float": lambda p: p["outputs"].__setitem__(0, ["float", float("nan")]),
     "zero denominator": lambda p: p["outputs"].__setitem__(0, ["rat", 1, 0]),
     "string reference": lambda p: p["outputs"].__setitem__(0, "a0_0"),
