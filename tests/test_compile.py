@@ -10,6 +10,7 @@ import sympy as sp
 
 from reduced_dynamics.derivations import linear_merged as lm
 from reduced_dynamics import compile as compiler
+from reduced_dynamics import programs
 from reduced_dynamics.compile import compile_system, generate_source
 
 
@@ -94,7 +95,7 @@ def test_a_non_polynomial_function_is_not_tabulated():
 def test_generated_functions_broadcast_over_trailing_axes():
     x, y = sp.symbols("x y")
     namespace = {}
-    exec(generate_source("f", [[x, y]], [x * y, sp.Integer(3), sp.exp(x) + y]), {"numpy": np, "_stack": compiler._stack},
+    exec(generate_source("f", [[x, y]], [x * y, sp.Integer(3), sp.exp(x) + y]), {"numpy": np, "_stack": programs._stack},
          namespace)
     f = namespace["f"]
     out = f(np.array([[1.0, 2.0], [3.0, 4.0]]))
@@ -170,7 +171,7 @@ def printed_source(name, arg_groups, outputs):
 
 def run_source(source, name):
     namespace = {}
-    exec(compile(source, "<test>", "exec"), {"numpy": np, "_stack": compiler._stack}, namespace)
+    exec(compile(source, "<test>", "exec"), {"numpy": np, "_stack": programs._stack}, namespace)
     return namespace[name]
 
 
@@ -226,7 +227,7 @@ def test_the_emitted_functions_compute_what_the_printed_source_did(case):
             continue                                    # index-form maps are tables, not programs
         arg_groups, outputs = item
         args = random_arguments(arg_groups, rng)
-        new = run_source(compiler.emit_source(compiler.function_program(arg_groups, outputs)), "generated")(*args)
+        new = run_source(programs.emit_source(programs.function_program(arg_groups, outputs)), "generated")(*args)
         old = run_source(printed_source(name, arg_groups, outputs), name)(*args)
         if isinstance(outputs, sp.MatrixExpr) and not isinstance(outputs, sp.MatrixBase):
             ref = sp.lambdify(list(arg_groups), outputs, "numpy")(*args)
@@ -318,13 +319,13 @@ def test_an_old_entry_with_source_and_a_matching_old_checksum_is_never_run(tmp_p
 
 def small_program():
     x, y = sp.symbols("x y")
-    return compiler.function_program([[x, y], [sp.Symbol("z")]], [x * y + sp.exp(-x * y) / 2, (x * y) ** 3 - x])
+    return programs.function_program([[x, y], [sp.Symbol("z")]], [x * y + sp.exp(-x * y) / 2, (x * y) ** 3 - x])
 
 
 def test_a_valid_program_is_written_from_its_numbers_and_names_only():
     program = small_program()
     assert json.loads(json.dumps(program)) == program          # plain JSON data
-    source = compiler.emit_source(program, "f")
+    source = programs.emit_source(program, "f")
     assert program["steps"] == [["mul", 0, 1]]                 # x*y, a common subexpression
     assert run_source(source, "f")(np.array([1.0, 2.0]), np.zeros(1)).tolist() == pytest.approx(
         [2 + np.exp(-2) / 2, 7.0])
@@ -365,17 +366,17 @@ REFUSED = {
 
 @pytest.mark.parametrize("defect", sorted(REFUSED))
 def test_the_emitter_refuses_a_program_out_of_its_form(defect):
-    with pytest.raises(compiler.ProgramError):
-        compiler.emit_source(damaged(REFUSED[defect]))
+    with pytest.raises(programs.ProgramError):
+        programs.emit_source(damaged(REFUSED[defect]))
 
 
 @pytest.mark.parametrize("output", [["marg", 1], ["matmul", ["marg", 0], ["float", "2"]], ["exp", ["marg", 0]],
                                     ["matadd", "arg0"], ["transpose"]])
 def test_the_emitter_refuses_a_matrix_program_out_of_its_form(output):
-    with pytest.raises(compiler.ProgramError):
-        compiler.emit_source({"form": "matrix", "groups": 1, "output": output})
+    with pytest.raises(programs.ProgramError):
+        programs.emit_source({"form": "matrix", "groups": 1, "output": output})
 
 
 def test_a_function_name_must_be_an_identifier():
-    with pytest.raises(compiler.ProgramError):
-        compiler.emit_source(small_program(), "f(): pass\nimport os\ndef g")
+    with pytest.raises(programs.ProgramError):
+        programs.emit_source(small_program(), "f(): pass\nimport os\ndef g")
