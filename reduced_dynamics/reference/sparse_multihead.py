@@ -101,51 +101,44 @@ def tokens(prompts: Prompts, scratch: int, query: str = "prompt") -> np.ndarray:
 
 @dataclass
 class Forward:
-    """Cached forward pass: Zs[l] = Z_l (B, D, N) for l = 0..L; per layer A(Z_{l-1}) (B, D, D) and
-    Q_{l,k} Z_{l-1} in head layout (h, D, B, N)."""
+    """Cached forward pass: Zs[l] = Z_l (B, D, N) for l = 0..L; per layer A(Z_{l-1}) (B, D, D) and the
+    per-prompt layer matrix W_l = sum_k m_{l,k} P_{l,k} A(Z_{l-1}) Q_{l,k} (B, D, D)."""
 
     Zs: list = field(default_factory=list)
     As: list = field(default_factory=list)
-    QZs: list = field(default_factory=list)
+    Ws: list = field(default_factory=list)
     n: int = 0
 
 
-# Layout helpers. "Head layout" (h, D, B, N) turns the per-head products with the shared P_k, Q_k into one
-# GEMM each; "batch layout" (B, D, h*N) turns the per-prompt product with A into one batched matmul.
+# SM-9 regrouped: per prompt the heads of layer l sum to one D x D matrix W = sum_k m_k P_k A Q_k, and
+# Z_l = Z_{l-1} + W Z_{l-1}. W is linear in A: W[i, m] = sum_{j,c} R[i, m, j, c] A[j, c] with the layer's
+# D^2 x D^2 head tensor R[i, m, j, c] = sum_k m_k P_k[i, j] Q_k[c, m]. So all heads and all prompts of a
+# layer enter through one GEMM, (B, D^2) @ R^T, and the only per-prompt products left are the D x N ones
+# (A, W Z and, in the backward pass, G Z^T, W^T G, (dA + dA^T) Z). Per layer this costs O(B D^4 + B D^2 N)
+# instead of O(B h D^2 N) with fewer, larger products; the earlier head-by-head form is kept in
+# tests/test_sparse_reference_regrouped.py, which checks that both agree to 1e-12.
 
-def _to_batch(X: np.ndarray) -> np.ndarray:
-    h, D, B, N = X.shape
-    return np.transpose(X, (2, 1, 0, 3)).reshape(B, D, h * N)
-
-
-def _to_heads(X: np.ndarray, h: int) -> np.ndarray:
-    B, D, hN = X.shape
-    return np.transpose(X.reshape(B, D, h, hN // h), (2, 1, 0, 3))
-
-
-def _apply_heads(M: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """(h, D, D) per-head matrices times (D, B, N) shared input or (h, D, B, N) per-head input."""
-    h, D, _ = M.shape
-    if X.ndim == 3:
-        return (M.reshape(h * D, D) @ X.reshape(D, -1)).reshape((h, D) + X.shape[1:])
-    return np.matmul(M, X.reshape(h, D, -1)).reshape(X.shape)
+def _heads_tensor(params: Params, mask: np.ndarray, l: int) -> np.ndarray:
+    """R[i, m, j, c] = sum_k m_{l,k} P_{l,k}[i, j] Q_{l,k}[c, m] as a (D^2, D^2) matrix, rows (i, m), columns (j, c)."""
+    D = params.width
+    Pm = params.P[l] * mask[l][:, None, None]
+    return np.einsum("kij,kcm->imjc", Pm, params.Q[l]).reshape(D * D, D * D)
 
 
 def forward(params: Params, Z0: np.ndarray, n: int, mask: np.ndarray | None = None) -> Forward:
-    """Layers (SM-8, SM-9): Z_l = Z_{l-1} + sum_k m_{l,k} P_{l,k} A Q_{l,k} Z_{l-1}, A = Z M Z^T / n."""
+    """Layers (SM-8, SM-9): Z_l = Z_{l-1} + sum_k m_{l,k} P_{l,k} A Q_{l,k} Z_{l-1}, A = Z M Z^T / n,
+    evaluated as Z_l = Z_{l-1} + W_l Z_{l-1} with the per-prompt W_l = sum_k m_{l,k} P_{l,k} A Q_{l,k}."""
     mask = _check_mask(params, mask)
-    h = params.heads
+    B, D = Z0.shape[0], params.width
     out = Forward(Zs=[Z0], n=n)
     Z = Z0
     for l in range(params.layers):
         ctx = Z[:, :, :n]
-        A = ctx @ np.transpose(ctx, (0, 2, 1)) / n                      # (B, D, D), symmetric
-        QZ = _apply_heads(params.Q[l], np.transpose(Z, (1, 0, 2)))      # (h, D, B, N)
-        AQZ = _to_heads(A @ _to_batch(QZ), h)                           # A Q_k Z
-        heads = _apply_heads(params.P[l] * mask[l][:, None, None], AQZ)  # m_k P_k A Q_k Z
-        Z = Z + np.transpose(heads.sum(axis=0), (1, 0, 2))
+        A = ctx @ np.transpose(ctx, (0, 2, 1)) / n                          # (B, D, D), symmetric (SM-8)
+        W = (A.reshape(B, D * D) @ _heads_tensor(params, mask, l).T).reshape(B, D, D)
+        Z = Z + W @ Z                                                      # SM-9
         out.As.append(A)
-        out.QZs.append(QZ)
+        out.Ws.append(W)
         out.Zs.append(Z)
     return out
 
@@ -174,9 +167,13 @@ def risk(params: Params, prompts: Prompts, mask: np.ndarray | None = None) -> tu
 def loss_and_grad(params: Params, prompts: Prompts, mask: np.ndarray | None = None) -> tuple[float, Params]:
     """Loss (SM-13) 1/2 mean_b (y_q - y_q*)^2 and its gradient (SM-14) by back-propagation.
 
-    Per head with A = A(Z), G = dL/d(head output): dP = sum_b G (A Q Z)^T, dQ = sum_b (A P^T G) Z^T;
-    dZ gets Q^T A P^T G directly and (H + H^T) Z M / n through A, H = P^T G Z^T Q^T. Masked heads get zero
-    gradient and pass no gradient back."""
+    With A = A(Z_{l-1}), G = dL/dZ_l and W = sum_k m_k P_k A Q_k (see :func:`forward`), dW = G Z_{l-1}^T per
+    prompt. SM-14 summed over the heads, dP_k = m_k sum_b dW (A Q_k)^T and dQ_k = sum_b A (m_k P_k)^T dW, is
+    read off one D^2 x D^2 matrix dR[i, m, j, c] = sum_b dW[i, m] A[j, c] (the gradient of the head tensor
+    R of :func:`forward`): dP_k[i, j] = m_k sum_{c,m} dR[i, m, j, c] Q_k[c, m], dQ_k[c, m] = sum_{i,j}
+    m_k P_k[i, j] dR[i, m, j, c]. dZ_{l-1} gets W^T G directly and (dA + dA^T) Z M / n through A, with
+    dA = sum_k m_k P_k^T dW Q_k^T (the H of SM-14 summed over the heads), dA[j, c] = sum_{i,m} dW[i, m]
+    R[i, m, j, c]. Masked heads get zero gradient and pass no gradient back."""
     mask = _check_mask(params, mask)
     n, d = prompts.X.shape[1], params.dim
     fw = forward(params, tokens(prompts, params.scratch, "prompt"), n, mask)
@@ -187,23 +184,19 @@ def loss_and_grad(params: Params, prompts: Prompts, mask: np.ndarray | None = No
     G[:, d, -1] = -resid / B                            # G_L = -(y_hat - y)/B e_y e_q^T
     dP = np.zeros_like(params.P)
     dQ = np.zeros_like(params.Q)
-    h, D = params.heads, params.width
+    D = params.width
     for l in reversed(range(params.layers)):
-        Z, A, QZ = fw.Zs[l], fw.As[l], fw.QZs[l]
-        m = mask[l][:, None, None]
-        G2 = np.transpose(G, (1, 0, 2)).reshape(D, -1)                   # (D, B N)
-        AQZ = _to_heads(A @ _to_batch(QZ), h).reshape(h, D, -1)         # (h, D, B N)
-        dP[l] = (G2 @ np.transpose(AQZ, (0, 2, 1))) * m                 # sum_b G (A Q Z)^T
-        PtG = np.matmul(np.transpose(params.P[l] * m, (0, 2, 1)), G2)    # m_k P_k^T G, (h, D, B N)
-        PtG_b = _to_batch(PtG.reshape(QZ.shape))                        # (B, D, h N)
-        APtG = _to_heads(A @ PtG_b, h)                                  # (h, D, B, N)
-        Z2 = np.transpose(Z, (1, 0, 2)).reshape(D, -1)
-        dQ[l] = APtG.reshape(h, D, -1) @ Z2.T                           # sum_b (A P^T G) Z^T
-        direct = params.Q[l].reshape(h * D, D).T @ APtG.reshape(h * D, -1)  # sum_k Q_k^T A P_k^T G
-        H = PtG_b @ np.transpose(_to_batch(QZ), (0, 2, 1))              # sum_k P_k^T G Z^T Q_k^T, (B, D, D)
-        through_A = np.zeros_like(Z)
-        through_A[:, :, :n] = (H + np.transpose(H, (0, 2, 1))) @ Z[:, :, :n] / n
-        G = G + np.transpose(direct.reshape(D, Z.shape[0], -1), (1, 0, 2)) + through_A
+        Z, A, W = fw.Zs[l], fw.As[l], fw.Ws[l]
+        Pm = params.P[l] * mask[l][:, None, None]
+        dW = (G @ np.transpose(Z, (0, 2, 1))).reshape(B, D * D)             # rows (i, m)
+        dR = (dW.T @ A.reshape(B, D * D)).reshape(D, D, D, D)               # dR[i, m, j, c]
+        dP[l] = np.einsum("imjc,kcm->kij", dR, params.Q[l]) * mask[l][:, None, None]
+        dQ[l] = np.einsum("kij,imjc->kcm", Pm, dR)
+        if l == 0:
+            break                                                           # dL/dZ_0 is not needed
+        dA = (dW @ _heads_tensor(params, mask, l)).reshape(B, D, D)          # sum_k m_k P_k^T dW Q_k^T
+        G = G + np.transpose(W, (0, 2, 1)) @ G                              # direct: W^T G
+        G[:, :, :n] += (dA + np.transpose(dA, (0, 2, 1))) @ Z[:, :, :n] / n  # through A
     return loss, Params(dP, dQ, params.dim, params.scratch)
 
 
