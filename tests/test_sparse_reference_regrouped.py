@@ -103,6 +103,12 @@ def test_regrouped_pass_equals_head_by_head_formulas(dim, context, layers, heads
         for a, b in zip(new, old):
             assert np.max(np.abs(a - b)) <= 1e-12 * np.max(np.abs(b))
 
+    # read-outs with the last layer on the query columns only (SM-11, SM-12)
+    old_w = -old_forward(params.P, params.Q, ref.tokens(prompts, scratch, "basis"), context, mask)[0][-1][:, dim, -dim:]
+    assert np.max(np.abs(ref.task_estimate(params, prompts, mask) - old_w)) <= 1e-12 * np.max(np.abs(old_w))
+    old_y = -old_forward(params.P, params.Q, ref.tokens(prompts, scratch), context, mask)[0][-1][:, dim, -1]
+    assert np.max(np.abs(ref.predict_query(params, prompts, mask) - old_y)) <= 1e-12 * np.max(np.abs(old_y))
+
     loss, grad = ref.loss_and_grad(params, prompts, mask)
     old_loss, old_dP, old_dQ = old_loss_and_grad(params.P, params.Q, prompts, scratch, mask)
     assert abs(loss - old_loss) <= 1e-12 * abs(old_loss)

@@ -125,9 +125,13 @@ def _heads_tensor(params: Params, mask: np.ndarray, l: int) -> np.ndarray:
     return np.einsum("kij,kcm->imjc", Pm, params.Q[l]).reshape(D * D, D * D)
 
 
-def forward(params: Params, Z0: np.ndarray, n: int, mask: np.ndarray | None = None) -> Forward:
+def forward(params: Params, Z0: np.ndarray, n: int, mask: np.ndarray | None = None,
+            queries_only: bool = False) -> Forward:
     """Layers (SM-8, SM-9): Z_l = Z_{l-1} + sum_k m_{l,k} P_{l,k} A Q_{l,k} Z_{l-1}, A = Z M Z^T / n,
-    evaluated as Z_l = Z_{l-1} + W_l Z_{l-1} with the per-prompt W_l = sum_k m_{l,k} P_{l,k} A Q_{l,k}."""
+    evaluated as Z_l = Z_{l-1} + W_l Z_{l-1} with the per-prompt W_l = sum_k m_{l,k} P_{l,k} A Q_{l,k}.
+
+    ``queries_only``: the last layer is applied to the query columns only (nothing reads its context
+    columns: the read-out SM-11 and SM-12 takes query columns), so Zs[-1] is (B, D, N - n)."""
     mask = _check_mask(params, mask)
     B, D = Z0.shape[0], params.width
     out = Forward(Zs=[Z0], n=n)
@@ -136,6 +140,8 @@ def forward(params: Params, Z0: np.ndarray, n: int, mask: np.ndarray | None = No
         ctx = Z[:, :, :n]
         A = ctx @ np.transpose(ctx, (0, 2, 1)) / n                          # (B, D, D), symmetric (SM-8)
         W = (A.reshape(B, D * D) @ _heads_tensor(params, mask, l).T).reshape(B, D, D)
+        if queries_only and l == params.layers - 1:
+            Z = Z[:, :, n:]
         Z = Z + W @ Z                                                      # SM-9
         out.As.append(A)
         out.Ws.append(W)
@@ -146,13 +152,13 @@ def forward(params: Params, Z0: np.ndarray, n: int, mask: np.ndarray | None = No
 def predict_query(params: Params, prompts: Prompts, mask: np.ndarray | None = None) -> np.ndarray:
     """y_q = -e_y^T Z_L e_q for the prompt's own query (SM-11); shape (B,)."""
     Z0 = tokens(prompts, params.scratch, "prompt")
-    return -forward(params, Z0, prompts.X.shape[1], mask).Zs[-1][:, params.dim, -1]
+    return -forward(params, Z0, prompts.X.shape[1], mask, queries_only=True).Zs[-1][:, params.dim, -1]
 
 
 def task_estimate(params: Params, prompts: Prompts, mask: np.ndarray | None = None) -> np.ndarray:
     """w_theta with w_theta_j = y_q(x_q = e_j), from d basis query columns in one pass (SM-12); (B, d)."""
     Z0 = tokens(prompts, params.scratch, "basis")
-    return -forward(params, Z0, prompts.X.shape[1], mask).Zs[-1][:, params.dim, -params.dim:]
+    return -forward(params, Z0, prompts.X.shape[1], mask, queries_only=True).Zs[-1][:, params.dim, -params.dim:]
 
 
 def risk(params: Params, prompts: Prompts, mask: np.ndarray | None = None) -> tuple[float, float]:
@@ -176,27 +182,30 @@ def loss_and_grad(params: Params, prompts: Prompts, mask: np.ndarray | None = No
     R[i, m, j, c]. Masked heads get zero gradient and pass no gradient back."""
     mask = _check_mask(params, mask)
     n, d = prompts.X.shape[1], params.dim
-    fw = forward(params, tokens(prompts, params.scratch, "prompt"), n, mask)
+    fw = forward(params, tokens(prompts, params.scratch, "prompt"), n, mask, queries_only=True)
     B = prompts.count
     resid = -fw.Zs[-1][:, d, -1] - prompts.yq          # y_hat - y
     loss = 0.5 * float(np.mean(resid ** 2))
-    G = np.zeros_like(fw.Zs[-1])
+    G = np.zeros_like(fw.Zs[-1])                        # the last layer's query column only
     G[:, d, -1] = -resid / B                            # G_L = -(y_hat - y)/B e_y e_q^T
     dP = np.zeros_like(params.P)
     dQ = np.zeros_like(params.Q)
     D = params.width
     for l in reversed(range(params.layers)):
         Z, A, W = fw.Zs[l], fw.As[l], fw.Ws[l]
+        Zout = Z[:, :, Z.shape[2] - G.shape[2]:]                            # the columns G refers to
         Pm = params.P[l] * mask[l][:, None, None]
-        dW = (G @ np.transpose(Z, (0, 2, 1))).reshape(B, D * D)             # rows (i, m)
+        dW = (G @ np.transpose(Zout, (0, 2, 1))).reshape(B, D * D)          # rows (i, m)
         dR = (dW.T @ A.reshape(B, D * D)).reshape(D, D, D, D)               # dR[i, m, j, c]
         dP[l] = np.einsum("imjc,kcm->kij", dR, params.Q[l]) * mask[l][:, None, None]
         dQ[l] = np.einsum("kij,imjc->kcm", Pm, dR)
         if l == 0:
             break                                                           # dL/dZ_0 is not needed
         dA = (dW @ _heads_tensor(params, mask, l)).reshape(B, D, D)          # sum_k m_k P_k^T dW Q_k^T
-        G = G + np.transpose(W, (0, 2, 1)) @ G                              # direct: W^T G
-        G[:, :, :n] += (dA + np.transpose(dA, (0, 2, 1))) @ Z[:, :, :n] / n  # through A
+        direct = G + np.transpose(W, (0, 2, 1)) @ G                         # W^T G through the residual
+        G = np.zeros_like(Z)
+        G[:, :, Z.shape[2] - direct.shape[2]:] = direct
+        G[:, :, :n] += ((dA + np.transpose(dA, (0, 2, 1))) / n) @ Z[:, :, :n]  # through A
     return loss, Params(dP, dQ, params.dim, params.scratch)
 
 
