@@ -226,14 +226,15 @@ DIVERGENCE_FACTOR = 1e6
 
 
 def train(spec: SparseSpec, rng: np.random.Generator, eval_prompts: Prompts, heads: int | None = None,
-          mask: np.ndarray | None = None, record_every: int | None = None, progress: bool = False,
+          mask: np.ndarray | None = None, record_every: int | None = None, progress: bool | None = False,
           init: Params | None = None) -> TrainResult:
     """Train on fresh prompts each step (batch ``spec.batch``) with Adam (lr ``spec.lr``, betas 0.9/0.999,
     eps 1e-8) or plain GD, global gradient-norm clip ``spec.clip`` (0 = off), for ``spec.steps`` steps (§2.5).
 
     Starts from ``init`` (default: drawn from ``rng`` by :func:`init_params`), then draws the batches from
     ``rng``. A plain-GD run after k steps sits at gradient-flow time t = lr * k for the loss SM-13. Raises
-    DivergenceError if the loss becomes non-finite or exceeds DIVERGENCE_FACTOR * max(first loss, 1)."""
+    DivergenceError if the loss becomes non-finite or exceeds DIVERGENCE_FACTOR * max(first loss, 1).
+    ``progress``: tqdm bar on (True), off (False) or only on a terminal (None)."""
     params = init_params(spec, rng, heads) if init is None else init.copy()
     mask = _check_mask(params, mask)
     record_every = record_every or max(1, spec.steps // 50)
@@ -243,7 +244,8 @@ def train(spec: SparseSpec, rng: np.random.Generator, eval_prompts: Prompts, hea
     size = params.P.size
     rec_steps, rec_risk, rec_se, losses = [], [], [], np.empty(spec.steps)
     with threadpool_limits(limits=1, user_api="blas"):
-        for k in tqdm(range(spec.steps + 1), disable=not progress, desc="train sparse", mininterval=2.0):
+        for k in tqdm(range(spec.steps + 1), disable=None if progress is None else not progress,
+                      desc="train sparse", unit="step", mininterval=1.0, leave=False):
             if k % record_every == 0 or k == spec.steps:
                 mean, se = risk(params, eval_prompts, mask)
                 rec_steps.append(k)
@@ -391,7 +393,7 @@ class Experiment:
     gain: dict | None = None             # preprocessing probe at T = L - 1 GD steps (SM-19)
 
 
-def run_experiment(spec: SparseSpec, heads: int | None = None, progress: bool = False,
+def run_experiment(spec: SparseSpec, heads: int | None = None, progress: bool | None = False,
                    probes: bool = False) -> Experiment:
     """Train the model of ``spec`` (or with ``heads`` heads) and assess its heads by masking and pruning;
     with ``probes``, also run the read-out probe (SM-18) and the preprocessing probe (SM-19, T = L - 1 GD
@@ -427,13 +429,11 @@ def simulate(spec: SparseSpec, progress: bool | None = None):
     ``masked_risk`` (L, h) = risk with that one head masked; ``pruned_risk`` and ``top_first_risk`` as
     (mean, stderr) (SM-17 and the layer-1 ablation of §3.2); ``train_loss`` per step (SM-13); ``probe_risk``
     (L + 1, 2), the read-out probe per layer (SM-18). ``meta["preprocessing_probe"]`` holds SM-19 at T = L - 1.
+    ``progress``: a tqdm bar over the training steps, on (True), off (False) or only on a terminal (None).
     """
     from ..trajectory import Trajectory, provenance
 
-    import sys
-
-    show = bool(progress) if progress is not None else sys.stderr.isatty()
-    exp = run_experiment(spec, progress=show, probes=True)
+    exp = run_experiment(spec, progress=progress, probes=True)
     tr = exp.training
     observables = {
         "risk_stderr": tr.risk_stderr, "train_loss": tr.train_loss,
