@@ -142,7 +142,9 @@ def forward(params: Params, Z0: np.ndarray, n: int, mask: np.ndarray | None = No
         W = (A.reshape(B, D * D) @ _heads_tensor(params, mask, l).T).reshape(B, D, D)
         if queries_only and l == params.layers - 1:
             Z = Z[:, :, n:]
-        Z = Z + W @ Z                                                      # SM-9
+        WZ = W @ Z
+        WZ += Z                                                            # SM-9: Z_l = Z_{l-1} + W Z_{l-1}
+        Z = WZ
         out.As.append(A)
         out.Ws.append(W)
         out.Zs.append(Z)
@@ -202,10 +204,16 @@ def loss_and_grad(params: Params, prompts: Prompts, mask: np.ndarray | None = No
         if l == 0:
             break                                                           # dL/dZ_0 is not needed
         dA = (dW @ _heads_tensor(params, mask, l)).reshape(B, D, D)          # sum_k m_k P_k^T dW Q_k^T
-        direct = G + np.transpose(W, (0, 2, 1)) @ G                         # W^T G through the residual
-        G = np.zeros_like(Z)
-        G[:, :, Z.shape[2] - direct.shape[2]:] = direct
-        G[:, :, :n] += ((dA + np.transpose(dA, (0, 2, 1))) / n) @ Z[:, :, :n]  # through A
+        direct = np.transpose(W, (0, 2, 1)) @ G                             # residual: G + W^T G
+        direct += G
+        if direct.shape[2] == Z.shape[2]:
+            G = direct
+        else:                                                               # G_L: query columns only
+            G = np.zeros_like(Z)
+            G[:, :, Z.shape[2] - direct.shape[2]:] = direct
+        sym = dA + np.transpose(dA, (0, 2, 1))
+        sym /= n
+        G[:, :, :n] += sym @ Z[:, :, :n]                                    # through A: (dA + dA^T) Z M / n
     return loss, Params(dP, dQ, params.dim, params.scratch)
 
 
