@@ -126,11 +126,13 @@ def sparse(spec, verb: str) -> Estimate:
     if verb == "simulate":
         # one Adam step (reference.sparse_multihead, one BLAS thread): the head-tensor GEMMs ~ B L D^4, the
         # per-prompt D x N products ~ B L D^2 N, sampling and call overhead; measured 4.5-7 ms at the defaults
-        # (D = 9), 35 ms at D = 17, 0.26 s at D = 33, n = 64. Plus 51 risk evaluations on 4000 prompts.
+        # (D = 9), 35 ms at D = 17, 0.26 s at D = 33, n = 64. Plus 51 risk evaluations during training and
+        # L h + 3 after it, each a forward pass on 4000 prompts with n + d columns (30 ms at the defaults).
         B, L = spec.batch, spec.layers
         per_step = 1.8e-10 * B * L * width ** 4 + 4e-10 * B * L * width ** 2 * (n + 1) + 1e-8 * B * n * d + 2e-3
+        per_risk = 4000 * L * (1.8e-10 * width ** 4 + 4e-10 * width ** 2 * (n + d))
         return Estimate(spec.batch * (n + 1) * width * FLOAT * (spec.layers + 2) * 4,
-                        spec.steps * per_step + 10.0,
+                        spec.steps * per_step + (54 + L * spec.heads) * per_risk + 5.0,
                         {"training": f"{spec.steps:.3g} steps of {spec.batch:.3g} prompts"})
     prompts = spec.test_prompts + spec.tune_prompts
     return Estimate(prompts * (n * d + d * d) * FLOAT * 4, prompts * d ** 3 * spec.depth_points * 2e-8 + 17.0,
