@@ -16,9 +16,10 @@ def test_a_sweep_killed_part_way_is_completed_by_the_rerun_with_every_point_once
     """Kill the sweep after a few points are on disk, then rerun the same sweep: only the missing points
     run, and the table has each point once."""
     grid = {"init_scale": [10.0 ** -k for k in range(1, 9)], "seed": [0, 1, 2]}         # 24 points at D = 4
+    # t = 100: every point drops (at t = 40 the smallest scales have not, and have no drop time)
     argv = [sys.executable, "-m", "reduced_dynamics", "sweep", "attn-m", "--grid", "init-scale="
             + ",".join(map(repr, grid["init_scale"])), "--grid", "seed=0,1,2", "--measure", "drop_time",
-            "--workers", "1", "--no-progress", "--out", str(tmp_path)]
+            "--t-max", "100", "--workers", "1", "--no-progress", "--out", str(tmp_path)]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     points = tmp_path / "points"
     deadline = time.monotonic() + 60
@@ -31,8 +32,8 @@ def test_a_sweep_killed_part_way_is_completed_by_the_rerun_with_every_point_once
     assert not (tmp_path / "sweep.csv").exists()
 
     executor = Synchronous()
-    result = sweep.run_sweep("attn-m", grid, ["drop_time"], tmp_path, executor=executor)
-    planned = sweep.plan("attn-m", grid, {}, "theory")
+    result = sweep.run_sweep("attn-m", grid, ["drop_time"], tmp_path, fixed={"t_max": 100.0}, executor=executor)
+    planned = sweep.plan("attn-m", grid, {"t_max": 100.0}, "theory")
     ran = [sweep.Point(LinearMergedSpec.from_dict(fields), side).key for _, fields, side in executor.submitted]
     assert sorted(ran) == sorted({p.key for p in planned} - done_before)     # only the missing points ran
     assert sorted(result.skipped) == sorted(done_before) and not result.failed
