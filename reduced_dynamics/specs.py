@@ -286,6 +286,10 @@ class LinearMergedSpec(LinearAttentionSpec):
 
     model: ClassVar[str] = "attn-m"
 
+    all_weights: bool = param(False, "theory moves every weight that reaches the prediction (the full-parameter "
+                              "flow LA-44 on the same moments: what unfrozen GD follows, leakage included), not "
+                              "only the invariant manifold (LA-22); always so with icl < 1", check=boolean)
+
 
 # ---------------------------------------------------------------------------------------------------------
 # softmax: one-layer softmax attention on orthonormal features (softmax_features.md)

@@ -15,7 +15,7 @@ ATTN_M = FamilyCase(
                     ({"lr": -0.1}, "lr"), ({"t_max": nan}, "t_max"),
                     ({"eigenvalues": (1.0, -1.0, 1.0, 1.0)}, "eigenvalues"),
                     ({"eigenvalues": (1.0, 1.0)}, "eigenvalues"), ({"covariance": "diagonal"}, "covariance"),
-                    ({"output_scale": "half"}, "output_scale")),
+                    ({"output_scale": "half"}, "output_scale"), ({"all_weights": "yes"}, "all_weights")),
 )
 
 # softmax: lr 0.5 keeps the O(lr) GD-flow gap (SF-10) near 1 % (at lr 1 it is about 2 % at these sizes).

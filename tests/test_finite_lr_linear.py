@@ -144,3 +144,44 @@ def test_fitted_orders_attn_s_full_gd():
     res = gaps("attn-s", np.geomspace(*case["rates"], 5), case["t_max"], **case["spec"])
     assert res["order_flow"] == pytest.approx(1.0, abs=0.15)
     assert res["order_modified"] == pytest.approx(2.0, abs=0.25)
+
+
+def test_unfrozen_gd_is_the_all_weights_map_attn_m():
+    """Every weight free: full-batch GD of the model is the GD map of the full-parameter flow (LA-44) on the
+    sample moments of its training set, step by step (the model is linear in Theta = sum_i r_i (x) W_i)."""
+    from reduced_dynamics.theory.linear_attention import iwl
+    spec = rd.spec("attn-m", lr=0.3, steps=60, **{**SMALL_M, "freeze_off_manifold": False})
+    cov, params, data = ref.problem(spec)
+    model = ref.MergedAttention(spec.kappa)
+    _, states, _ = ref.gradient_descent(model, params, ref.Batch.from_training_set(data), spec.lr, spec.gd_steps,
+                                        record=lambda p: iwl.full_state(p), progress=False)
+    states = np.array(states)
+    flow, y0, _ = iwl.setup(spec, moments="sample", level="full")
+    mapped = discrete.gd_map(flow, y0, spec.lr, spec.gd_steps).y
+    assert np.max(np.abs(mapped - states)) <= 1e-9 * np.max(np.abs(states))
+    off = np.abs(states[-1].reshape(spec.heads, -1)[:, :spec.dim]).max()     # r_i^x left zero: it moved
+    assert off > 1e-4
+
+
+def test_all_weights_hvp_is_minus_the_derivative_of_the_flow():
+    """(LR-9): Hess L . u of the full-parameter flow against central differences of its right-hand side, and
+    symmetric (u . H v = v . H u); the modified right-hand side is -grad of L~ = L + (eta/4)|grad L|^2."""
+    from reduced_dynamics.theory.linear_attention import iwl
+    spec = rd.spec("attn-m", **{**SMALL_M, "freeze_off_manifold": False})
+    flow, y0, _ = iwl.setup(spec, moments="sample", level="full")
+    rng = np.random.default_rng(3)
+    y = y0 + 0.3 * rng.standard_normal(y0.shape)
+    u, v = rng.standard_normal(y.shape), rng.standard_normal(y.shape)
+    eps = 1e-6
+    fd = -(flow.rhs(0.0, y + eps * u) - flow.rhs(0.0, y - eps * u)) / (2 * eps)
+    hu = flow.hvp(y, u)
+    assert np.max(np.abs(hu - fd)) <= 1e-6 * np.max(np.abs(fd))
+    assert abs(v @ hu - u @ flow.hvp(y, v)) <= 1e-10 * abs(v @ hu)
+
+    def modified_loss(z):
+        theta = flow.thetas(z[None])
+        f = flow.rhs(0.0, z)
+        return float(flow.train.loss(theta)[0]) + 0.25 * spec.lr * float(f @ f)
+    grad = np.array([(modified_loss(y + eps * e) - modified_loss(y - eps * e)) / (2 * eps) for e in np.eye(y.size)])
+    got = flow.modified_rhs(spec.lr)(0.0, y)
+    assert np.max(np.abs(got + grad)) <= 1e-6 * np.max(np.abs(grad))

@@ -41,9 +41,11 @@ def supported(spec: Any, options: dict) -> None:
     """The projection (LA-35) is onto the invariant manifold of linear attention at icl = 1; the softmax
     expansion and the §12 flows have no such start: a given option there is a SpecError naming it."""
     for name in OPTIONS:
-        if options.get(name) is not None and (spec.attention != "linear" or spec.icl != 1.0):
-            raise SpecError(name, "attention='linear' and icl=1 (the projection LA-35 onto the invariant "
-                                  "manifold of §3)", f"attention={spec.attention!r}, icl={spec.icl}")
+        if options.get(name) is not None and (spec.attention != "linear" or spec.icl != 1.0
+                                              or getattr(spec, "all_weights", False)):
+            raise SpecError(name, "attention='linear', icl=1 and all_weights off (the projection LA-35 onto the "
+                                  "invariant manifold of §3)", f"attention={spec.attention!r}, icl={spec.icl}, "
+                                  f"all_weights={getattr(spec, 'all_weights', False)}")
 
 
 def layout(spec: Any) -> dict[str, tuple[int, ...]]:

@@ -33,6 +33,7 @@ from ...integrate import integrate
 from ...specs import LinearMergedSpec
 from ...tasks import linear_attention as task
 from ...trajectory import Trajectory, provenance
+from . import discrete
 
 LEVELS = ("full", "sector", "head1")
 
@@ -188,6 +189,23 @@ class IWLFlow:
         G = (2.0 * self.train.b - 2.0 * self.train.A @ theta).reshape(self.rows, self.cols)
         return np.concatenate([Wv @ G.T, R @ G], axis=1).reshape(-1)
 
+    def hvp(self, y: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Hess L . u at the state y (LR-9): minus the derivative of the right-hand side along u. With
+        dTheta = sum_i (dr_i w_i^T + r_i dw_i^T) and dG = -2 A dTheta, the product rule on (LA-44) gives
+        d(dr_i/dt) = dG w_i + G dw_i and d(dw_i/dt) = dG^T r_i + G^T dr_i; exact (the flow is cubic)."""
+        R, Wv = self.split(y)
+        dR, dW = self.split(u)
+        G = (2.0 * self.train.b - 2.0 * self.train.A @ (R.T @ Wv).reshape(-1)).reshape(self.rows, self.cols)
+        dG = (-2.0 * self.train.A @ (dR.T @ Wv + R.T @ dW).reshape(-1)).reshape(self.rows, self.cols)
+        return -np.concatenate([Wv @ dG.T + dW @ G.T, R @ dG + dR @ G], axis=1).reshape(-1)
+
+    def modified_rhs(self, eta: float):
+        """Right-hand side of the modified flow (LR-5) of this flow at step eta: f + (eta/2) Hess L f."""
+        def rhs(t: float, y: np.ndarray) -> np.ndarray:
+            f = self.rhs(t, y)
+            return f + 0.5 * eta * self.hvp(y, f)
+        return rhs
+
     def thetas(self, ys: np.ndarray) -> np.ndarray:
         ys = np.asarray(ys).reshape(len(ys), self.heads, self.rows + self.cols)
         return np.einsum("thr,thc->trc", ys[:, :, :self.rows], ys[:, :, self.rows:]).reshape(len(ys), -1)
@@ -325,9 +343,15 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, level: str = "fu
             test_size: int = task.TEST_SIZE) -> Trajectory:
     """Training loss and both test losses (LA-38) of the reduced flow (LA-44) at ``level``, from the
     projected initial weights; events ``in_weight_drop_time`` and ``in_context_drop_time`` (§12.11; absent
-    when that drop does not happen), meta the laws (LA-48) and (LA-49)."""
+    when that drop does not happen), meta the laws (LA-48) and (LA-49). ``spec.discretisation``: the flow,
+    the GD map at spec.lr (LR-3; at level "full" on sample moments this is full-batch GD of every weight that
+    reaches the prediction) or the modified flow (LR-5) with the Hessian-vector product ``IWLFlow.hvp`` (LR-9)."""
     flow, y0, drawn = setup(spec, moments, level, tests, test_size)
-    sol = integrate(flow.rhs, y0, spec.final_time, method="DOP853", rtol=rtol, t_eval=t_eval)
+    if spec.discretisation == "map":                                  # GD on these weights at spec.lr (LR-3)
+        sol = discrete.gd_map(flow, y0, spec.lr, spec.gd_steps)
+    else:                                                             # the flow, or its modified flow (LR-5)
+        rhs = flow.modified_rhs(spec.lr) if spec.discretisation == "modified" else flow.rhs
+        sol = integrate(rhs, y0, spec.final_time, method="DOP853", rtol=rtol, t_eval=t_eval)
     thetas = flow.thetas(sol.y)
     loss = flow.train.loss(thetas)
     L_ic, L_iw = flow.tests["in_context"].loss(thetas), flow.tests["in_weight"].loss(thetas)
@@ -336,7 +360,7 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, level: str = "fu
     events = {"drop_time": midpoint_drop_time(sol.t, loss),
               **task.drop_events(sol.t, L_ic, L_iw, drawn.covariance, spec.context)}
     meta = provenance("attn-m", spec, f"theory-iwl-{kind}-{level}", compiler.derivation_hash(derivation),
-                      icl=spec.icl, level=level, test_moments=tests, t_in_weight_formula=laws.t_in_weight, s1=laws.s1, a1=laws.a1,
+                      icl=spec.icl, level=level, test_moments=tests, discretisation=spec.discretisation, t_in_weight_formula=laws.t_in_weight, s1=laws.s1, a1=laws.a1,
                       U0=laws.U0, delay_linear_formula=laws.delay_linear, L_min=flow.train.minimum,
                       loss="MSE without 1/2 (LA-44)", time="gradient-flow time t")
     return Trajectory(t=sol.t, loss=loss, observables={"test_loss_in_context": L_ic, "test_loss_in_weight": L_iw},

@@ -79,12 +79,14 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
     ``balance`` (v_i^2 - ||U_i||_F^2, conserved by (LA-36)). Meta holds the minimum loss ``L_star``.
 
     ``icl`` < 1 leaves the invariant manifold: the §12 flow (LA-44) of ``iwl.predict``, with both test
-    losses. ``attention="softmax"``: the small-score expansion (LA-51, LA-52), labelled an approximation."""
+    losses; so does ``all_weights`` at icl = 1 (every weight that reaches the prediction moves, as in
+    unfrozen GD). ``attention="softmax"``: the small-score expansion (LA-51, LA-52), labelled an
+    approximation."""
     given.supported(spec, {"initial_weights": initial_weights, "training_set": training_set})
     if spec.attention == "softmax":
         from .softmax_expansion import predict as expansion
         return expansion(spec, t_eval=t_eval)
-    if spec.icl != 1.0:
+    if spec.icl != 1.0 or spec.all_weights:
         from .iwl import predict as iwl_predict
         return iwl_predict(spec, moments, t_eval=t_eval)
     data = None if training_set is None else given.training_set(spec, training_set)
@@ -179,10 +181,15 @@ def comparison_theories(spec: LinearMergedSpec) -> dict[str, Trajectory]:
     sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow")
     if spec.icl != 1.0:
         return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population")}
-    return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population"),
-            "closed form": closed_form(spec),
-            "modified flow": predict(sample_spec.replace(discretisation="modified")),    # (LR-5) at spec.lr
-            "reduced GD map": predict(sample_spec.replace(discretisation="map"))}        # (LR-3) at spec.lr
+    manifold = sample_spec.replace(all_weights=False)
+    curves = {"theory": predict(sample_spec), "population flow": predict(spec.replace(all_weights=False),
+                                                                         moments="population"),
+              "closed form": closed_form(spec),
+              "modified flow": predict(manifold.replace(discretisation="modified")),    # (LR-5) at spec.lr
+              "reduced GD map": predict(manifold.replace(discretisation="map"))}        # (LR-3) at spec.lr
+    if not spec.freeze_off_manifold:      # unfrozen GD also moves the off-manifold blocks: LA-44 at the step
+        curves["all-weights modified flow"] = predict(manifold.replace(all_weights=True, discretisation="modified"))
+    return curves
 
 
 def levels(spec: LinearMergedSpec, theory: Trajectory) -> dict[str, float]:
