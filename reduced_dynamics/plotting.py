@@ -104,7 +104,10 @@ def loss_axes(ax, theory: dict, reference=None, levels: dict | None = None, log_
             ax.set_xscale("log")
         ax.set_xlabel(AXIS_LABELS.get(xlabel, xlabel))
         ax.set_ylabel(ylabel)
-        ax.legend(loc="upper right")
+        if len(ax.get_legend_handles_labels()[0]) > 6:     # a report with many curves: the legend beside the axes
+            ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+        else:
+            ax.legend(loc="upper right")
 
 
 NOTEBOOK_SIZE = (5.0, 3.2)     # inches: a new figure of Trajectory.plot / Report.plot
