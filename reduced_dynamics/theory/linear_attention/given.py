@@ -93,23 +93,23 @@ def weights(spec: Any, given: Any) -> dict[str, np.ndarray]:
 def training_set(spec: Any, given: Any) -> task.TrainingSet:
     """The checked training set (float copies): x (P, N, D), y (P, N), xq (P, D), yq (P,)."""
     fields = ("x", "y", "xq", "yq")
-    if isinstance(given, Mapping):
-        missing = [f for f in fields if f not in given]
-        get = given.__getitem__
-    else:
-        missing = [f for f in fields if not hasattr(given, f)]
-        get = lambda f: getattr(given, f)   # noqa: E731
+    missing = [f for f in fields if (f not in given if isinstance(given, Mapping) else not hasattr(given, f))]
     if missing:
         raise SpecError("training_set", "a mapping with x (P, N, D), y (P, N), xq (P, D), yq (P,)",
                         f"no {', '.join(missing)}")
     N, D = spec.context, spec.dim
-    yq = np.asarray(get("yq"))
+    yq = np.asarray(_field(given, "yq"))
     P = yq.shape[0] if yq.ndim == 1 and yq.shape[0] > 0 else -1
     if P < 1:
         raise SpecError("training_set['yq']", "shape (P,) with P >= 1", yq.shape)
     shapes = {"x": (P, N, D), "y": (P, N), "xq": (P, D), "yq": (P,)}
-    arrays = {f: _array("training_set", f, get(f), shapes[f]) for f in fields}
+    arrays = {f: _array("training_set", f, _field(given, f), shapes[f]) for f in fields}
     return task.TrainingSet(**arrays, w=None)       # the tasks w are not needed by the sample moments (§5)
+
+
+def _field(given: Any, name: str) -> Any:
+    """An array of a given training set, a mapping or a ``TrainingSet``."""
+    return given[name] if isinstance(given, Mapping) else getattr(given, name)
 
 
 def covariance(data: task.TrainingSet) -> task.Covariance:
@@ -132,13 +132,14 @@ def moments(spec: Any, problem: task.Problem, given_set: task.TrainingSet | None
     return sample_moments(spec, given_set)
 
 
-def meta(initial_weights: Any, given_set: task.TrainingSet | None) -> dict:
+def meta(initial_weights: Any, given_set: Any) -> dict:
     """Meta entries saying where the start and the moments came from (only when the user gave something,
-    so that the default path's meta is unchanged)."""
+    so that the default path's meta is unchanged). ``given_set`` as the user gave it, already checked by
+    ``training_set`` (in ``setup``)."""
     if initial_weights is None and given_set is None:
         return {}
     out = {"initial_weights": "given" if initial_weights is not None else "drawn from the spec's seed",
            "training_set": "given" if given_set is not None else "none given (the spec's moments)"}
     if given_set is not None:
-        out["given_train_size"] = int(given_set.yq.size)
+        out["given_train_size"] = int(np.shape(_field(given_set, "yq"))[0])
     return out

@@ -89,8 +89,7 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
     if spec.icl != 1.0 or spec.all_weights:
         from .iwl import predict as iwl_predict
         return iwl_predict(spec, moments, t_eval=t_eval)
-    data = None if training_set is None else given.training_set(spec, training_set)
-    flow, y0, cov = setup(spec, moments, cache_dir, initial_weights, data)
+    flow, y0, cov = setup(spec, moments, cache_dir, initial_weights, training_set)     # checks both
     sol = discrete.solve(flow, y0, spec, "attn-m", t_eval)     # flow, GD map or modified flow (LR-3, LR-5)
     thetas = sol.y.reshape(len(sol.t), flow.n, spec.heads)
     b = flow.b_vector(sol.y)
@@ -100,7 +99,7 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
     balance = v ** 2 - np.einsum("tjh,tjh->th", thetas[:, 1:, :], thetas[:, 1:, :])
     meta = provenance("attn-m", spec, f"theory-{flow.moments.kind}", flow.system.derivation_hash,
                       L_star=flow.moments.minimum, tau=cov.trace, c=spec.c, rhs_evaluations=sol.nfev,
-                      discretisation=spec.discretisation, **given.meta(initial_weights, data),
+                      discretisation=spec.discretisation, **given.meta(initial_weights, training_set),
                       loss="MSE without 1/2 (LA-12)", time="gradient-flow time t")
     drop = midpoint_drop_time(sol.t, loss)
     if math.isnan(drop) and t_eval is None:
