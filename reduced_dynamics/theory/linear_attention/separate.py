@@ -21,7 +21,6 @@ import sympy as sp
 
 from reduced_dynamics.derivations import linear_separate as derivation
 
-from ... import compile as compiler
 from ...errors import SpecError
 from ...events import staircase
 from ...integrate import integrate
@@ -222,8 +221,7 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
         raise SpecError("icl", "1 for the attn-s theory (linear_attention_iwl.md §12 treats attn-m)", spec.icl)
     if y0 is not None and initial_weights is not None:
         raise SpecError("y0", "nothing when initial_weights are given (one start)", "a state vector")
-    data = None if training_set is None else given.training_set(spec, training_set)
-    flow, start, cov = setup(spec, moments, cache_dir, initial_weights, data)
+    flow, start, cov = setup(spec, moments, cache_dir, initial_weights, training_set)     # checks both
     y0 = start if y0 is None else np.asarray(y0, dtype=float)
     sol = discrete.solve(flow, y0, spec, "attn-s", t_eval, rank=spec.rank)   # flow, map or modified (LR-3, LR-5)
     b = flow.b_vector(sol.y)
@@ -246,7 +244,7 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
     meta = provenance("attn-s", spec, f"theory-{flow.moments.kind}", flow.system.derivation_hash,
                       L_star=flow.moments.minimum, tau=cov.trace, c=spec.c, ladder=ladder(spec),
                       pcr_test_losses=pcr.tolist(), rhs_evaluations=sol.nfev,
-                      discretisation=spec.discretisation, **given.meta(initial_weights, data),
+                      discretisation=spec.discretisation, **given.meta(initial_weights, training_set),
                       loss="MSE without 1/2 (LA-12)", time="gradient-flow time t")
     return Trajectory(t=sol.t, loss=loss, meta=meta, observables={
         "beta": beta, "learned": learned, "components": components.astype(float), "test_loss": test_loss,
