@@ -183,10 +183,13 @@ class IWLFlow:
         R, Wv = self.split(y)
         return (R.T @ Wv).reshape(-1)
 
+    def drive(self, R: np.ndarray, Wv: np.ndarray) -> np.ndarray:
+        """G = 2 b - 2 A Theta (rows x cols), minus the gradient of L in Theta (LA-44)."""
+        return (2.0 * self.train.b - 2.0 * self.train.A @ (R.T @ Wv).reshape(-1)).reshape(self.rows, self.cols)
+
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         R, Wv = self.split(y)
-        theta = (R.T @ Wv).reshape(-1)
-        G = (2.0 * self.train.b - 2.0 * self.train.A @ theta).reshape(self.rows, self.cols)
+        G = self.drive(R, Wv)
         return np.concatenate([Wv @ G.T, R @ G], axis=1).reshape(-1)
 
     def hvp(self, y: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -195,7 +198,7 @@ class IWLFlow:
         d(dr_i/dt) = dG w_i + G dw_i and d(dw_i/dt) = dG^T r_i + G^T dr_i; exact (the flow is cubic)."""
         R, Wv = self.split(y)
         dR, dW = self.split(u)
-        G = (2.0 * self.train.b - 2.0 * self.train.A @ (R.T @ Wv).reshape(-1)).reshape(self.rows, self.cols)
+        G = self.drive(R, Wv)
         dG = (-2.0 * self.train.A @ (dR.T @ Wv + R.T @ dW).reshape(-1)).reshape(self.rows, self.cols)
         return -np.concatenate([Wv @ dG.T + dW @ G.T, R @ dG + dR @ G], axis=1).reshape(-1)
 
