@@ -134,6 +134,12 @@ class TrainingTime:
         return self.steps if self.steps is not None else int(math.ceil(self.final_time / self.lr - 1e-9))
 
 
+def discretisation_param() -> Any:
+    """The ``discretisation`` field of a spec whose family has a reduced GD map (finite_learning_rate.md)."""
+    return param("flow", "theory at the learning rate: gradient flow, the reduced GD map at lr, or the modified "
+                 "flow of L + (lr/4)|grad L|^2 (finite_learning_rate.md)", choices=("flow", "map", "modified"))
+
+
 def consistent_duration(spec: Any) -> None:
     """Steps and final time given together must agree (t = lr * steps): a comparison of a 5-step run
     against a 100-unit flow means nothing. And one step may not cover the whole run (lr above the final
@@ -241,9 +247,7 @@ class LinearAttentionSpec(TrainingTime, Spec):
     lr: float = param(0.05, "gradient-descent learning rate eta (t = eta * step)", check=positive_float)
     steps: int | None = param(None, "gradient-descent steps (default: t_max / lr)", check=positive_int)
     t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 40)", check=positive_float)
-    discretisation: str = param("flow", "theory at the learning rate: gradient flow, the reduced GD map at lr, or "
-                                "the modified flow of L + (lr/4)|grad L|^2 (finite_learning_rate.md)",
-                                choices=("flow", "map", "modified"))
+    discretisation: str = discretisation_param()
     integrator: str = param("compiled", "integrator of the flow: compiled (DOP853 in machine code, the reference) or "
                                         "stiff (LSODA on the compiled right-hand side and Jacobian: far fewer steps on "
                                         "the long late plateaus of attn-s)", choices=("compiled", "stiff"))
@@ -319,9 +323,7 @@ class SoftmaxFeaturesSpec(TrainingTime, Spec):
     lr: float = param(1.0, "gradient-descent learning rate eta (t = eta * step)", check=positive_float)
     steps: int | None = param(None, "gradient-descent steps (default: t_max / lr, or 300)", check=positive_int)
     t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 300)", check=positive_float)
-    discretisation: str = param("flow", "theory at the learning rate: gradient flow, the reduced GD map at lr, or "
-                                "the modified flow of L + (lr/4)|grad L|^2 (finite_learning_rate.md)",
-                                choices=("flow", "map", "modified"))
+    discretisation: str = discretisation_param()
     batch: int = param(4000, "prompts per gradient-descent step", check=positive_int)
     fresh_batches: bool = param(True, "draw a fresh batch every step (else one fixed batch)", check=boolean)
     eval_prompts: int = param(10000, "contexts (each paired with every query feature) for the GD loss curves", check=positive_int)
