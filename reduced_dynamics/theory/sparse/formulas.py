@@ -53,9 +53,14 @@ def marchenko_pastur_integral(gamma: float, f) -> float:
     """Integral of f(lam) against the Marchenko-Pastur law of ratio gamma = d/n (unit variance), with the
     atom of mass 1 - 1/gamma at lam = 0 when gamma > 1; f must accept lam = 0 (pass its limit)."""
     a, b = (1 - np.sqrt(gamma)) ** 2, (1 + np.sqrt(gamma)) ** 2
-    # density sqrt((b - lam)(lam - a)) / (2 pi gamma lam): quad's algebraic weight handles the endpoints
-    cont, _ = quad(lambda lam: f(lam) / (2 * np.pi * gamma * lam), a, b, weight="alg", wvar=(0.5, 0.5),
-                   limit=200, epsabs=1e-13, epsrel=1e-11)
+    # density sqrt((b - lam)(lam - a)) / (2 pi gamma lam) = (lam - a)^(-1/2) (b - lam)^(1/2) (1 - a/lam) / (2 pi gamma):
+    # quad's algebraic weight takes both endpoint powers, and the factor 1 - a/lam lies in [0, 1) for every gamma,
+    # so the edge gamma = 1 (a = 0, where the density grows like lam^(-1/2)) needs no division by lam at all.
+    def edge_factor(lam: float) -> float:      # 1 - a/lam, and its limit 1 at lam = a = 0 (quad samples the edge)
+        return 1.0 - a / lam if lam > 0.0 else 1.0
+
+    cont, _ = quad(lambda lam: f(lam) * edge_factor(lam) / (2 * np.pi * gamma), a, b, weight="alg",
+                   wvar=(-0.5, 0.5), limit=200, epsabs=1e-13, epsrel=1e-11)
     atom = max(0.0, 1.0 - 1.0 / gamma) * f(0.0)
     return cont + atom
 
