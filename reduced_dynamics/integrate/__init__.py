@@ -2,11 +2,14 @@
 
     integrate(flow, y0, t_max, method="DOP853", t_eval=None, rtol=1e-8, atol=None, max_evals=2_000_000)
 
-``flow`` is either a right-hand side ``rhs(t, y)`` (optionally with ``jac=``) or a
-``integrate.compiled.HeadFlow`` (the linear-attention flows in the form the compiled stepper takes). Methods:
+``flow`` is either a right-hand side ``rhs(t, y)`` (optionally with ``jac=``) or a *compiled system*, an
+object with a ``packed`` tuple for the compiled kernels, a state ``size`` and an optional ``python_rhs``: an
+``integrate.compiled.HeadFlow`` (the linear-attention flows: per-head polynomial tables) or an
+``integrate.derived.DerivedFlow`` (any other derived right-hand side: a compile-cache program run by the
+register-machine kernel). Methods:
 
-* ``"compiled"``: Dormand-Prince 8(5,3) in machine code (``integrate.compiled``), for a ``HeadFlow``; same
-  steps as SciPy's DOP853 at equal tolerances. Falls back to SciPy (with a warning) when the ``HeadFlow`` also
+* ``"compiled"``: Dormand-Prince 8(5,3) in machine code (``integrate.compiled``), for a compiled system; same
+  steps as SciPy's DOP853 at equal tolerances. Falls back to SciPy (with a warning) when the system also
   carries a Python right-hand side and SciPy's private tableau module is missing.
 * ``"stiff"``: for a ``HeadFlow``, SciPy's LSODA on the compiled right-hand side and Jacobian.
 * any ``solve_ivp`` method (``"DOP853"``, ``"Radau"``, ``"LSODA"``, ``"BDF"``, ``"RK45"``): SciPy, through
@@ -26,8 +29,9 @@ import numpy as np
 
 from ..errors import IntegrationError
 from .common import Solution, default_atol, output_times
+from .derived import DerivedFlow
 
-__all__ = ["IntegrationError", "Solution", "default_atol", "integrate", "output_times"]
+__all__ = ["DerivedFlow", "IntegrationError", "Solution", "default_atol", "integrate", "output_times"]
 
 SCIPY_METHODS = ("DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA")
 
@@ -41,20 +45,24 @@ def integrate(flow: Any, y0: np.ndarray, t_max: float, *, method: str = "DOP853"
     right-hand side and compiled Jacobian: Adams while the flow is not stiff, BDF on long plateaus), or a SciPy
     method on the flow's NumPy right-hand side and Jacobian. For a callable ``rhs(t, y)``: a SciPy method."""
     from . import scipy_backend
-    from .compiled import HeadFlow
-    if isinstance(flow, HeadFlow):
+    compiled_system = hasattr(flow, "packed")
+    if compiled_system:
         from . import compiled
         if method == "compiled":
             if compiled.tableau is None and flow.python_rhs is not None:
                 warnings.warn(compiled.TABLEAU_MISSING + "; using SciPy's DOP853", RuntimeWarning, stacklevel=2)
                 return scipy_backend.solve(flow.python_rhs, y0, t_max, method="DOP853", **options)
             return compiled.solve(flow, y0, t_max, **options)
-        if method == "stiff":
+        stiff = hasattr(flow, "packed_jacobian")          # the head flows carry a compiled Jacobian
+        if method == "stiff" and stiff:
             return scipy_backend.solve(compiled.rhs_function(flow), y0, t_max, method="LSODA",
                                        jac=compiled.jacobian_function(flow), **options)
         if method in SCIPY_METHODS and flow.python_rhs is not None:
-            return scipy_backend.solve(flow.python_rhs, y0, t_max, method=method, jac=flow.python_jac, **options)
+            return scipy_backend.solve(flow.python_rhs, y0, t_max, method=method,
+                                       jac=getattr(flow, "python_jac", None), **options)
     elif method in SCIPY_METHODS:
         return scipy_backend.solve(flow, y0, t_max, method=method, jac=jac, **options)
-    raise IntegrationError(f"method: expected {'compiled, stiff or ' if isinstance(flow, HeadFlow) else ''}one of "
-                           f"{', '.join(SCIPY_METHODS)} for a {type(flow).__name__}, got {method!r}")
+    allowed = ("compiled, " + ("stiff or " if hasattr(flow, "packed_jacobian") else "or ")
+               if compiled_system else "")
+    raise IntegrationError(f"method: expected {allowed}one of {', '.join(SCIPY_METHODS)} for a "
+                           f"{type(flow).__name__}, got {method!r}")

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 try:    # SciPy's own DOP853 tableau: a private module, so guarded (the SciPy backend needs none of it)
     from scipy.integrate._ivp import dop853_coefficients as tableau
@@ -36,6 +37,7 @@ except ImportError:  # pragma: no cover - depends on the SciPy release
 from ..compile import PolynomialTable
 from ..errors import IntegrationError
 from . import first_compile
+from .derived import program_rhs
 from .common import Solution, blowup_message, budget_message, check_start, default_atol, output_times
 
 NOTICE = first_compile.install(__name__)     # one line on stderr when the kernels below are compiled
@@ -88,6 +90,11 @@ class HeadFlow:
     python_jac: Callable | None = field(default=None, compare=False, repr=False)   # and its Jacobian
     head_jac: PolynomialTable | None = field(default=None, compare=False, repr=False)    # theta -> dB_i/dtheta_i
     head_curv: PolynomialTable | None = field(default=None, compare=False, repr=False)   # (theta, G) -> curvature
+
+    @property
+    def size(self) -> int:
+        """Length of the state: n numbers for each of H heads."""
+        return self.n * self.heads
 
     @functools.cached_property
     def packed(self) -> tuple:
@@ -288,14 +295,46 @@ def _b_vectors(ys, flow):
     return b
 
 
+def _work(flow):
+    """Work arrays of a packed system's right-hand side (typed by ``_overload_work``)."""
+    raise NotImplementedError
+
+
+def _system_rhs(y, flow, dy, work):
+    """dy = RHS(y) of a packed system: a ``HeadFlow`` (its first entry the integer n) or a
+    ``derived.DerivedFlow`` (its first entry the register template); chosen when Numba types the call."""
+    raise NotImplementedError
+
+
+def _is_head_flow(flow) -> bool:
+    return isinstance(flow, types.BaseTuple) and isinstance(flow[0], types.Integer)
+
+
+@overload(_work)
+def _overload_work(flow):
+    if _is_head_flow(flow):
+        def head_work(flow):
+            n, H, G0 = flow[0], flow[1], flow[2]
+            return np.empty((n + G0.size + 1, H)), np.empty((G0.size, H))
+        return head_work
+    return lambda flow: (flow[0].copy(),)
+
+
+@overload(_system_rhs)
+def _overload_system_rhs(y, flow, dy, work):
+    if _is_head_flow(flow):
+        return lambda y, flow, dy, work: flow_rhs(y, flow, dy, work[0], work[1])
+    return lambda y, flow, dy, work: program_rhs(y, flow, dy, work[0])
+
+
 @njit(cache=True)
-def _guarded_rhs(y, flow, dy, Z, Bh, blowup):
-    """flow_rhs, and False if the state has left the ball of radius ``blowup`` or the RHS is not finite (the
-    guard that ``integrate.integrate`` applies to every evaluation)."""
+def _guarded_rhs(y, flow, dy, work, blowup):
+    """The system's RHS, and False if the state has left the ball of radius ``blowup`` or the RHS is not finite
+    (the guard that ``integrate.integrate`` applies to every evaluation)."""
     for k in range(y.size):
         if not abs(y[k]) < blowup:
             return False
-    flow_rhs(y, flow, dy, Z, Bh)
+    _system_rhs(y, flow, dy, work)
     for k in range(dy.size):
         if not np.isfinite(dy[k]):
             return False
@@ -324,9 +363,7 @@ def _rms(x):
 def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, E3, E5, Dd):
     """DOP853 as SciPy runs it; the flow is autonomous, so the stage times (the nodes C) are not needed."""
     n_state = y0.size
-    n, H, G0 = flow[0], flow[1], flow[2]
-    z = np.empty((n + G0.size + 1, H))
-    b = np.empty((G0.size, H))
+    work = _work(flow)
     K = np.empty((16, n_state))
     ys = np.empty((t_eval.size, n_state))
     F = np.empty((7, n_state))
@@ -338,7 +375,7 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, E3, E5
     y = y0.copy()
     f = np.empty(n_state)
     nfev = 1
-    if not _guarded_rhs(y, flow, f, z, b, blowup):
+    if not _guarded_rhs(y, flow, f, work, blowup):
         return ys, 0, nfev, BLOWUP, 0.0, np.max(np.abs(y))
 
     # Initial step: Hairer, Norsett & Wanner II.4, as SciPy's select_initial_step (order 7).
@@ -347,7 +384,7 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, E3, E5
     h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
     h0 = min(h0, t_end)
     nfev += 1
-    if not _guarded_rhs(y + h0 * f, flow, stage, z, b, blowup):
+    if not _guarded_rhs(y + h0 * f, flow, stage, work, blowup):
         return ys, 0, nfev, BLOWUP, h0, np.max(np.abs(y))
     d2 = _rms((stage - f) / scale) / h0
     if d1 <= 1e-15 and d2 <= 1e-15:
@@ -378,7 +415,7 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, E3, E5
                 else:
                     _combine(y, h, B, K, 12, y_new)
                 nfev += 1
-                if not _guarded_rhs(stage if s < 12 else y_new, flow, K[s], z, b, blowup):
+                if not _guarded_rhs(stage if s < 12 else y_new, flow, K[s], work, blowup):
                     return ys, i_out, nfev, BLOWUP, t + h, np.max(np.abs(y))
             for k in range(n_state):
                 err5[k] = 0.0
@@ -411,7 +448,7 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, E3, E5
         if i_out < t_eval.size and t_eval[i_out] <= t_new:
             for s in range(13, 16):
                 _combine(y, h, A[s], K, s, stage)
-                if not _guarded_rhs(stage, flow, K[s], z, b, blowup):
+                if not _guarded_rhs(stage, flow, K[s], work, blowup):
                     return ys, i_out, nfev, BLOWUP, t + h, np.max(np.abs(y))
             nfev += 3
             for k in range(n_state):
@@ -444,15 +481,16 @@ def _dop853(y0, t_eval, t_end, rtol, atol, max_evals, blowup, flow, A, B, E3, E5
     return ys, i_out, nfev, OK, t, np.max(np.abs(y))
 
 
-def solve(flow: HeadFlow, y0: np.ndarray, t_max: float, *, rtol: float = 1e-8, atol: float | None = None,
+def solve(flow, y0: np.ndarray, t_max: float, *, rtol: float = 1e-8, atol: float | None = None,
           t_eval: np.ndarray | None = None, max_evals: int = 2_000_000, blowup: float = 1e8) -> Solution:
-    """Integrate the head flow on [0, t_max] with the tolerances and guards of the SciPy backend; raise
-    ``IntegrationError`` with the same advice on blow-up or stall."""
+    """Integrate a compiled system (a ``HeadFlow`` or a ``derived.DerivedFlow``) on [0, t_max] with the
+    tolerances and guards of the SciPy backend; raise ``IntegrationError`` with the same advice on blow-up or
+    stall."""
     if tableau is None:
         raise IntegrationError(TABLEAU_MISSING)
     y0 = np.ascontiguousarray(y0, dtype=float)
-    if y0.shape != (flow.n * flow.heads,):
-        raise IntegrationError(f"y0: expected shape ({flow.n * flow.heads},), got {y0.shape}")
+    if y0.shape != (flow.size,):
+        raise IntegrationError(f"y0: expected shape ({flow.size},), got {y0.shape}")
     t_eval = output_times(t_max) if t_eval is None else np.ascontiguousarray(t_eval, dtype=float)
     check_start(y0, t_eval, t_max)
     atol = default_atol(y0) if atol is None else atol

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from reduced_dynamics import compile as compiler
-from reduced_dynamics.integrate import integrate
+from reduced_dynamics.integrate import DerivedFlow, integrate
 from reduced_dynamics.trajectory import Trajectory, provenance
 
 from . import task
@@ -26,16 +26,20 @@ def noise_floor(spec: DeepLinearSpec) -> float:
     return 0.5 * spec.noise ** 2 * spec.out_dim
 
 
-def mode_functions(modes: int):
-    """(rhs(u, s), loss(u, s)) of (DL-6) and (DL-3), compiled through the disk cache."""
-    system = compiler.compile_system(derivation, "compiled_modes", {"modes": int(modes)})
-    return system["rhs"], system["loss"]
+def mode_system(modes: int) -> compiler.CompiledSystem:
+    """rhs(u, s) and loss(u, s) of (DL-6) and (DL-3), compiled through the disk cache."""
+    return compiler.compile_system(derivation, "compiled_modes", {"modes": int(modes)})
+
+
+def matrix_system(spec: DeepLinearSpec) -> compiler.CompiledSystem:
+    """rhs(y, C, [q]) and loss(y, C, [q]) of (DL-5) and (DL-2); y = W1 and W2 row-major, C = Sigma_yx."""
+    sizes = {"n_in": spec.in_dim, "hidden": spec.hidden, "n_out": spec.out_dim}
+    return compiler.compile_system(derivation, "compiled_matrix", sizes)
 
 
 def matrix_functions(spec: DeepLinearSpec):
-    """(rhs(y, C, [q]), loss(y, C, [q])) of (DL-5) and (DL-2); y = W1 and W2 row-major, C = Sigma_yx."""
-    sizes = {"n_in": spec.in_dim, "hidden": spec.hidden, "n_out": spec.out_dim}
-    system = compiler.compile_system(derivation, "compiled_matrix", sizes)
+    """(rhs(y, C, [q]), loss(y, C, [q])) of :func:`matrix_system` as NumPy functions."""
+    system = matrix_system(spec)
     return system["rhs"], system["loss"]
 
 
@@ -52,16 +56,19 @@ def predict(spec: DeepLinearSpec, t_eval: np.ndarray | None = None, rtol: float 
     problem = task.draw(spec)
     s, T = problem.s, spec.final_time
     if spec.init == "aligned":
-        rhs, loss_of = mode_functions(spec.modes)
-        sol = integrate(lambda t, y: rhs(y, s), initial_modes(spec, problem), T, t_eval=t_eval, rtol=rtol,
-                        atol=atol)
+        system = mode_system(spec.modes)           # both flows run in compiled code (integrate.DerivedFlow)
+        loss_of = system["loss"]
+        sol = integrate(DerivedFlow.of(system, "rhs", s), initial_modes(spec, problem), T, method="compiled",
+                        t_eval=t_eval, rtol=rtol, atol=atol)
         u, loss = sol.y, loss_of(sol.y.T, s)[0]
         kind, system = "theory-modes", "mode flow (DL-6)"
     else:
-        rhs, loss_of = matrix_functions(spec)
+        system = matrix_system(spec)
+        loss_of = system["loss"]
         C, q = problem.sigma_yx.ravel(), np.array([0.5 * np.sum(s ** 2)])
         y0 = np.concatenate([problem.W1.ravel(), problem.W2.ravel()])
-        sol = integrate(lambda t, y: rhs(y, C, q), y0, T, t_eval=t_eval, rtol=rtol, atol=atol)
+        sol = integrate(DerivedFlow.of(system, "rhs", C, q), y0, T, method="compiled", t_eval=t_eval, rtol=rtol,
+                        atol=atol)
         h, n_in = problem.W1.shape
         W1 = sol.y[:, :h * n_in].reshape(-1, h, n_in)
         W2 = sol.y[:, h * n_in:].reshape(-1, spec.out_dim, h)

@@ -21,7 +21,7 @@ import numpy as np
 from reduced_dynamics.derivations import softmax_features as derivation
 
 from ... import compile as compiler
-from ...integrate import integrate
+from ...integrate import DerivedFlow, integrate
 from ...specs import SoftmaxFeaturesSpec, SpecError
 from ...tasks.softmax_features import check_probabilities, curve_events, draw
 from ...trajectory import Trajectory, provenance
@@ -45,17 +45,25 @@ def large_n_functions(n_features: int, cache_dir=None):
     ``rhs(M_flat, p) -> dM_flat/dt`` (row-major K x K) and ``losses(M_flat, p) -> (L_1^inf .. L_K^inf)``; both
     accept trailing batch axes.
     """
-    system = compiler.compile_system(derivation, "compiled_large_n", {"n_features": int(n_features)}, cache_dir)
+    system = large_n_system(n_features, cache_dir)
     return system["rhs"], system["losses"]
 
 
+def large_n_system(n_features: int, cache_dir=None) -> compiler.CompiledSystem:
+    """The compiled large-N system (SF-20, SF-21) for K features: its programs feed the compiled integrator."""
+    return compiler.compile_system(derivation, "compiled_large_n", {"n_features": int(n_features)}, cache_dir)
+
+
 def _integrate(rhs, y0: np.ndarray, t_eval: np.ndarray, rtol: float, atol: float, what: str) -> np.ndarray:
-    """DOP853 through the guarded wrapper of :mod:`reduced_dynamics.integrate` (blow-up / stall stop)."""
+    """DOP853 through the guarded wrapper of :mod:`reduced_dynamics.integrate` (blow-up / stall stop): machine
+    code for a compiled system (``integrate.DerivedFlow``), SciPy for a NumPy ``rhs(y)``."""
     t_eval = np.asarray(t_eval, dtype=float)
     if t_eval.ndim != 1 or t_eval.size < 1 or np.any(np.diff(t_eval) <= 0) or t_eval[0] < 0:
         raise SpecError("t_eval", "an increasing 1-d array of times >= 0", t_eval.shape)
     if t_eval[-1] == 0.0:
         return np.asarray(y0, float)[None, :]
+    if isinstance(rhs, DerivedFlow):
+        return integrate(rhs, y0, float(t_eval[-1]), method="compiled", t_eval=t_eval, rtol=rtol, atol=atol).y
     sol = integrate(lambda t, y: rhs(y), y0, float(t_eval[-1]), t_eval=t_eval, rtol=rtol, atol=atol)
     return sol.y
 
@@ -66,9 +74,11 @@ def large_n_flow(probabilities, t_eval, M0=None, rtol: float = 1e-10, atol: floa
     (with ``modified_lr``: the modified flow (LR-5) at that learning rate)."""
     p = check_probabilities(probabilities)
     K = p.size
-    rhs, losses = large_n_functions(K, cache_dir)
+    system = large_n_system(K, cache_dir)
+    rhs, losses = system["rhs"], system["losses"]
     y0 = np.zeros(K * K) if M0 is None else np.asarray(M0, float).reshape(K * K)
-    ys = _integrate(_at_lr(lambda y: rhs(y, p), modified_lr), y0, t_eval, rtol, atol, "large-N softmax flow")
+    flow = DerivedFlow.of(system, "rhs", p) if modified_lr is None else _at_lr(lambda y: rhs(y, p), modified_lr)
+    ys = _integrate(flow, y0, t_eval, rtol, atol, "large-N softmax flow")
     loss_k = np.asarray(losses(ys.T, p[:, None]), float).T
     return FlowResult(np.asarray(t_eval, float), ys.reshape(-1, K, K), loss_k)
 
