@@ -1,0 +1,253 @@
+"""The claim ledger over seeds: every claim about gradient descent measured at several seeds, as a distribution.
+
+A *study* is one setting (a spec) run at one seed: the reference GD once, then each theory curve the ledger
+holds against it; it returns, per *claim*, the theory's and the reference's value of one measure (a number,
+or a list of numbers, e.g. one threshold time per feature). A claim's row in the ledger is that comparison
+over the seeds 0 .. n-1: the relative gap ``reference / theory - 1`` per seed (for a list, the entry of largest
+magnitude), shown as mean ± sd and min–max in percent, and the verdict counts the seeds whose gap lies in the
+claim's band ("within 1 % at 8/8 seeds"; a signed claim, "escape after the expansion", counts the sign).
+
+The studies are independent tasks (study, seed), run on any ``concurrent.futures.Executor``: the process pool
+of ``reduced_dynamics.sweep`` by default, or a Dask cluster's executor (``sweep.dask_executor``), so a
+ledger runs where a sweep runs. Each finished task is written as JSON into the output folder as it completes
+(``<study>-seed<k>.json``, with its spec and versions); a rerun skips them, so an interrupted ledger loses
+nothing. The table goes to ``ledger.csv`` and ``ledger.json`` and, as Markdown, to ``ledger.md``.
+
+    python -m reduced_dynamics.ledger [--quick] [--study NAME] [--seeds N] [--out DIR] [--workers N]
+
+``--quick`` runs each study at small sizes and two seeds (CI); the numbers of the full run are the ledger's.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import ReducedDynamicsError, SpecError
+
+__all__ = ["CLAIMS", "STUDIES", "Claim", "Study", "run_ledger", "row_of", "main"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One ledger row: which study and comparison it reads, what it claims, and the band of its verdict:
+    the gap in percent must lie in [low, high] (a signed claim sets one side to +-inf)."""
+    study: str
+    key: str
+    family: str
+    claim: str
+    low: float
+    high: float
+
+    def verdict(self, gaps: Sequence[float]) -> str:
+        good = sum(self.low <= g <= self.high for g in gaps if math.isfinite(g))
+        band = (f"within {self.high:g} %" if self.low == -self.high else
+                f"gap >= {self.low:g} %" if math.isinf(self.high) else
+                f"gap <= {self.high:g} %" if math.isinf(self.low) else f"gap in [{self.low:g}, {self.high:g}] %")
+        return f"{band} at {good}/{len(gaps)} seeds"
+
+
+@dataclass(frozen=True)
+class Study:
+    """A setting: ``fields`` of the model's spec (``quick`` overrides them for CI) and ``run(spec)`` returning
+    {claim key: (theory value, reference value)} for one seed."""
+    name: str
+    model: str
+    fields: dict
+    quick: dict
+    run: Callable[[Any], dict]
+
+
+def _attn_m_c6(spec) -> dict:
+    """C6 (unfrozen GD, the default run): GD's midpoint drop time against the sample-moment flow (LA-22 on the
+    reference's own set) and against the all-weights modified flow (LA-44, LR-9)."""
+    import reduced_dynamics as rd
+    gd = rd.family("attn-m").summarise(spec, rd.simulate(spec, progress=False))["drop_time"]
+    flow = rd.predict(spec.replace(discretisation="flow"))
+    modified = rd.predict(spec.replace(all_weights=True, discretisation="modified"))
+    drop = rd.family("attn-m").summarise
+    return {"sample flow": (drop(spec, flow)["drop_time"], gd),
+            "all-weights modified flow": (drop(spec, modified)["drop_time"], gd)}
+
+
+def _softmax_balanced(spec) -> dict:
+    """Balanced features: GD's per-feature threshold times against the exact finite-N flow (SF-13)."""
+    import reduced_dynamics as rd
+    summarise = rd.family("softmax").summarise
+    gd = summarise(spec, rd.simulate(spec, progress=False))["threshold_times"]
+    return {"exact-N flow": (summarise(spec, rd.predict(spec))["threshold_times"], gd)}
+
+
+def _softmax_expansion_escape(spec) -> dict:
+    """C21: softmax-attention GD (attn-m) against the small-score expansion (LA-51) on the same set: the time
+    each crosses the midpoint between L(0) and the expansion's last ladder level (the sample centred optimum)."""
+    import reduced_dynamics as rd
+    from .events import first_crossing_below
+    gd = rd.simulate(spec, progress=False)
+    theory = rd.predict(spec)
+    level = 0.5 * (gd.loss[0] + theory.meta["ladder"][-1])
+    return {"escape": (first_crossing_below(theory.t, theory.loss, level),
+                       first_crossing_below(gd.t, gd.loss, level))}
+
+
+def _attn_s_staircase(spec) -> dict:
+    """The default attn-s comparison: GD's drop times against the sample-moment flow's (LA-29)."""
+    import reduced_dynamics as rd
+    summarise = rd.family("attn-s").summarise
+    gd = summarise(spec, rd.simulate(spec, progress=False))["drop_times"]
+    flow = summarise(spec, rd.predict(spec.replace(train_size=spec.sample_size)))["drop_times"]
+    return {"sample flow": (flow, gd)}
+
+
+STUDIES = {s.name: s for s in (
+    Study("attn-m-c6", "attn-m", {"train_size": 20000}, {"dim": 2, "heads": 2, "train_size": 2000, "t_max": 30.0},
+          _attn_m_c6),
+    Study("softmax-balanced", "softmax", {"features": 4, "context": 30, "balanced": True, "lr": 1.0},
+          {"features": 2, "dim": 2, "context": 10, "batch": 500, "eval_prompts": 500, "t_max": 60.0},
+          _softmax_balanced),
+    Study("attn-m-softmax-c21", "attn-m",
+          {"dim": 4, "context": 15, "heads": 4, "train_size": 2000, "init_scale": 0.02, "lr": 0.1, "steps": 600,
+           "attention": "softmax"},
+          {"dim": 2, "context": 7, "heads": 2, "train_size": 400, "steps": 300, "lr": 0.2}, _softmax_expansion_escape),
+    Study("attn-s-default", "attn-s", {}, {"dim": 2, "heads": 2, "train_size": 2000, "t_max": 100.0},
+          _attn_s_staircase),
+)}
+
+CLAIMS = (
+    Claim("attn-m-c6", "sample flow", "attn-m", "the sample-moment flow (LA-22) predicts GD's drop (C6)", -1, 1),
+    Claim("attn-m-c6", "all-weights modified flow", "attn-m",
+          "unfrozen GD follows the all-weights modified flow (LA-44, LR-9) (C6)", -0.1, 0.1),
+    Claim("softmax-balanced", "exact-N flow", "softmax",
+          "balanced features: GD follows the exact finite-N flow (K = 4, N = 30, lr 1)", -2, 2),
+    Claim("attn-m-softmax-c21", "escape", "attn-m (softmax)",
+          "softmax GD escapes after the small-score expansion (C21)", 0, math.inf),
+    Claim("attn-s-default", "sample flow", "attn-s", "GD's drops follow the sample-moment flow (LA-29)", -1, 1),
+)
+
+
+def _gap(theory: Any, reference: Any) -> float:
+    """reference / theory - 1 in percent; for lists, the entry of largest magnitude; NaN when either side lacks
+    the event (a drop that did not happen) or the lists differ in length (a staircase with another step count)."""
+    th, ref = np.atleast_1d(np.asarray(theory, float)), np.atleast_1d(np.asarray(reference, float))
+    if th.shape != ref.shape or th.size == 0 or not (np.all(np.isfinite(th)) and np.all(np.isfinite(ref))):
+        return math.nan
+    gaps = 100.0 * (ref / th - 1.0)
+    return float(gaps[np.argmax(np.abs(gaps))])
+
+
+def run_study(name: str, seed: int, quick: bool) -> dict:
+    """One task: the study at one seed (runs in a worker; BLAS pinned to one thread by the pool)."""
+    import reduced_dynamics as rd
+    study = STUDIES[name]
+    fields = {**study.fields, **(study.quick if quick else {}), "seed": seed}
+    spec = rd.spec(study.model, **fields)
+    values = study.run(spec)
+    return {"study": name, "seed": seed, "quick": quick, "spec": fields, "version": rd.__version__,
+            "values": {key: [_plain(th), _plain(ref)] for key, (th, ref) in values.items()}}
+
+
+def _plain(value: Any) -> Any:
+    array = np.asarray(value, float)
+    return [None if not math.isfinite(v) else float(v) for v in array.ravel()] if array.ndim else (
+        None if not math.isfinite(float(array)) else float(array))
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, list):
+        return [math.nan if v is None else v for v in value]
+    return math.nan if value is None else value
+
+
+def row_of(claim: Claim, records: Sequence[dict]) -> dict:
+    """A claim's ledger row from its study's per-seed records."""
+    seeds = sorted(r["seed"] for r in records)
+    pairs = {r["seed"]: r["values"][claim.key] for r in records}
+    gaps = [_gap(_number(pairs[s][0]), _number(pairs[s][1])) for s in seeds]
+    finite = [g for g in gaps if math.isfinite(g)]
+    stats = (np.mean(finite), np.std(finite, ddof=1) if len(finite) > 1 else math.nan, min(finite), max(finite)) \
+        if finite else (math.nan,) * 4
+    return {"family": claim.family, "claim": claim.claim, "study": claim.study, "comparison": claim.key,
+            "seeds": len(seeds), "gap_mean_pct": stats[0], "gap_sd_pct": stats[1], "gap_min_pct": stats[2],
+            "gap_max_pct": stats[3], "gaps_pct": gaps, "no_event": len(gaps) - len(finite),
+            "verdict": claim.verdict(gaps)}
+
+
+def run_ledger(out_dir: str | Path, studies: Sequence[str] | None = None, seeds: int = 8, quick: bool = False,
+               executor: cf.Executor | None = None, workers: int | None = None, progress: bool | None = None) -> list[dict]:
+    """Run every (study, seed) not yet in ``out_dir`` on ``executor`` (default: the sweep's process pool),
+    write each as it completes, then the table; return the rows."""
+    from tqdm.auto import tqdm
+    from .files import atomic_write_text
+    from .sweep import process_pool
+    names = list(studies or STUDIES)
+    unknown = [n for n in names if n not in STUDIES]
+    if unknown:
+        raise SpecError("study", f"one of {', '.join(STUDIES)}", unknown[0])
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise SpecError("seeds", "a positive integer", seeds)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tag = "-quick" if quick else ""
+    path = {(n, s): out / f"{n}{tag}-seed{s}.json" for n in names for s in range(seeds)}
+    records = {k: json.loads(p.read_text()) for k, p in path.items() if p.exists()}
+    pending = [k for k in path if k not in records]
+    own = executor is None and pending
+    pool = process_pool(workers or 2) if own else executor
+    try:
+        futures = {pool.submit(run_study, n, s, quick): (n, s) for n, s in pending}
+        for future in tqdm(cf.as_completed(futures), total=len(futures), disable={True: False, False: True, None: None}[progress],
+                           desc="ledger", unit="run", leave=False):
+            key = futures[future]
+            try:
+                records[key] = future.result()
+            except ReducedDynamicsError as exc:        # a failed run is a ledger fact, not a crash
+                records[key] = {"study": key[0], "seed": key[1], "error": str(exc).splitlines()[0]}
+                continue
+            atomic_write_text(path[key], json.dumps(records[key], sort_keys=True) + "\n")
+    finally:
+        if own:
+            pool.shutdown(cancel_futures=True)
+    rows = [row_of(c, [r for (n, _), r in sorted(records.items()) if n == c.study and "values" in r])
+            for c in CLAIMS if c.study in names]
+    atomic_write_text(out / f"ledger{tag}.json", json.dumps(rows, indent=1, allow_nan=True) + "\n")
+    atomic_write_text(out / f"ledger{tag}.md", markdown(rows))
+    return rows
+
+
+def markdown(rows: Sequence[dict]) -> str:
+    """The rows as a Markdown table (the form README and docs include)."""
+    lines = ["| family | claim | seeds | gap % mean ± sd | gap % min – max | verdict |",
+             "| --- | --- | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        sd = "n/a" if not math.isfinite(r["gap_sd_pct"]) else f"{r['gap_sd_pct']:.2f}"
+        lines.append(f"| {r['family']} | {r['claim']} | {r['seeds']} | {r['gap_mean_pct']:+.2f} ± {sd} "
+                     f"| {r['gap_min_pct']:+.2f} – {r['gap_max_pct']:+.2f} | {r['verdict']}"
+                     + (f"; no event at {r['no_event']}" if r["no_event"] else "") + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reduced_dynamics.ledger", description=__doc__.splitlines()[0])
+    parser.add_argument("--study", action="append", choices=list(STUDIES), help="run only this study (repeatable)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds 0 .. N-1 (default 8; 2 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="small sizes for CI")
+    parser.add_argument("--out", default="ledger-out", help="output folder (default ledger-out)")
+    parser.add_argument("--workers", type=int, default=None, help="process-pool workers (default 2)")
+    args = parser.parse_args(argv)
+    seeds = args.seeds if args.seeds is not None else (2 if args.quick else 8)
+    try:
+        rows = run_ledger(args.out, args.study, seeds, args.quick, workers=args.workers)
+    except ReducedDynamicsError as exc:
+        parser.exit(2, f"{parser.prog}: error: {str(exc).splitlines()[0]}\n")
+    print(markdown(rows), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""The claim ledger over seeds (reduced_dynamics.ledger): its statistics on known numbers, and one quick study
+run, written per seed and resumed without recomputation."""
+import concurrent.futures as cf
+import json
+import math
+
+import pytest
+
+from reduced_dynamics import ledger
+from reduced_dynamics.errors import SpecError
+
+
+def records(pairs):
+    return [{"study": "s", "seed": k, "values": {"c": list(p)}} for k, p in enumerate(pairs)]
+
+
+def test_row_statistics_gap_per_seed_in_percent():
+    """Gaps 100 (ref/theory - 1): +1, -1, +3 % -> mean +1, sd 2, min -1, max +3; within 2 % at 2/3 seeds."""
+    claim = ledger.Claim("s", "c", "fam", "claim", -2, 2)
+    row = ledger.row_of(claim, records([(10.0, 10.1), (10.0, 9.9), (10.0, 10.3)]))
+    assert row["gaps_pct"] == pytest.approx([1.0, -1.0, 3.0])
+    assert (row["gap_mean_pct"], row["gap_sd_pct"]) == pytest.approx((1.0, 2.0))
+    assert (row["gap_min_pct"], row["gap_max_pct"]) == pytest.approx((-1.0, 3.0))
+    assert row["verdict"] == "within 2 % at 2/3 seeds"
+
+
+def test_lists_take_the_largest_gap_and_missing_events_are_counted_not_hidden():
+    claim = ledger.Claim("s", "c", "fam", "claim", 0, math.inf)
+    row = ledger.row_of(claim, records([([1.0, 2.0], [1.01, 1.9]), ([1.0, 2.0], [1.0, None]), ([1.0], [1.0, 2.0])]))
+    assert row["gaps_pct"][0] == pytest.approx(-5.0)          # -5 % outweighs +1 %
+    assert math.isnan(row["gaps_pct"][1]) and math.isnan(row["gaps_pct"][2])
+    assert row["no_event"] == 2
+    assert row["verdict"] == "gap >= 0 % at 0/3 seeds"        # a signed claim counts the sign
+
+
+def test_unknown_study_and_bad_seed_count_are_refused(tmp_path):
+    with pytest.raises(SpecError, match="^study: "):
+        ledger.run_ledger(tmp_path, ["nope"])
+    with pytest.raises(SpecError, match="^seeds: "):
+        ledger.run_ledger(tmp_path, ["attn-m-c6"], seeds=0)
+
+
+def test_quick_study_is_written_per_seed_and_resumed(tmp_path):
+    """attn-m at the quick sizes, one seed: the record holds both sides of both claims; a rerun reads it back
+    and computes nothing (the file is not rewritten)."""
+    with cf.ThreadPoolExecutor(1) as pool:
+        rows = ledger.run_ledger(tmp_path, ["attn-m-c6"], seeds=1, quick=True, executor=pool, progress=False)
+    path = tmp_path / "attn-m-c6-quick-seed0.json"
+    record = json.loads(path.read_text())
+    assert set(record["values"]) == {"sample flow", "all-weights modified flow"}
+    theory, reference = record["values"]["sample flow"]
+    assert 0 < theory < 30 and 0 < reference < 30          # both dropped inside t_max = 30
+    assert [r["comparison"] for r in rows] == ["sample flow", "all-weights modified flow"]
+    stamp = path.stat().st_mtime_ns
+
+    class Refuse(cf.Executor):
+        def submit(self, *args, **kwargs):
+            raise AssertionError("a finished seed was computed again")
+
+    again = ledger.run_ledger(tmp_path, ["attn-m-c6"], seeds=1, quick=True, executor=Refuse(), progress=False)
+    assert path.stat().st_mtime_ns == stamp and again == rows
+    assert (tmp_path / "ledger-quick.md").read_text().count("\n| attn-m |") == 2
