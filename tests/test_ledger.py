@@ -22,6 +22,15 @@ def test_row_statistics_gap_per_seed_in_percent():
     assert (row["gap_mean_pct"], row["gap_sd_pct"]) == pytest.approx((1.0, 2.0))
     assert (row["gap_min_pct"], row["gap_max_pct"]) == pytest.approx((-1.0, 3.0))
     assert row["verdict"] == "within 2 % at 2/3 seeds"
+    assert row["gap_of_mean_pct"] == pytest.approx(100 * (10.1 / 10.0 - 1))     # mean reference 10.1
+
+
+def test_gap_of_the_mean_averages_entry_by_entry():
+    """Two seeds of a two-entry measure, theory fixed: references (1.02, 2.0) and (0.98, 2.1) average to
+    (1.0, 2.05): gaps 0 and +2.5 %; the larger is reported."""
+    claim = ledger.Claim("s", "c", "fam", "claim", -2, 2)
+    row = ledger.row_of(claim, records([([1.0, 2.0], [1.02, 2.0]), ([1.0, 2.0], [0.98, 2.1])]))
+    assert row["gap_of_mean_pct"] == pytest.approx(2.5)
 
 
 def test_lists_take_the_largest_gap_and_missing_events_are_counted_not_hidden():
