@@ -16,6 +16,7 @@ ledger runs where a sweep runs. Each finished task is written as JSON into the o
 nothing. The table goes to ``ledger.csv`` and ``ledger.json`` and, as Markdown, to ``ledger.md``.
 
     python -m reduced_dynamics.ledger [--quick] [--study NAME] [--seeds N] [--out DIR] [--workers N]
+                                      [--write-into README.md]
 
 ``--quick`` runs each study at small sizes and two seeds (CI); the numbers of the full run are the ledger's.
 """
@@ -33,7 +34,7 @@ import numpy as np
 
 from .errors import ReducedDynamicsError, SpecError
 
-__all__ = ["CLAIMS", "STUDIES", "Claim", "Study", "run_ledger", "row_of", "main"]
+__all__ = ["CLAIMS", "STUDIES", "Claim", "Study", "main", "markdown", "row_of", "run_ledger", "write_into"]
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,26 @@ def markdown(rows: Sequence[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+BEGIN, END = "<!-- seeds:start -->", "<!-- seeds:end -->"
+
+
+def write_into(path: str | Path, table: str) -> Path:
+    """Replace the block between the markers ``<!-- seeds:start -->`` and ``<!-- seeds:end -->`` of a Markdown
+    file (the README's ledger) with ``table``; ``OutputError`` if the file lacks exactly one such block."""
+    from .errors import OutputError
+    from .files import atomic_write_text
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot read it ({exc.strerror})") from None
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
+        raise OutputError(f"{path}: expected one block between {BEGIN} and {END}")
+    head, rest = text.split(BEGIN)
+    _, tail = rest.split(END)
+    return atomic_write_text(path, f"{head}{BEGIN}\n{table}{END}{tail}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reduced_dynamics.ledger", description=__doc__.splitlines()[0])
     parser.add_argument("--study", action="append", choices=list(STUDIES), help="run only this study (repeatable)")
@@ -256,10 +277,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes for CI")
     parser.add_argument("--out", default="ledger-out", help="output folder (default ledger-out)")
     parser.add_argument("--workers", type=int, default=None, help="process-pool workers (default 2)")
+    parser.add_argument("--write-into", metavar="FILE", help="also replace the table between the seeds markers of "
+                        "this Markdown file (README.md)")
     args = parser.parse_args(argv)
     seeds = args.seeds if args.seeds is not None else (2 if args.quick else 8)
     try:
         rows = run_ledger(args.out, args.study, seeds, args.quick, workers=args.workers)
+        if args.write_into:
+            write_into(args.write_into, markdown(rows))
     except ReducedDynamicsError as exc:
         parser.exit(2, f"{parser.prog}: error: {str(exc).splitlines()[0]}\n")
     print(markdown(rows), end="")

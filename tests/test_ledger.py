@@ -69,3 +69,15 @@ def test_quick_study_is_written_per_seed_and_resumed(tmp_path):
     again = ledger.run_ledger(tmp_path, ["attn-m-c6"], seeds=1, quick=True, executor=Refuse(), progress=False)
     assert path.stat().st_mtime_ns == stamp and again == rows
     assert (tmp_path / "ledger-quick.md").read_text().count("\n| attn-m |") == 2
+
+
+def test_write_into_replaces_only_the_marked_block(tmp_path):
+    page = tmp_path / "README.md"
+    page.write_text("intro\n<!-- seeds:start -->\nold table\n<!-- seeds:end -->\nrest\n")
+    ledger.write_into(page, "| new |\n")
+    assert page.read_text() == "intro\n<!-- seeds:start -->\n| new |\n<!-- seeds:end -->\nrest\n"
+    page.write_text("no markers\n")
+    from reduced_dynamics.errors import OutputError
+    with pytest.raises(OutputError, match="one block"):
+        ledger.write_into(page, "| new |\n")
+    assert page.read_text() == "no markers\n"          # nothing half-written
