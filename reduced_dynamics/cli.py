@@ -26,7 +26,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from .errors import ReducedDynamicsError
+from .errors import ReducedDynamicsError, one_line
 from .families import FAMILIES, family
 from .files import all_or_nothing, atomic_write_json, check_target
 from .specs import Spec, SpecError, field_types
@@ -408,10 +408,16 @@ def _run_sweep(argv: list[str]) -> int:
           f"{len(result.skipped)} already done, {len(result.recomputed_corrupt)} corrupt recomputed, "
           f"{len(result.recomputed_stale)} computed by older code recomputed, "
           f"{len(result.failed)} failed, in {time.perf_counter() - start:.1f} s")
-    for key, message in result.failed.items():
-        print(f"  failed {key}: {message}")
+    failures = result.failures()
+    for line in failures:
+        print(f"  failed {line}")
     print(f"wrote {result.csv_path} ({len(result.records)} rows) and {Path(args.out) / 'points'}/")
-    return 1 if result.failed else 0
+    if failures:
+        more = f" and {len(failures) - 1} more (listed above)" if len(failures) > 1 else ""
+        print(f"reduced-dynamics: error: {len(failures)} of {len(points)} points failed: {failures[0]}{more}; "
+              f"the others are in {result.csv_path}; a rerun computes only the failed points", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -451,11 +457,6 @@ def main(argv: list[str] | None = None) -> int:
         print("reduced-dynamics: interrupted (Ctrl-C); finished outputs were kept, nothing half-written",
               file=sys.stderr)
         return 130
-
-
-def one_line(exc: BaseException) -> str:
-    """The message of an error on one line (a multi-line message is joined with '; ')."""
-    return "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
 
 
 if __name__ == "__main__":  # pragma: no cover

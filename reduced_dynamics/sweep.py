@@ -28,6 +28,10 @@ complete and consistent; a point whose JSON does not parse, does not match its s
 its checksum is recomputed, never trusted. A point that raises is reported and left unwritten, so the next
 run retries it. Two sweeps must not write to the same folder at the same time.
 
+A point that raises (a diverging learning rate, say) does not stop the others: it is recorded in
+``SweepResult.failed`` with its one-line reason, ``SweepResult.failures()`` names it by its swept values,
+and the CLI reports it in one line and exits with code 2 once the other points are done and tabulated.
+
 Executors: the default is a local ``ProcessPoolExecutor`` of spawned workers whose BLAS libraries are
 pinned to one thread (see :func:`blas_pinned_environment`); a Dask distributed ``Client`` (``dask_client``:
 a local cluster or a running scheduler, e.g. one of dask-jobqueue on Slurm) is used through its executor,
@@ -54,7 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .errors import ClusterError, OutputError
+from .errors import ClusterError, OutputError, one_line
 from .families import RegisteredFamily, family, load_path
 from .files import atomic_write_json, atomic_write_text, check_target, to_json
 from .specs import Spec, SpecError
@@ -141,17 +145,30 @@ def evaluate(model: str, spec_fields: dict[str, Any], side: str, out_dir: str | 
     return result
 
 
+def evaluate_point(model: str, spec_fields: dict[str, Any], side: str, out_dir: str | None = None,
+                   face: str | None = None) -> dict[str, Any]:
+    """``evaluate``, with a point that raises given as ``{"error": its one-line reason}``: the task itself
+    succeeds, so a failing point reaches the driver as data (no error has to be pickled across processes,
+    and a Dask worker logs no traceback for what is the point's result), and the other points go on."""
+    try:
+        return evaluate(model, spec_fields, side, out_dir, face)
+    except Exception as exc:
+        return {"error": reason(exc)}
+
+
 def evaluate_chunk(model: str, items: list[tuple[dict[str, Any], str]], out_dir: str | None = None,
                    face: str | None = None) -> list[dict]:
     """``evaluate`` for several points in one task (fewer round trips when points take milliseconds). A
     point that raises gives ``{"error": message}`` in its place; the others are unaffected."""
     outcomes = []
     for spec_fields, side in items:
-        try:
-            outcomes.append(evaluate(model, spec_fields, side, out_dir, face))
-        except Exception as exc:
-            outcomes.append({"error": f"{type(exc).__name__}: {exc}"})
+        outcomes.append(evaluate_point(model, spec_fields, side, out_dir, face))
     return outcomes
+
+
+def reason(exc: BaseException) -> str:
+    """A failed point's one-line reason: the error's type and message."""
+    return f"{type(exc).__name__}: {one_line(exc)}"
 
 
 def chunk_size_for(points: int, workers: int) -> int:
@@ -400,10 +417,23 @@ class SweepResult:
     skipped: list[str] = field(default_factory=list)
     recomputed_corrupt: list[str] = field(default_factory=list)
     recomputed_stale: list[str] = field(default_factory=list)   # stored by other code (code_fingerprint)
-    failed: dict[str, str] = field(default_factory=dict)   # point key -> error message
+    failed: dict[str, str] = field(default_factory=dict)   # point key -> its one-line reason
     csv_path: Path | None = None
     measures: tuple[str, ...] = ()
     chunk_size: int = 1                         # points per task in this run
+    grid_fields: tuple[str, ...] = ()           # the swept fields, which name a point to a reader
+
+    def parameters(self, key: str) -> str:
+        """The swept values of a point, ``lr=100.0, seed=1`` (with its side when the sweep has both)."""
+        point = next(p for p in self.points if p.key == key)
+        values = [f"{name}={getattr(point.spec, name)!r}" for name in self.grid_fields]
+        if len({p.side for p in self.points}) > 1:
+            values.append(f"side={point.side}")
+        return ", ".join(values)
+
+    def failures(self) -> list[str]:
+        """One line per failed point: its parameters, its key (the name of its files) and its reason."""
+        return [f"{self.parameters(key)} (point {key}): {message}" for key, message in self.failed.items()]
 
 
 def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str], out_dir: str | Path,
@@ -432,11 +462,11 @@ def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str
     check_target(out_dir / "sweep.csv")
     with folder_lock(out_dir):
         return _run_locked(model, fam, points, names, out_dir, executor, workers, progress, workers_write,
-                           chunk_size, side)
+                           chunk_size, side, grid)
 
 
 def _run_locked(model, fam, points, names, out_dir, executor, workers, progress, workers_write, chunk_size,
-                side) -> SweepResult:
+                side, grid) -> SweepResult:
     from tqdm.auto import tqdm
 
     for stale in (out_dir / "points").glob(".*.tmp"):    # half-written files of a killed run (we hold the lock)
@@ -444,7 +474,7 @@ def _run_locked(model, fam, points, names, out_dir, executor, workers, progress,
     if workers_write is None:
         workers_write = executor is None
     shared = str(out_dir.resolve()) if workers_write else None
-    result = SweepResult(points, {}, measures=names)
+    result = SweepResult(points, {}, measures=names, grid_fields=tuple(grid))
     code = code_fingerprint(fam.path)
     pending = []
     for point in points:
@@ -509,11 +539,11 @@ def _run_locked(model, fam, points, names, out_dir, executor, workers, progress,
 
 
 def _submit(executor: cf.Executor, model: str, chunk: list[Point], shared: str | None) -> cf.Future:
-    """One point as one ``evaluate`` task (what an executor's users see task by task), several as one
+    """One point as one ``evaluate_point`` task (what an executor's users see task by task), several as one
     ``evaluate_chunk`` task."""
     face = family(model).path
     if len(chunk) == 1:
-        return executor.submit(evaluate, model, chunk[0].spec.to_dict(), chunk[0].side, out_dir=shared, face=face)
+        return executor.submit(evaluate_point, model, chunk[0].spec.to_dict(), chunk[0].side, out_dir=shared, face=face)
     return executor.submit(evaluate_chunk, model, [(p.spec.to_dict(), p.side) for p in chunk], out_dir=shared,
                            face=face)
 
@@ -522,7 +552,7 @@ def _collect(out_dir: Path, chunk: list[Point], future: cf.Future, result: Sweep
     try:
         outcomes = future.result()
     except Exception as exc:  # a failing task is reported and retried by the next run, never written
-        outcomes = [{"error": f"{type(exc).__name__}: {exc}"}] * len(chunk)
+        outcomes = [{"error": reason(exc)}] * len(chunk)
     if len(chunk) == 1 and not isinstance(outcomes, list):
         outcomes = [outcomes]
     for point, outcome in zip(chunk, outcomes):
