@@ -30,6 +30,7 @@ from .errors import ReducedDynamicsError, one_line
 from .families import FAMILIES, family
 from .files import all_or_nothing, atomic_write_json, check_target
 from .specs import Spec, SpecError, field_types
+from .threads import one_blas_thread
 
 VERBS = ("predict", "simulate", "compare")
 
@@ -223,16 +224,6 @@ def figure_registry() -> dict[str, str]:
 def figure_families() -> dict[str, str]:
     """Figure name -> the family that registers it."""
     return {path.partition(":")[0].rsplit(".", 1)[-1]: fam.name for fam in FAMILIES.values() for path in fam.figures}
-
-
-def one_blas_thread():
-    """Context in which BLAS runs on one thread. With two, OpenBLAS splits sums differently and a
-    gradient-descent curve changes in its last bits (results would depend on the core count); for the small
-    matrices here one thread was also faster on the shared 2-core machine (measured 0.3-0.4 s against
-    0.9-2.5 s for the quick attn-m reference run)."""
-    import scipy.linalg  # noqa: F401  (loads SciPy's own OpenBLAS now, so that the limit covers it too)
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=1)
 
 
 def make_figures(names: list[str], out_dir: Path, quick: bool = False) -> dict[str, tuple[float, list[Path]]]:
