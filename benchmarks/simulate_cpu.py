@@ -4,7 +4,8 @@
   to one thread as the CLI does (target: API within 1.2x of the CLI), and, for the record, the API with BLAS
   left on every thread (``blas_threads=None``, what the API did before);
 * the default ``simulate attn-s`` (target: within 1.1x of turn 2's, before the §12 test losses were
-  evaluated at every step), and the same run with the test losses asked for (``--icl-test-losses``).
+  evaluated at every step), and the same run with the test losses asked for (``test_size=5000``, what the
+  default did before; the curve is identical).
 
     python -m benchmarks.simulate_cpu [--repeat 1] [--only api|attn-s]
 
@@ -31,8 +32,10 @@ CASES = {
     ],
     "attn-s": [
         ("CLI  simulate attn-s (defaults)", ["-m", "reduced_dynamics", "simulate", "attn-s", "--out", "{tmp}/s.npz"]),
-        ("CLI  simulate attn-s --icl-test-losses", ["-m", "reduced_dynamics", "simulate", "attn-s",
-                                                    "--icl-test-losses", "--out", "{tmp}/s2.npz"]),
+        ("API  simulate_separate(default spec, test_size=5000)",
+         ["-c", "from reduced_dynamics.reference.linear_attention import simulate_separate as s; "
+                "from reduced_dynamics.specs import LinearSeparateSpec as S; "
+                "from threadpoolctl import threadpool_limits as t; t(1); s(S(), progress=False, test_size=5000)"]),
     ],
 }
 
