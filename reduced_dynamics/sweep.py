@@ -644,7 +644,7 @@ def _decode_cell(text: Any) -> Any:
 
 def load_curves(out_dir: str | Path, t: Sequence[float] | None = None) -> Any:
     """The loss curves of every point of the table as an xarray Dataset: variable ``loss`` with one dim per
-    grid field that varies (and ``side`` for a sweep of both), plus ``t``; the table's measures as variables
+    grid field that varies (one field or several) (and ``side`` for a sweep of both), plus ``t``; the table's measures as variables
     over the grid dims. The curves must share one time grid, or pass ``t`` to interpolate each (linearly)
     onto it. Needs xarray and pandas (the ``data`` extra)."""
     import numpy as np
@@ -673,6 +673,8 @@ def load_curves(out_dir: str | Path, t: Sequence[float] | None = None) -> Any:
     ds = xr.Dataset(data, coords={"t": t, "point": table["point"].to_numpy(),
                                   **{g: ("point", table[g].to_numpy()) for g in grid}},
                     attrs={"model": str(table["model"].iloc[0]), "axis": curves[0].axis or ""})
-    if grid:
+    if len(grid) == 1:           # one swept field: it becomes the dim (set_index makes no MultiIndex to unstack)
+        ds = ds.swap_dims(point=grid[0]).drop_vars("point")
+    elif grid:
         ds = ds.set_index(point=grid).unstack("point")
     return ds.transpose(..., "t")
