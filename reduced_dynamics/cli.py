@@ -26,9 +26,9 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from .errors import ReducedDynamicsError, one_line
+from .errors import OutputError, ReducedDynamicsError, one_line
 from .families import FAMILIES, family
-from .files import all_or_nothing, atomic_write_json, check_target
+from .files import all_or_nothing, atomic_write_json, check_folder, check_target, exclusive
 from .specs import Spec, SpecError, field_types
 from .threads import one_blas_thread
 
@@ -125,19 +125,54 @@ def _output_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
                             help=f"folder for the default output MODEL-{verb}.npz (default: out)")
 
 
-def output_targets(model: str, verb: str, args: argparse.Namespace) -> list[Path]:
-    """Every file a verb will write, each checked now (a folder, symlink, device or FIFO where a file is
-    asked for, or a file where a folder is: an OutputError naming it), so a bad path costs no computation."""
-    out_dir = Path(args.out_dir)
+def _as_file(text: str, default_name: str) -> Path:
+    """An output path from the command line; a trailing separator means a folder, in which the output gets
+    its default name (``--out runs/`` writes ``runs/attn-m-predict.npz``, never a file named ``runs``)."""
+    return Path(text) / default_name if text.endswith(("/", os.sep)) else Path(text)
+
+
+def output_targets(model: str, verb: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Every file a verb will write, checked before any work (``files.check_target``: a folder, symlink,
+    device or FIFO where a file is asked for, a file where a folder is, or a folder that cannot be written:
+    an OutputError naming it), and no two outputs at one path (``--out r.npz --json r.npz`` would leave one
+    of them). Returns the paths by flag: ``out``, ``json``, ``plot`` (a stem: .pdf and .png) and, for
+    compare, ``stem`` (the default set in --out-dir)."""
+    stem = f"{model}-{verb}"
+    named: list[tuple[str, Path]] = []
+    found: dict[str, Any] = {"out": None, "json": None, "plot": None, "stem": None}
     if verb == "compare":
-        stem = out_dir / f"{model}-compare"
-        paths = [stem.with_suffix(s) for s in (".json", ".txt", ".npz", ".pdf", ".png")]
-        paths += [Path(args.out)] if args.out else []
+        found["stem"] = Path(args.out_dir) / stem
+        named += [("--out-dir", found["stem"].with_name(stem + s)) for s in (".json", ".txt", ".npz", ".pdf", ".png")]
+        found["out"] = _as_file(args.out, stem + ".npz") if args.out else None
     else:
-        paths = [Path(args.out) if args.out else out_dir / f"{model}-{verb}.npz"]
-    paths += [Path(args.json)] if args.json else []
-    paths += [Path(args.plot).with_suffix(s) for s in (".pdf", ".png")] if args.plot else []
-    return [check_target(p) for p in paths]
+        found["out"] = _as_file(args.out, stem + ".npz") if args.out else Path(args.out_dir) / f"{stem}.npz"
+    if found["out"] is not None:
+        named.append(("--out", found["out"]))
+    if args.json:
+        found["json"] = _as_file(args.json, stem + ".json")
+        named.append(("--json", found["json"]))
+    if args.plot:
+        found["plot"] = _as_file(args.plot, stem).with_suffix("")
+        named += [("--plot", found["plot"].with_suffix(s)) for s in (".pdf", ".png")]
+    seen: dict[str, str] = {}
+    for flag, path in named:
+        where = os.path.normcase(os.path.abspath(path))
+        if where in seen:
+            raise OutputError(f"{path}: written by both {seen[where]} and {flag} (one would replace the other); "
+                              f"give each output its own path")
+        seen[where] = flag
+        check_target(path, writable=True)
+    found["all"] = [path for _, path in named]
+    return found
+
+
+def output_lock(model: str, verb: str, targets: dict[str, Any]):
+    """The lock of this command's output set (``files.exclusive``): a second command writing the same set at
+    the same time is refused before it computes anything (else both report writing and one set survives)."""
+    main = targets["stem"] if targets["stem"] is not None else targets["out"]
+    return exclusive(main.parent / f".{main.name}.lock",
+                     f"{main.parent / main.name}: another {model} {verb} ({{holder}}) is writing these outputs now; "
+                     f"wait for it to finish or choose another output location", holder=f"pid {os.getpid()}")
 
 
 def _run_model_verb(verb: str, argv: list[str]) -> int:
@@ -152,7 +187,6 @@ def _run_model_verb(verb: str, argv: list[str]) -> int:
     _output_arguments(parser, verb)
     args = parser.parse_args(argv[1:])
     spec = spec_from_arguments(fam.spec_class, args)
-    out_dir = Path(args.out_dir)
     if getattr(args, "max_lr", False):
         if not fam.has("max_stable_lr"):
             raise SpecError("max_lr", "a family with a reduced GD map (one whose face defines max_stable_lr)", fam.name)
@@ -165,35 +199,41 @@ def _run_model_verb(verb: str, argv: list[str]) -> int:
         return 0
     targets = output_targets(fam.name, verb, args)      # every output checked before any work is done
     fam.guard(spec, verb, confirm_time=True, yes=args.yes)
+    with output_lock(fam.name, verb, targets):
+        return _compute_and_write(fam, verb, spec, targets)
+
+
+def _compute_and_write(fam, verb: str, spec: Spec, targets: dict[str, Any]) -> int:
     start = time.perf_counter()
     if verb == "compare":
         from .comparison import plot_report, run
         report = run(spec)
         with all_or_nothing():
-            written = report.save(out_dir / f"{fam.name}-compare", plot=True)
-            if args.out:
-                written.append(report.save_curves(args.out))
-            if args.json:
-                written.append(atomic_write_json(args.json, report.to_dict()))
-            if args.plot:
-                written += plot_report(report, Path(args.plot).with_suffix(""))
+            written = report.save(targets["stem"], plot=True)
+            if targets["out"]:
+                written.append(report.save_curves(targets["out"]))
+            if targets["json"]:
+                written.append(atomic_write_json(targets["json"], report.to_dict()))
+            if targets["plot"]:
+                written += plot_report(report, targets["plot"])
         print(report.text())
     else:
         trajectory = fam.predict(spec) if verb == "predict" else fam.simulate(spec)
         summary = fam.summarise(spec, trajectory)
         with all_or_nothing():
-            written = [trajectory.save(targets[0])]
-            if args.json:
-                written.append(atomic_write_json(args.json, {"model": fam.name, "kind": trajectory.meta.get("kind"),
-                                                             "spec": spec.to_dict(), **summary}))
-            if args.plot:
+            written = [trajectory.save(targets["out"])]
+            if targets["json"]:
+                written.append(atomic_write_json(targets["json"], {"model": fam.name,
+                                                                   "kind": trajectory.meta.get("kind"),
+                                                                   "spec": spec.to_dict(), **summary}))
+            if targets["plot"]:
                 from . import plotting
                 fig, ax = plotting.figure()
                 if verb == "predict":
                     plotting.loss_axes(ax, {"theory": trajectory}, xlabel=trajectory.axis)
                 else:
                     plotting.loss_axes(ax, {}, reference=trajectory, xlabel=trajectory.axis)
-                written += plotting.save(fig, Path(args.plot).with_suffix(""))
+                written += plotting.save(fig, targets["plot"])
         print(f"{fam.name} {verb} ({trajectory.meta.get('kind')}): "
               + ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()))
     print(f"finished in {time.perf_counter() - start:.1f} s; wrote:")
@@ -275,6 +315,10 @@ def _run_figures(argv: list[str]) -> int:
     names = list(registry) if args.all else args.names
     if not names:
         raise UsageError("figures: name at least one figure, or --all (see --list)")
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        raise SpecError("figures", "one of " + ", ".join(registry), unknown[0])
+    check_folder(args.out)                              # before any figure is computed
     start = time.perf_counter()
     done = make_figures(names, Path(args.out), quick=args.quick)
     print(f"{len(done)} figure(s){' (quick)' if args.quick else ''} in {time.perf_counter() - start:.1f} s:")
@@ -377,6 +421,7 @@ def _run_sweep(argv: list[str]) -> int:
         raise SpecError("scheduler", "either --dask local or --scheduler ADDRESS, not both", args.scheduler)
     points = sweep.plan(fam.name, grid, fixed, args.side)        # everything validated before anything runs
     sweep.check_measures(fam, measures)
+    check_target(Path(args.out) / "sweep.csv", writable=True)
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         executor = None
