@@ -390,6 +390,8 @@ def _run_sweep(argv: list[str]) -> int:
                              "path; default: on, off with --scheduler: the driver writes them)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar (default: on a terminal)")
+    parser.add_argument("--yes", action="store_true",
+                        help="run even if the estimated time exceeds the budget (memory limits still apply)")
     args = parser.parse_args(argv[1:])
     fixed = spec_values_from_arguments(fam.spec_class, args)
     grid = parse_grid(fam.spec_class, args.grid)
@@ -422,6 +424,13 @@ def _run_sweep(argv: list[str]) -> int:
     points = sweep.plan(fam.name, grid, fixed, args.side)        # everything validated before anything runs
     sweep.check_measures(fam, measures)
     check_target(Path(args.out) / "sweep.csv", writable=True)
+    if fam.has("estimate"):
+        from .costs import enforce, sweep_estimate
+        sides = ("predict" if p.side == "theory" else "simulate" for p in points)
+        # on a --scheduler cluster the parallelism is not known here: only each point's memory is checked
+        parallel = 1 if args.scheduler else workers or (2 if args.dask else os.cpu_count() or 1)
+        enforce(fam.name, "sweep", sweep_estimate([fam.estimate(p.spec, verb) for p, verb in zip(points, sides)],
+                                                  parallel), confirm_time=not args.scheduler, yes=args.yes)
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         executor = None

@@ -54,6 +54,7 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import sys
@@ -62,7 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .errors import ClusterError, OutputError, one_line, shorten
+from .errors import ClusterError, CostError, OutputError, one_line, shorten
 from .families import RegisteredFamily, family, load_path
 from .files import atomic_write_json, atomic_write_text, check_target, exclusive, to_json
 from .specs import Spec, SpecError
@@ -72,6 +73,7 @@ SIDES = ("theory", "reference")
 SIDE_CHOICES = ("theory", "reference", "both")
 BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 TIMING_COLUMNS = ("seconds", "cpu_seconds")      # the table's only columns that vary from run to run
+MAX_POINTS = 100_000     # points of one grid: planning 10^6 took a minute before anything ran, and each is files
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -114,6 +116,10 @@ def plan(model: str, grid: dict[str, Sequence[Any]], fixed: dict[str, Any] | Non
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
             raise SpecError("grid", f"a non-empty list of values for {name}", values)
     fam.spec_class.from_dict(fixed)        # a bad fixed field is reported as itself, not per point
+    count = math.prod(len(values) for values in grid.values())
+    if count > MAX_POINTS:
+        raise CostError(f"grid: {count:.3g} points, more than the {MAX_POINTS} a sweep plans (each is validated "
+                        f"and stored as files); sweep fewer values per --grid field, or split it into sweeps")
     sides = SIDES if side == "both" else (side,)
     points: dict[str, Point] = {}
     for combo in itertools.product(*grid.values()):

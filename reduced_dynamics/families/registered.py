@@ -78,9 +78,7 @@ class RegisteredFamily:
         if not self.has("estimate"):
             return None
         if verb == "compare":
-            a, b = self.face.estimate(spec, "predict"), self.face.estimate(spec, "simulate")
-            from ..costs import Estimate
-            return Estimate(max(a.bytes, b.bytes), a.seconds + b.seconds, {**a.parts, **b.parts})
+            return self.face.estimate(spec, "predict").combine(self.face.estimate(spec, "simulate"))
         return self.face.estimate(self._checked(spec), verb)
 
     def guard(self, spec: Spec, verb: str, confirm_time: bool = False, yes: bool = False) -> None:
