@@ -105,3 +105,17 @@ def test_a_hand_edited_record_is_recomputed_and_an_edited_table_refused(tmp_path
     table.write_text(table.read_text().replace(repr(true_value), "1.0"))
     with pytest.raises(ResultFileError, match="line 2, column drop_time"):
         sweep.load(tmp_path)
+
+
+def test_an_unusable_cache_location_warns_once_and_the_run_goes_on(tmp_path, recwarn):
+    """(Before: HOME a file, or a cache folder that cannot be written, stopped the run.)"""
+    from reduced_dynamics import compile as compiler
+    from reduced_dynamics.derivations import linear_merged as lm
+    blocked = tmp_path / "home-is-a-file"
+    blocked.write_text("")
+    first = compiler.compile_system(lm, "block_system", {"D": 2, "moments": "population"}, blocked / ".cache")
+    second = compiler.compile_system(lm, "block_system", {"D": 2, "moments": "population"}, blocked / ".cache")
+    messages = [str(w.message) for w in recwarn if "cannot be used" in str(w.message)]
+    assert len(messages) == 1 and str(blocked) in messages[0]
+    assert not first.from_cache and not second.from_cache and blocked.read_text() == ""
+    assert set(first.functions) == set(second.functions)
