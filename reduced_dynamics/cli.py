@@ -63,7 +63,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser, spec_class: type[Spec]) 
     hints = field_types(spec_class)
     for f in dataclasses.fields(spec_class):
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
+        help_text = f.metadata.get("help", "")
+        if "default:" not in help_text:          # a help that states its default says it better than None
+            help_text += f" (default: {f.default})"
         if f.metadata.get("choices"):
             help_text += " {" + ",".join(f.metadata["choices"]) + "}"
         if _base_type(hints[f.name]) is bool:
@@ -205,9 +207,10 @@ def _run_model_verb(verb: str, argv: list[str]) -> int:
 
 def _compute_and_write(fam, verb: str, spec: Spec, targets: dict[str, Any]) -> int:
     start = time.perf_counter()
+    progress = None if sys.stderr.isatty() else False   # a bar redrawn into a log file is 100 KB of noise
     if verb == "compare":
         from .comparison import plot_report, run
-        report = run(spec)
+        report = run(spec, progress=progress)
         with all_or_nothing():
             written = report.save(targets["stem"], plot=True)
             if targets["out"]:
@@ -218,7 +221,7 @@ def _compute_and_write(fam, verb: str, spec: Spec, targets: dict[str, Any]) -> i
                 written += plot_report(report, targets["plot"])
         print(report.text())
     else:
-        trajectory = fam.predict(spec) if verb == "predict" else fam.simulate(spec)
+        trajectory = fam.predict(spec) if verb == "predict" else fam.simulate(spec, progress=progress)
         summary = fam.summarise(spec, trajectory)
         with all_or_nothing():
             written = [trajectory.save(targets["out"])]
@@ -473,6 +476,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     import warnings
     warnings.showwarning = _one_line_warning
+    try:
+        code = _main(argv)
+        sys.stdout.flush()          # here, so that a closed pipe is caught below, not at interpreter exit
+        return code
+    except BrokenPipeError:         # `figures --list | head -1`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str]) -> int:
     try:
         if not argv or argv[0] in ("-h", "--help"):
             print(__doc__.strip())

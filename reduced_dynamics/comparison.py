@@ -37,7 +37,11 @@ class Report:
     levels: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "spec": self.spec.to_dict(), **self.metrics,
+        # the sizes the run used where the spec leaves them to a default (train_size None: P = 20000 ...)
+        resolved = {name: getattr(self.spec, prop) for name, prop in
+                    (("train_size", "sample_size"), ("steps", "gd_steps"), ("t_max", "final_time"))
+                    if hasattr(self.spec, prop)}
+        return {"model": self.model, "spec": self.spec.to_dict(), "resolved": resolved, **self.metrics,
                 "levels": self.levels, "theory_kind": self.theory.meta.get("kind"),
                 "versions": versions()}
 
