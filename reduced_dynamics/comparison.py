@@ -64,7 +64,8 @@ class Report:
             key = _slug(label)
             parts = [f"{k[len(key) + 1:]} {_fmt(v)}" for k, v in self.metrics.items()
                      if k.startswith(key + "_") and not k.endswith("_relative_gap_to_reference")]
-            lines.append(f"  {label:<24} " + "   ".join(parts))
+            if parts:                       # an extra curve with no metric of its own gets no empty row
+                lines.append(f"  {label:<24} " + "   ".join(parts))
         for name, label in self.metrics.get("run_matches", {}).items():
             lines.append(f"  {'closest to reference':<24} {name}: {label}")
         for label, value in self.levels.items():
