@@ -40,7 +40,7 @@ class ReducedDynamicsError(Exception):
 def _rebuild(cls: type, args: tuple, state: dict) -> "ReducedDynamicsError":
     base = cls                    # the built-in base whose memory layout the class has (Exception, OSError ...):
     while base.__module__ != "builtins":          # its __new__ is the one Python accepts for the class
-        base = base.__base__
+        base = base.__base__ or Exception         # (never None below a built-in: ``or`` is for the type checker)
     error = base.__new__(cls, *args)
     error.args = args
     error.__dict__.update(state)
