@@ -189,7 +189,8 @@ def softmax(spec, verb: str) -> Estimate:
         records = steps // spec.record_every + 1
         return Estimate.of(
             {f"lower --batch ({spec.batch:.3g}) or --context (N = {N:.3g})": spec.batch * (N + 1) * d * FLOAT * 4,
-             f"lower --eval-prompts ({spec.eval_prompts:.3g})": spec.eval_prompts * K * (N + 1) * d * FLOAT},
+             f"lower --eval-prompts ({spec.eval_prompts:.3g}) or --context (N = {N:.3g})":
+                 spec.eval_prompts * K * (N + 1) * d * FLOAT},
             {_steps_advice(spec): steps * spec.batch * (N + 1) * d * 2e-8,
              f"lower --eval-prompts ({spec.eval_prompts:.3g}) or raise --record-every":
                  records * spec.eval_prompts * K * (N + 1) * d * 2e-9},
@@ -217,7 +218,7 @@ def sparse(spec, verb: str) -> Estimate:
         per_step = 1.8e-10 * B * L * width ** 4 + 4e-10 * B * L * width ** 2 * (n + 1) + 1e-8 * B * n * d + 2e-3
         per_risk = 4000 * L * (1.8e-10 * width ** 4 + 4e-10 * width ** 2 * (n + d))
         return Estimate.of(
-            {f"lower --batch ({B:.3g}), --dim (d = {d:.3g}) or --context (n = {n:.3g})":
+            {f"lower --batch ({B:.3g}), --layers (L = {L:.3g}), --dim (d = {d:.3g}) or --context (n = {n:.3g})":
                  B * (n + 1) * width * FLOAT * (L + 2) * 4,
              f"lower --dim (d = {d:.3g}), --layers (L = {L}) or --heads (h = {spec.heads:.3g})":
                  L * spec.heads * width ** 2 * FLOAT * 4},
