@@ -53,7 +53,8 @@ def predict(spec_obj: Spec, **options: Any) -> Trajectory:
 
 
 def simulate(spec_obj: Spec, **options: Any) -> Trajectory:
-    """The reference gradient-descent run of the spec's full model."""
+    """The reference gradient-descent run of the spec's full model, with BLAS on one thread as on the
+    command line (``blas_threads=None`` leaves BLAS as the caller set it; ``threads.py`` says why)."""
     return family_of(spec_obj).simulate(spec_obj, **options)
 
 

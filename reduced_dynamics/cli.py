@@ -26,10 +26,11 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from .errors import ReducedDynamicsError
+from .errors import OutputError, ReducedDynamicsError, one_line
 from .families import FAMILIES, family
-from .files import all_or_nothing, atomic_write_json, check_target
+from .files import all_or_nothing, atomic_write_json, check_folder, check_target, exclusive
 from .specs import Spec, SpecError, field_types
+from .threads import one_blas_thread
 
 VERBS = ("predict", "simulate", "compare")
 
@@ -62,7 +63,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser, spec_class: type[Spec]) 
     hints = field_types(spec_class)
     for f in dataclasses.fields(spec_class):
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
+        help_text = f.metadata.get("help", "")
+        if "default:" not in help_text:          # a help that states its default says it better than None
+            help_text += f" (default: {f.default})"
         if f.metadata.get("choices"):
             help_text += " {" + ",".join(f.metadata["choices"]) + "}"
         if _base_type(hints[f.name]) is bool:
@@ -124,19 +127,54 @@ def _output_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
                             help=f"folder for the default output MODEL-{verb}.npz (default: out)")
 
 
-def output_targets(model: str, verb: str, args: argparse.Namespace) -> list[Path]:
-    """Every file a verb will write, each checked now (a folder, symlink, device or FIFO where a file is
-    asked for, or a file where a folder is: an OutputError naming it), so a bad path costs no computation."""
-    out_dir = Path(args.out_dir)
+def _as_file(text: str, default_name: str) -> Path:
+    """An output path from the command line; a trailing separator means a folder, in which the output gets
+    its default name (``--out runs/`` writes ``runs/attn-m-predict.npz``, never a file named ``runs``)."""
+    return Path(text) / default_name if text.endswith(("/", os.sep)) else Path(text)
+
+
+def output_targets(model: str, verb: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Every file a verb will write, checked before any work (``files.check_target``: a folder, symlink,
+    device or FIFO where a file is asked for, a file where a folder is, or a folder that cannot be written:
+    an OutputError naming it), and no two outputs at one path (``--out r.npz --json r.npz`` would leave one
+    of them). Returns the paths by flag: ``out``, ``json``, ``plot`` (a stem: .pdf and .png) and, for
+    compare, ``stem`` (the default set in --out-dir)."""
+    stem = f"{model}-{verb}"
+    named: list[tuple[str, Path]] = []
+    found: dict[str, Any] = {"out": None, "json": None, "plot": None, "stem": None}
     if verb == "compare":
-        stem = out_dir / f"{model}-compare"
-        paths = [stem.with_suffix(s) for s in (".json", ".txt", ".npz", ".pdf", ".png")]
-        paths += [Path(args.out)] if args.out else []
+        found["stem"] = Path(args.out_dir) / stem
+        named += [("--out-dir", found["stem"].with_name(stem + s)) for s in (".json", ".txt", ".npz", ".pdf", ".png")]
+        found["out"] = _as_file(args.out, stem + ".npz") if args.out else None
     else:
-        paths = [Path(args.out) if args.out else out_dir / f"{model}-{verb}.npz"]
-    paths += [Path(args.json)] if args.json else []
-    paths += [Path(args.plot).with_suffix(s) for s in (".pdf", ".png")] if args.plot else []
-    return [check_target(p) for p in paths]
+        found["out"] = _as_file(args.out, stem + ".npz") if args.out else Path(args.out_dir) / f"{stem}.npz"
+    if found["out"] is not None:
+        named.append(("--out", found["out"]))
+    if args.json:
+        found["json"] = _as_file(args.json, stem + ".json")
+        named.append(("--json", found["json"]))
+    if args.plot:
+        found["plot"] = _as_file(args.plot, stem).with_suffix("")
+        named += [("--plot", found["plot"].with_suffix(s)) for s in (".pdf", ".png")]
+    seen: dict[str, str] = {}
+    for flag, path in named:
+        where = os.path.normcase(os.path.abspath(path))
+        if where in seen:
+            raise OutputError(f"{path}: written by both {seen[where]} and {flag} (one would replace the other); "
+                              f"give each output its own path")
+        seen[where] = flag
+        check_target(path, writable=True)
+    found["all"] = [path for _, path in named]
+    return found
+
+
+def output_lock(model: str, verb: str, targets: dict[str, Any]):
+    """The lock of this command's output set (``files.exclusive``): a second command writing the same set at
+    the same time is refused before it computes anything (else both report writing and one set survives)."""
+    main = targets["stem"] if targets["stem"] is not None else targets["out"]
+    return exclusive(main.parent / f".{main.name}.lock",
+                     f"{main.parent / main.name}: another {model} {verb} ({{holder}}) is writing these outputs now; "
+                     f"wait for it to finish or choose another output location", holder=f"pid {os.getpid()}")
 
 
 def _run_model_verb(verb: str, argv: list[str]) -> int:
@@ -151,7 +189,6 @@ def _run_model_verb(verb: str, argv: list[str]) -> int:
     _output_arguments(parser, verb)
     args = parser.parse_args(argv[1:])
     spec = spec_from_arguments(fam.spec_class, args)
-    out_dir = Path(args.out_dir)
     if getattr(args, "max_lr", False):
         if not fam.has("max_stable_lr"):
             raise SpecError("max_lr", "a family with a reduced GD map (one whose face defines max_stable_lr)", fam.name)
@@ -164,35 +201,42 @@ def _run_model_verb(verb: str, argv: list[str]) -> int:
         return 0
     targets = output_targets(fam.name, verb, args)      # every output checked before any work is done
     fam.guard(spec, verb, confirm_time=True, yes=args.yes)
+    with output_lock(fam.name, verb, targets):
+        return _compute_and_write(fam, verb, spec, targets)
+
+
+def _compute_and_write(fam, verb: str, spec: Spec, targets: dict[str, Any]) -> int:
     start = time.perf_counter()
+    progress = None if sys.stderr.isatty() else False   # a bar redrawn into a log file is 100 KB of noise
     if verb == "compare":
         from .comparison import plot_report, run
-        report = run(spec)
+        report = run(spec, progress=progress)
         with all_or_nothing():
-            written = report.save(out_dir / f"{fam.name}-compare", plot=True)
-            if args.out:
-                written.append(report.save_curves(args.out))
-            if args.json:
-                written.append(atomic_write_json(args.json, report.to_dict()))
-            if args.plot:
-                written += plot_report(report, Path(args.plot).with_suffix(""))
+            written = report.save(targets["stem"], plot=True)
+            if targets["out"]:
+                written.append(report.save_curves(targets["out"]))
+            if targets["json"]:
+                written.append(atomic_write_json(targets["json"], report.to_dict()))
+            if targets["plot"]:
+                written += plot_report(report, targets["plot"])
         print(report.text())
     else:
-        trajectory = fam.predict(spec) if verb == "predict" else fam.simulate(spec)
+        trajectory = fam.predict(spec) if verb == "predict" else fam.simulate(spec, progress=progress)
         summary = fam.summarise(spec, trajectory)
         with all_or_nothing():
-            written = [trajectory.save(targets[0])]
-            if args.json:
-                written.append(atomic_write_json(args.json, {"model": fam.name, "kind": trajectory.meta.get("kind"),
-                                                             "spec": spec.to_dict(), **summary}))
-            if args.plot:
+            written = [trajectory.save(targets["out"])]
+            if targets["json"]:
+                written.append(atomic_write_json(targets["json"], {"model": fam.name,
+                                                                   "kind": trajectory.meta.get("kind"),
+                                                                   "spec": spec.to_dict(), **summary}))
+            if targets["plot"]:
                 from . import plotting
                 fig, ax = plotting.figure()
                 if verb == "predict":
                     plotting.loss_axes(ax, {"theory": trajectory}, xlabel=trajectory.axis)
                 else:
                     plotting.loss_axes(ax, {}, reference=trajectory, xlabel=trajectory.axis)
-                written += plotting.save(fig, Path(args.plot).with_suffix(""))
+                written += plotting.save(fig, targets["plot"])
         print(f"{fam.name} {verb} ({trajectory.meta.get('kind')}): "
               + ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()))
     print(f"finished in {time.perf_counter() - start:.1f} s; wrote:")
@@ -223,16 +267,6 @@ def figure_registry() -> dict[str, str]:
 def figure_families() -> dict[str, str]:
     """Figure name -> the family that registers it."""
     return {path.partition(":")[0].rsplit(".", 1)[-1]: fam.name for fam in FAMILIES.values() for path in fam.figures}
-
-
-def one_blas_thread():
-    """Context in which BLAS runs on one thread. With two, OpenBLAS splits sums differently and a
-    gradient-descent curve changes in its last bits (results would depend on the core count); for the small
-    matrices here one thread was also faster on the shared 2-core machine (measured 0.3-0.4 s against
-    0.9-2.5 s for the quick attn-m reference run)."""
-    import scipy.linalg  # noqa: F401  (loads SciPy's own OpenBLAS now, so that the limit covers it too)
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=1)
 
 
 def make_figures(names: list[str], out_dir: Path, quick: bool = False) -> dict[str, tuple[float, list[Path]]]:
@@ -284,6 +318,10 @@ def _run_figures(argv: list[str]) -> int:
     names = list(registry) if args.all else args.names
     if not names:
         raise UsageError("figures: name at least one figure, or --all (see --list)")
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        raise SpecError("figures", "one of " + ", ".join(registry), unknown[0])
+    check_folder(args.out)                              # before any figure is computed
     start = time.perf_counter()
     done = make_figures(names, Path(args.out), quick=args.quick)
     print(f"{len(done)} figure(s){' (quick)' if args.quick else ''} in {time.perf_counter() - start:.1f} s:")
@@ -355,6 +393,8 @@ def _run_sweep(argv: list[str]) -> int:
                              "path; default: on, off with --scheduler: the driver writes them)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar (default: on a terminal)")
+    parser.add_argument("--yes", action="store_true",
+                        help="run even if the estimated time exceeds the budget (memory limits still apply)")
     args = parser.parse_args(argv[1:])
     fixed = spec_values_from_arguments(fam.spec_class, args)
     grid = parse_grid(fam.spec_class, args.grid)
@@ -386,6 +426,14 @@ def _run_sweep(argv: list[str]) -> int:
         raise SpecError("scheduler", "either --dask local or --scheduler ADDRESS, not both", args.scheduler)
     points = sweep.plan(fam.name, grid, fixed, args.side)        # everything validated before anything runs
     sweep.check_measures(fam, measures)
+    check_target(Path(args.out) / "sweep.csv", writable=True)
+    if fam.has("estimate"):
+        from .costs import enforce, sweep_estimate
+        sides = ("predict" if p.side == "theory" else "simulate" for p in points)
+        # on a --scheduler cluster the parallelism is not known here: only each point's memory is checked
+        parallel = 1 if args.scheduler else workers or (2 if args.dask else os.cpu_count() or 1)
+        enforce(fam.name, "sweep", sweep_estimate([fam.estimate(p.spec, verb) for p, verb in zip(points, sides)],
+                                                  parallel), confirm_time=not args.scheduler, yes=args.yes)
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         executor = None
@@ -408,10 +456,16 @@ def _run_sweep(argv: list[str]) -> int:
           f"{len(result.skipped)} already done, {len(result.recomputed_corrupt)} corrupt recomputed, "
           f"{len(result.recomputed_stale)} computed by older code recomputed, "
           f"{len(result.failed)} failed, in {time.perf_counter() - start:.1f} s")
-    for key, message in result.failed.items():
-        print(f"  failed {key}: {message}")
+    failures = result.failures()
+    for line in failures:
+        print(f"  failed {line}")
     print(f"wrote {result.csv_path} ({len(result.records)} rows) and {Path(args.out) / 'points'}/")
-    return 1 if result.failed else 0
+    if failures:
+        more = f" and {len(failures) - 1} more (listed above)" if len(failures) > 1 else ""
+        print(f"reduced-dynamics: error: {len(failures)} of {len(points)} points failed: {failures[0]}{more}; "
+              f"the others are in {result.csv_path}; a rerun computes only the failed points", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -422,6 +476,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     import warnings
     warnings.showwarning = _one_line_warning
+    try:
+        code = _main(argv)
+        sys.stdout.flush()          # here, so that a closed pipe is caught below, not at interpreter exit
+        return code
+    except BrokenPipeError:         # `figures --list | head -1`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str]) -> int:
     try:
         if not argv or argv[0] in ("-h", "--help"):
             print(__doc__.strip())
@@ -451,11 +516,6 @@ def main(argv: list[str] | None = None) -> int:
         print("reduced-dynamics: interrupted (Ctrl-C); finished outputs were kept, nothing half-written",
               file=sys.stderr)
         return 130
-
-
-def one_line(exc: BaseException) -> str:
-    """The message of an error on one line (a multi-line message is joined with '; ')."""
-    return "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
 
 
 if __name__ == "__main__":  # pragma: no cover

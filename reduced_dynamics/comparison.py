@@ -37,7 +37,11 @@ class Report:
     levels: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "spec": self.spec.to_dict(), **self.metrics,
+        # the sizes the run used where the spec leaves them to a default (train_size None: P = 20000 ...)
+        resolved = {name: getattr(self.spec, prop) for name, prop in
+                    (("train_size", "sample_size"), ("steps", "gd_steps"), ("t_max", "final_time"))
+                    if hasattr(self.spec, prop)}
+        return {"model": self.model, "spec": self.spec.to_dict(), "resolved": resolved, **self.metrics,
                 "levels": self.levels, "theory_kind": self.theory.meta.get("kind"),
                 "versions": versions()}
 
@@ -60,7 +64,8 @@ class Report:
             key = _slug(label)
             parts = [f"{k[len(key) + 1:]} {_fmt(v)}" for k, v in self.metrics.items()
                      if k.startswith(key + "_") and not k.endswith("_relative_gap_to_reference")]
-            lines.append(f"  {label:<24} " + "   ".join(parts))
+            if parts:                       # an extra curve with no metric of its own gets no empty row
+                lines.append(f"  {label:<24} " + "   ".join(parts))
         for name, label in self.metrics.get("run_matches", {}).items():
             lines.append(f"  {'closest to reference':<24} {name}: {label}")
         for label, value in self.levels.items():

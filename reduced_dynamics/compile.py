@@ -53,6 +53,7 @@ from typing import Any, Callable
 import numpy as np
 import sympy as sp
 
+from .errors import OutputError
 from .files import atomic_write_text
 from .programs import emit_source, function_program, load_function
 
@@ -238,8 +239,18 @@ def compile_system(module: ModuleType, builder: str, sizes: dict[str, Any],
     functions, sources = _load_programs(programs, tables)
     raw_tables = {name: table.to_json() for name, table in tables.items()}
     entry = {"key": key, "sha256": _digest(programs, raw_tables), "programs": programs, "polynomials": raw_tables}
-    atomic_write_text(path, json.dumps(entry, sort_keys=True, separators=(",", ":"), allow_nan=False) + "\n")
+    try:
+        atomic_write_text(path, json.dumps(entry, sort_keys=True, separators=(",", ":"), allow_nan=False) + "\n")
+    except OutputError as exc:      # HOME a file, a read-only cache folder ...: the run goes on uncached
+        if str(directory) not in _UNUSABLE:
+            _UNUSABLE.add(str(directory))
+            warnings.warn(f"the cache location {directory} cannot be used ({exc}); running without the disk cache "
+                          f"(set REDUCED_DYNAMICS_CACHE to a writable folder to keep derivations between runs)",
+                          RuntimeWarning, stacklevel=2)
     return CompiledSystem(functions, dhash, path, False, sources, tables, programs)
+
+
+_UNUSABLE: set[str] = set()       # cache folders already found unwritable in this process (one warning each)
 
 
 @functools.lru_cache(maxsize=256)

@@ -17,6 +17,10 @@ The CLI prints ``reduced-dynamics: error: <message>`` (one line) and exits with 
 Each is also a subclass of the built-in exception a caller would have caught before (``ValueError`` for
 bad values, ``RuntimeError`` for a failed run, ``OSError`` for files), so older ``except`` clauses keep
 working.
+
+Every one of them pickles and unpickles to an equal error (type, message, attributes): a sweep's worker
+sends its error back to the driver that way, and an error that cannot be rebuilt there used to break the
+whole process pool (every point then failed as ``BrokenProcessPool``).
 """
 from __future__ import annotations
 
@@ -26,6 +30,22 @@ from typing import Any
 class ReducedDynamicsError(Exception):
     """Base of every error this package raises on purpose."""
 
+    def __reduce__(self):
+        # The default pickles ``args`` (the one message) and unpickles by calling ``cls(*args)``, which fails
+        # for the subclasses whose constructor takes several arguments (SpecError, DivergenceError ...).
+        # Rebuild without the constructor instead: the message and the attributes as they are.
+        return _rebuild, (type(self), self.args, dict(self.__dict__))
+
+
+def _rebuild(cls: type, args: tuple, state: dict) -> "ReducedDynamicsError":
+    base = cls                    # the built-in base whose memory layout the class has (Exception, OSError ...):
+    while base.__module__ != "builtins":          # its __new__ is the one Python accepts for the class
+        base = base.__base__ or Exception         # (never None below a built-in: ``or`` is for the type checker)
+    error = base.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class SpecError(ReducedDynamicsError, ValueError):
     """A parameter had a value outside what the model accepts."""
@@ -33,7 +53,7 @@ class SpecError(ReducedDynamicsError, ValueError):
     def __init__(self, parameter: str, expected: str, got: Any):
         self.parameter = parameter
         self.expected = expected
-        super().__init__(f"{parameter}: expected {expected}, got {got!r}")
+        super().__init__(f"{parameter}: expected {expected}, got {shorten(repr(got))}")
 
 
 class IntegrationError(ReducedDynamicsError, RuntimeError):
@@ -78,6 +98,19 @@ class MissingExtraError(ReducedDynamicsError, ImportError):
     def __init__(self, what: str, module: str, extra: str):
         self.module, self.extra = module, extra
         super().__init__(f"{what} needs {module}: pip install 'reduced_dynamics[{extra}]'")
+
+
+ECHO_LIMIT = 200          # characters of a user's value echoed in a message (a 20000-item list is not)
+
+
+def shorten(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def one_line(exc: BaseException | str) -> str:
+    """The message of an error on one line (a multi-line message is joined with '; ')."""
+    return "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
 
 
 def optional_import(module: str, what: str, extra: str = "data") -> Any:

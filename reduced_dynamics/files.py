@@ -5,7 +5,9 @@ Only regular files are ever replaced: a target that is a folder, a symlink, a de
 ``OutputError`` naming it (``--out /dev/null`` never replaces the device), as is a folder that cannot be
 made or written. Files get the permissions any tool gives (0666 masked by the umask), not mkstemp's 0600.
 Inside ``all_or_nothing()`` the renames wait until the block ends: a verb that fails part way leaves none
-of its outputs.
+of its outputs. ``exclusive()`` refuses a second process writing the same output set at the same time
+(``filelock``), and ``check_target(..., writable=True)`` / ``check_folder`` find an output that cannot be
+written before any work is done.
 """
 from __future__ import annotations
 
@@ -32,8 +34,11 @@ def _umask() -> int:
     return mask
 
 
-def check_target(path: str | os.PathLike) -> Path:
-    """The path as a Path if it may be written: absent or a regular file, in a folder that is a folder."""
+def check_target(path: str | os.PathLike, writable: bool = False) -> Path:
+    """The path as a Path if it may be written: absent or a regular file, in a folder that is a folder.
+    ``writable``: also check, by creating and removing a temporary file there, that its folder (or the
+    nearest one that exists, where the missing ones would be made) can be written: a command checks its
+    outputs this way before it computes anything."""
     path = Path(path)
     if os.path.lexists(path):
         mode = os.lstat(path).st_mode
@@ -46,8 +51,68 @@ def check_target(path: str | os.PathLike) -> Path:
         if os.path.lexists(parent):
             if not parent.is_dir():
                 raise OutputError(f"{parent}: is a file, not a folder; choose another output location")
+            if writable:
+                check_writable_folder(parent)
             break
     return path
+
+
+def check_folder(path: str | os.PathLike) -> Path:
+    """The path as a Path if it is, or can be made, a folder that can be written (checked by writing)."""
+    path = Path(path)
+    if os.path.lexists(path) and not path.is_dir():
+        raise OutputError(f"{path}: is a file, not a folder; choose another output folder")
+    if path.is_dir():
+        check_writable_folder(path)
+        return path
+    check_target(path / "probe", writable=True)
+    return path
+
+
+def check_writable_folder(folder: Path) -> None:
+    """OutputError naming ``folder`` unless a file can be created in it (the only test that also holds for
+    read-only mounts, ACLs and /proc, and for root)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".write-check."):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot write there ({exc.strerror or exc}); choose another output "
+                          f"location") from None
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path, refusal: str, holder: str = "") -> Iterator[None]:
+    """Hold the lock file ``lock`` (``filelock``: an OS lock, released when the process ends however it
+    ends) for the block; if another process holds it, an ``OutputError`` at once with the message
+    ``refusal``, its ``{holder}`` replaced by what the holder wrote as its ``holder`` (e.g. ``pid 123``).
+    A file system without OS locks gives a one-line warning and runs the block unlocked."""
+    import warnings
+
+    from filelock import FileLock, Timeout
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        before = lock.read_text().strip() if lock.exists() else ""
+    except OSError as exc:
+        raise OutputError(f"{lock.parent}: cannot write there ({exc.strerror or exc})") from None
+    handle = FileLock(str(lock), timeout=0)
+    try:
+        handle.acquire()
+    except Timeout:
+        raise OutputError(refusal.format(holder=before or "holder unknown")) from None
+    except NotImplementedError:
+        warnings.warn(f"{lock.parent}: this file system has no file locks; nothing stops a second run writing "
+                      f"the same outputs at the same time", RuntimeWarning)
+        yield
+        return
+    except OSError as exc:
+        raise OutputError(f"{lock.parent}: cannot write there ({exc.strerror or exc})") from None
+    try:
+        if holder:
+            with open(lock, "w") as note:           # who holds it, for the message of a refused second run
+                note.write(holder)
+        yield
+    finally:
+        handle.release()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, sync: bool = True) -> Path:

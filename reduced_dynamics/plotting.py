@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 import matplotlib
 import matplotlib.style
+import numpy as np
 from matplotlib.figure import Figure
 
 from .files import atomic_write_bytes
@@ -145,7 +146,11 @@ def report_axes(ax: Any, report: Any, style: Any = None) -> Any:
         loss_axes(ax, theories, report.reference, report.levels, style=style)
     else:
         levels = {**report.levels, f"trained ({report.reference.meta.get('kind')})": float(report.reference.loss[-1])}
-        loss_axes(ax, theories, None, levels, xlabel=report.theory.axis, style=style)
+        # a theory on a geometric grid (sparse: depth 0.25 ... 4096) on a linear axis is a spike at 0
+        t = np.asarray(report.theory.t, dtype=float)
+        positive = t[t > 0]
+        log_time = positive.size > 1 and positive.max() >= 1000 * positive.min()
+        loss_axes(ax, theories, None, levels, log_time=log_time, xlabel=report.theory.axis, style=style)
     with _style(style):
         ax.set_title(f"{report.model}: theory vs gradient descent")
     return ax

@@ -13,20 +13,28 @@ remote Dask cluster):
 
 * ``points/<key>.npz``: the point's whole Trajectory (``Trajectory.save``);
 * ``points/<key>.json``: model, side, spec, every measure of ``summarise``, versions, wall and CPU seconds,
-  the worker's BLAS thread count (the last bits of a result can depend on it), and the SHA-256 of the
-  ``.npz``; written after the ``.npz``, so it marks the point as done.
+  the worker's BLAS thread count (the last bits of a result can depend on it), the SHA-256 of the
+  ``.npz`` and that of the record itself (``record_sha256``, over every other field); written after the
+  ``.npz``, so it marks the point as done.
 * ``sweep.csv``: the tidy table, one row per point in grid order (grid fields vary fastest to the right),
   columns ``point``, ``model``, ``side``, every spec field, the requested measures, then the point's wall
   ``seconds`` and ``cpu_seconds`` in its worker (both vary from run to run; everything else is exact).
   A list-valued measure (plateaus, threshold times) or a tuple field is ONE cell holding a JSON list, so
   each point is exactly one row; ``None`` is an empty cell, booleans are ``true``/``false`` and floats are
-  written with ``repr`` (exact).
+  written with ``repr`` (exact). A folder may hold the points of several grids (a later sweep with another
+  grid into the same ``--out``): the table keeps the rows of the earlier grids after this grid's, so no row
+  is ever dropped; if their columns differ (another model or other measures) the sweep is refused before it
+  computes anything, naming the folder. ``load`` checks every row against its point's files.
 
 ``<key>`` is a stable hash (SHA-256 of the sorted JSON of model, side and the full validated spec, so two
 ways of writing the same value give the same key). Rerunning a sweep skips every point whose files are
-complete and consistent; a point whose JSON does not parse, does not match its spec, or whose ``.npz`` fails
-its checksum is recomputed, never trusted. A point that raises is reported and left unwritten, so the next
+complete and consistent; a point whose JSON does not parse, does not match its spec or its own checksum, or
+whose ``.npz`` fails its checksum is recomputed, never trusted. A point that raises is reported and left unwritten, so the next
 run retries it. Two sweeps must not write to the same folder at the same time.
+
+A point that raises (a diverging learning rate, say) does not stop the others: it is recorded in
+``SweepResult.failed`` with its one-line reason, ``SweepResult.failures()`` names it by its swept values,
+and the CLI reports it in one line and exits with code 2 once the other points are done and tabulated.
 
 Executors: the default is a local ``ProcessPoolExecutor`` of spawned workers whose BLAS libraries are
 pinned to one thread (see :func:`blas_pinned_environment`); a Dask distributed ``Client`` (``dask_client``:
@@ -46,6 +54,7 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import sys
@@ -54,9 +63,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .errors import ClusterError, OutputError
+from .errors import ClusterError, CostError, OutputError, one_line, shorten
 from .families import RegisteredFamily, family, load_path
-from .files import atomic_write_json, atomic_write_text, check_target, to_json
+from .files import atomic_write_json, atomic_write_text, check_target, exclusive, to_json
 from .specs import Spec, SpecError
 from .trajectory import Trajectory, versions
 
@@ -64,6 +73,7 @@ SIDES = ("theory", "reference")
 SIDE_CHOICES = ("theory", "reference", "both")
 BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 TIMING_COLUMNS = ("seconds", "cpu_seconds")      # the table's only columns that vary from run to run
+MAX_POINTS = 100_000     # points of one grid: planning 10^6 took a minute before anything ran, and each is files
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -106,6 +116,10 @@ def plan(model: str, grid: dict[str, Sequence[Any]], fixed: dict[str, Any] | Non
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
             raise SpecError("grid", f"a non-empty list of values for {name}", values)
     fam.spec_class.from_dict(fixed)        # a bad fixed field is reported as itself, not per point
+    count = math.prod(len(values) for values in grid.values())
+    if count > MAX_POINTS:
+        raise CostError(f"grid: {count:.3g} points, more than the {MAX_POINTS} a sweep plans (each is validated "
+                        f"and stored as files); sweep fewer values per --grid field, or split it into sweeps")
     sides = SIDES if side == "both" else (side,)
     points: dict[str, Point] = {}
     for combo in itertools.product(*grid.values()):
@@ -141,17 +155,30 @@ def evaluate(model: str, spec_fields: dict[str, Any], side: str, out_dir: str | 
     return result
 
 
+def evaluate_point(model: str, spec_fields: dict[str, Any], side: str, out_dir: str | None = None,
+                   face: str | None = None) -> dict[str, Any]:
+    """``evaluate``, with a point that raises given as ``{"error": its one-line reason}``: the task itself
+    succeeds, so a failing point reaches the driver as data (no error has to be pickled across processes,
+    and a Dask worker logs no traceback for what is the point's result), and the other points go on."""
+    try:
+        return evaluate(model, spec_fields, side, out_dir, face)
+    except Exception as exc:
+        return {"error": reason(exc)}
+
+
 def evaluate_chunk(model: str, items: list[tuple[dict[str, Any], str]], out_dir: str | None = None,
                    face: str | None = None) -> list[dict]:
     """``evaluate`` for several points in one task (fewer round trips when points take milliseconds). A
     point that raises gives ``{"error": message}`` in its place; the others are unaffected."""
     outcomes = []
     for spec_fields, side in items:
-        try:
-            outcomes.append(evaluate(model, spec_fields, side, out_dir, face))
-        except Exception as exc:
-            outcomes.append({"error": f"{type(exc).__name__}: {exc}"})
+        outcomes.append(evaluate_point(model, spec_fields, side, out_dir, face))
     return outcomes
+
+
+def reason(exc: BaseException) -> str:
+    """A failed point's one-line reason: the error's type and message."""
+    return f"{type(exc).__name__}: {one_line(exc)}"
 
 
 def chunk_size_for(points: int, workers: int) -> int:
@@ -184,8 +211,17 @@ def write_point(out_dir: Path, point: Point, result: dict[str, Any]) -> dict[str
               "versions": result["trajectory"].meta.get("versions") or versions(),    # the worker's libraries
               "kind": result["trajectory"].meta.get("kind"), "npz_sha256": _sha256(npz),
               "code": result.get("code")}
+    record = json.loads(to_json(record))                 # as it reads back (tuples as lists, NaN as null)
+    record["record_sha256"] = record_hash(record)
     atomic_write_json(meta, record, sync=False)
-    return json.loads(meta.read_text())
+    return record
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """SHA-256 of a point's record without its own ``record_sha256``: a record edited by hand (a measure
+    changed, say) no longer matches it and the point is recomputed, as a changed ``.npz`` is."""
+    body = {key: value for key, value in record.items() if key != "record_sha256"}
+    return hashlib.sha256(to_json(body).encode()).hexdigest()
 
 
 def read_point(out_dir: Path, point: Point, code: str | None = None) -> dict[str, Any] | None:
@@ -196,7 +232,8 @@ def read_point(out_dir: Path, point: Point, code: str | None = None) -> dict[str
         record = json.loads(meta.read_text())
         ok = (record["point"] == point.key and record["model"] == point.model and record["side"] == point.side
               and record["spec"] == json.loads(to_json(point.spec.to_dict()))
-              and isinstance(record["measures"], dict) and record["npz_sha256"] == _sha256(npz))
+              and isinstance(record["measures"], dict) and record["npz_sha256"] == _sha256(npz)
+              and record["record_sha256"] == record_hash(record))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if ok and code is not None and record.get("code") != code:
@@ -308,33 +345,12 @@ def process_pool(workers: int) -> cf.ProcessPoolExecutor:
                                   initializer=start_worker, initargs=(os.getpid(),))
 
 
-@contextlib.contextmanager
-def folder_lock(out_dir: Path) -> Iterator[None]:
+def folder_lock(out_dir: Path) -> contextlib.AbstractContextManager:
     """Hold ``out_dir/.sweep.lock`` for the whole sweep: a second sweep on the same folder is refused at once
     (``OutputError`` naming the folder and the holder), so no point is computed twice and no one removes
-    another sweep's temporary files. The lock dies with its process (``flock``)."""
-    import fcntl
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(out_dir / ".sweep.lock", "a+")
-    except OSError as exc:
-        raise OutputError(f"{out_dir}: cannot use it as the sweep folder ({exc.strerror or exc})") from None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise OutputError(f"{out_dir}: another sweep ({holder}) is writing this folder; wait for it to finish "
-                              f"or give another --out") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    another sweep's temporary files. The lock dies with its process (``files.exclusive``, ``filelock``)."""
+    return exclusive(out_dir / ".sweep.lock", f"{out_dir}: another sweep ({{holder}}) is writing this folder; wait "
+                     f"for it to finish or give another --out", holder=f"pid {os.getpid()}")
 
 
 SCHEDULER_TIMEOUT = 10.0     # seconds to wait for a --scheduler to answer
@@ -400,10 +416,23 @@ class SweepResult:
     skipped: list[str] = field(default_factory=list)
     recomputed_corrupt: list[str] = field(default_factory=list)
     recomputed_stale: list[str] = field(default_factory=list)   # stored by other code (code_fingerprint)
-    failed: dict[str, str] = field(default_factory=dict)   # point key -> error message
+    failed: dict[str, str] = field(default_factory=dict)   # point key -> its one-line reason
     csv_path: Path | None = None
     measures: tuple[str, ...] = ()
     chunk_size: int = 1                         # points per task in this run
+    grid_fields: tuple[str, ...] = ()           # the swept fields, which name a point to a reader
+
+    def parameters(self, key: str) -> str:
+        """The swept values of a point, ``lr=100.0, seed=1`` (with its side when the sweep has both)."""
+        point = next(p for p in self.points if p.key == key)
+        values = [f"{name}={getattr(point.spec, name)!r}" for name in self.grid_fields]
+        if len({p.side for p in self.points}) > 1:
+            values.append(f"side={point.side}")
+        return ", ".join(values)
+
+    def failures(self) -> list[str]:
+        """One line per failed point: its parameters, its key (the name of its files) and its reason."""
+        return [f"{self.parameters(key)} (point {key}): {message}" for key, message in self.failed.items()]
 
 
 def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str], out_dir: str | Path,
@@ -429,14 +458,15 @@ def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
         raise SpecError("chunk_size", "a positive integer", chunk_size)
     out_dir = Path(out_dir)
-    check_target(out_dir / "sweep.csv")
+    check_target(out_dir / "sweep.csv", writable=True)
     with folder_lock(out_dir):
+        other_rows(out_dir / "sweep.csv", points, names)       # refused here, before any work, if they clash
         return _run_locked(model, fam, points, names, out_dir, executor, workers, progress, workers_write,
-                           chunk_size, side)
+                           chunk_size, side, grid)
 
 
 def _run_locked(model, fam, points, names, out_dir, executor, workers, progress, workers_write, chunk_size,
-                side) -> SweepResult:
+                side, grid) -> SweepResult:
     from tqdm.auto import tqdm
 
     for stale in (out_dir / "points").glob(".*.tmp"):    # half-written files of a killed run (we hold the lock)
@@ -444,7 +474,7 @@ def _run_locked(model, fam, points, names, out_dir, executor, workers, progress,
     if workers_write is None:
         workers_write = executor is None
     shared = str(out_dir.resolve()) if workers_write else None
-    result = SweepResult(points, {}, measures=names)
+    result = SweepResult(points, {}, measures=names, grid_fields=tuple(grid))
     code = code_fingerprint(fam.path)
     pending = []
     for point in points:
@@ -509,11 +539,11 @@ def _run_locked(model, fam, points, names, out_dir, executor, workers, progress,
 
 
 def _submit(executor: cf.Executor, model: str, chunk: list[Point], shared: str | None) -> cf.Future:
-    """One point as one ``evaluate`` task (what an executor's users see task by task), several as one
+    """One point as one ``evaluate_point`` task (what an executor's users see task by task), several as one
     ``evaluate_chunk`` task."""
     face = family(model).path
     if len(chunk) == 1:
-        return executor.submit(evaluate, model, chunk[0].spec.to_dict(), chunk[0].side, out_dir=shared, face=face)
+        return executor.submit(evaluate_point, model, chunk[0].spec.to_dict(), chunk[0].side, out_dir=shared, face=face)
     return executor.submit(evaluate_chunk, model, [(p.spec.to_dict(), p.side) for p in chunk], out_dir=shared,
                            face=face)
 
@@ -522,7 +552,7 @@ def _collect(out_dir: Path, chunk: list[Point], future: cf.Future, result: Sweep
     try:
         outcomes = future.result()
     except Exception as exc:  # a failing task is reported and retried by the next run, never written
-        outcomes = [{"error": f"{type(exc).__name__}: {exc}"}] * len(chunk)
+        outcomes = [{"error": reason(exc)}] * len(chunk)
     if len(chunk) == 1 and not isinstance(outcomes, list):
         outcomes = [outcomes]
     for point, outcome in zip(chunk, outcomes):
@@ -569,9 +599,35 @@ def table_rows(points: Sequence[Point], records: dict[str, dict[str, Any]],
     return header, rows
 
 
+def other_rows(path: Path, points: Sequence[Point], measures: Sequence[str]) -> list[list[str]]:
+    """The rows of ``path`` (an existing table) that are not points of this grid: an earlier sweep's into the
+    same folder, kept by ``write_table``. An OutputError naming the folder if there are such rows and their
+    columns are not this sweep's (other measures, another model): the table could not hold both."""
+    if not path.exists():
+        return []
+    try:
+        with open(path, newline="") as handle:
+            table = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise OutputError(f"{path}: cannot read the table already there ({exc}); give another --out or move "
+                          f"it away") from None
+    if not table:
+        return []
+    keys = {point.key for point in points}
+    rows = [row for row in table[1:] if row and row[0] not in keys]
+    header = table_rows(points, {}, measures)[0]
+    if rows and table[0] != header:
+        raise OutputError(f"{path.parent}: holds a sweep with other columns ({len(rows)} rows of points not in "
+                          f"this grid, columns {shorten(','.join(table[0]), 120)}); give another --out, or sweep "
+                          f"with the same model and measures to add to it")
+    return rows
+
+
 def write_table(path: Path, points: Sequence[Point], records: dict[str, dict[str, Any]],
                 measures: Sequence[str]) -> Path:
+    """This grid's rows, then the rows of points of other grids already in the table (``other_rows``)."""
     header, rows = table_rows(points, records, measures)
+    rows += other_rows(path, points, measures)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -588,19 +644,52 @@ def read_table(path: str | Path) -> list[dict[str, str]]:
 # Loading a finished sweep into pandas / xarray (optional: the ``data`` extra, imported at first use)
 
 def load(out_dir: str | Path) -> Any:
-    """The sweep's table ``out_dir/sweep.csv`` as a pandas DataFrame, one row per point, with its cells
-    decoded as they were written: numbers, booleans, empty cells as NaN/None and JSON lists (list-valued
+    """The sweep's table ``out_dir/sweep.csv`` as a pandas DataFrame, one row per point, checked against
+    the point records (``check_table``), with its cells decoded as they were written: numbers, booleans, empty cells as NaN/None and JSON lists (list-valued
     measures, tuple fields) as Python lists. Needs pandas (``pip install 'reduced_dynamics[data]'``)."""
     from .errors import ResultFileError, optional_import
     pd = optional_import("pandas", "sweep.load")
     path = Path(out_dir) / "sweep.csv"
     if not path.exists():
         raise ResultFileError(path, "no sweep table here (run the sweep first)")
+    check_table(Path(out_dir))
     frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=str)
     for column in frame.columns:
         frame[column] = frame[column].map(_decode_cell)
         frame[column] = frame[column].infer_objects()
     return frame
+
+
+def check_table(out_dir: Path) -> None:
+    """Every row of ``out_dir/sweep.csv`` is what its point's record says (a ``ResultFileError`` naming the
+    row, the column and the file otherwise): a table edited by hand, or a point file changed after the table
+    was written, is not returned as a result. Each record must also match its own checksum."""
+    from .errors import ResultFileError
+    path = out_dir / "sweep.csv"
+    try:
+        rows = read_table(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ResultFileError(path, f"cannot read it as a table ({exc})") from None
+    for number, row in enumerate(rows, start=2):          # line numbers of the file (the header is line 1)
+        key = row.get("point") or ""
+        record_path = out_dir / "points" / f"{Path(key).name}.json"
+        try:
+            record = json.loads(record_path.read_text())
+            intact = record.get("record_sha256") == record_hash(record) and record.get("point") == key
+        except (OSError, ValueError, AttributeError):
+            intact = False
+        if not intact:
+            raise ResultFileError(path, f"line {number}: its point {shorten(key, 40)!r} has no intact record in "
+                                        f"{record_path.parent}; rerun the sweep to recompute it and rewrite the table")
+        expected = {"point": key, "model": record["model"], "side": record["side"], **record["spec"],
+                    **record["measures"], "seconds": record["seconds"], "cpu_seconds": record.get("cpu_seconds")}
+        for column, text in row.items():
+            if column in expected and str(_cell(expected[column])) != text:
+                raise ResultFileError(path, f"line {number}, column {column}: {shorten(repr(text), 60)} in the table "
+                                            f"but {shorten(repr(str(_cell(expected[column]))), 60)} in {record_path}; "
+                                            f"the table was changed: rerun the sweep to rewrite it")
+            if column not in expected:
+                raise ResultFileError(path, f"column {shorten(repr(column), 60)} is not in the records of its points")
 
 
 def _decode_cell(text: Any) -> Any:
@@ -614,7 +703,7 @@ def _decode_cell(text: Any) -> Any:
 
 def load_curves(out_dir: str | Path, t: Sequence[float] | None = None) -> Any:
     """The loss curves of every point of the table as an xarray Dataset: variable ``loss`` with one dim per
-    grid field that varies (and ``side`` for a sweep of both), plus ``t``; the table's measures as variables
+    grid field that varies (one field or several) (and ``side`` for a sweep of both), plus ``t``; the table's measures as variables
     over the grid dims. The curves must share one time grid, or pass ``t`` to interpolate each (linearly)
     onto it. Needs xarray and pandas (the ``data`` extra)."""
     import numpy as np
@@ -643,6 +732,8 @@ def load_curves(out_dir: str | Path, t: Sequence[float] | None = None) -> Any:
     ds = xr.Dataset(data, coords={"t": t, "point": table["point"].to_numpy(),
                                   **{g: ("point", table[g].to_numpy()) for g in grid}},
                     attrs={"model": str(table["model"].iloc[0]), "axis": curves[0].axis or ""})
-    if grid:
+    if len(grid) == 1:           # one swept field: it becomes the dim (set_index makes no MultiIndex to unstack)
+        ds = ds.swap_dims(point=grid[0]).drop_vars("point")
+    elif grid:
         ds = ds.set_index(point=grid).unstack("point")
     return ds.transpose(..., "t")

@@ -348,3 +348,18 @@ def test_a_rerun_after_a_code_change_recomputes_the_points(tmp_path, monkeypatch
     sweep.code_fingerprint.cache_clear()
     families.load_path.cache_clear()
     sys.modules.pop("changing_family.face", None)
+
+
+@pytest.mark.parametrize("grid, dims", [({"seed": [0, 1, 2]}, ("seed", "t")),
+                                        ({"seed": [0, 1], "init_scale": [0.1, 0.05]}, ("init_scale", "seed", "t"))])
+def test_load_curves_for_one_swept_field_and_for_several(grid, dims, tmp_path):
+    """(One field failed with xarray's "cannot unstack": set_index of one coordinate makes no MultiIndex.)"""
+    pytest.importorskip("xarray")
+    result = sweep.run_sweep("attn-m", grid, ["drop_time"], tmp_path, fixed=SMALL, executor=Synchronous())
+    ds = sweep.load_curves(tmp_path)
+    assert ds["loss"].dims == dims
+    for point in result.points:
+        where = {name: getattr(point.spec, name) for name in grid}
+        curve = sweep.load_trajectory(tmp_path, point)
+        np.testing.assert_array_equal(ds["loss"].sel(**where).values, curve.loss)
+        assert ds["drop_time"].sel(**where).item() == result.records[point.key]["measures"]["drop_time"]

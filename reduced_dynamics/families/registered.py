@@ -78,9 +78,7 @@ class RegisteredFamily:
         if not self.has("estimate"):
             return None
         if verb == "compare":
-            a, b = self.face.estimate(spec, "predict"), self.face.estimate(spec, "simulate")
-            from ..costs import Estimate
-            return Estimate(max(a.bytes, b.bytes), a.seconds + b.seconds, {**a.parts, **b.parts})
+            return self.face.estimate(spec, "predict").combine(self.face.estimate(spec, "simulate"))
         return self.face.estimate(self._checked(spec), verb)
 
     def guard(self, spec: Spec, verb: str, confirm_time: bool = False, yes: bool = False) -> None:
@@ -119,14 +117,20 @@ class RegisteredFamily:
         self.guard(spec, "predict")
         return self._stamp(self.face.predict(self._checked(spec), **options), spec, self.axis)
 
-    def simulate(self, spec: Spec, progress: bool | None = None):
+    def simulate(self, spec: Spec, progress: bool | None = None, blas_threads: int | None = 1):
+        """The face's simulate with BLAS on ``blas_threads`` threads (default one, as on the command line:
+        ``threads.py``; ``None`` leaves BLAS as the caller set it)."""
+        from ..threads import blas_limit
+        limit = blas_limit(blas_threads)
         reference_axis = "flow_time" if self.training_curve else None
         self.guard(spec, "simulate")
         steps = getattr(spec, "gd_steps", None) if self.training_curve else None
         if steps is not None and steps < FEW_STEPS:
             warnings.warn(f"{steps} gradient-descent step(s) only (lr {spec.lr:g} to t = {spec.final_time:g}): "
                           "not a training curve to hold a flow against; lower --lr", RuntimeWarning)
-        return self._stamp(self.face.simulate(self._checked(spec), progress=progress), spec, reference_axis)
+        with limit:
+            trajectory = self.face.simulate(self._checked(spec), progress=progress)
+        return self._stamp(trajectory, spec, reference_axis)
 
     def summarise(self, spec: Spec, trajectory: Any) -> dict:
         return self.face.summarise(self._checked(spec), trajectory)

@@ -33,8 +33,8 @@ def blowup_message(t: float, y_max: float) -> str:
 
 def budget_message(max_evals: int, t: float, t_max: float) -> str:
     return (f"step budget exhausted: {max_evals} right-hand-side evaluations reached at t = {t:.6g} of "
-            f"{t_max:.6g}; the system may be stiff (try method='Radau' or 'LSODA'), or raise max_evals, loosen "
-            f"rtol or shorten t_max")
+            f"{t_max:.6g}; the flow may be stiff: try --integrator stiff (attn-m, attn-s; "
+            f"integrator='stiff' in the spec) or a shorter --t-max")
 
 
 def check_start(y0: np.ndarray, t_eval: np.ndarray, t_max: float) -> None:

@@ -47,5 +47,5 @@ def solve(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_max:
                            **options)
     if result.status != 0:
         raise IntegrationError(f"integration stopped at t = {result.t[-1] if result.t.size else 0:.6g}: "
-                               f"{result.message}; try method='Radau' or looser tolerances")
+                               f"{result.message}; try --integrator stiff (attn-m, attn-s) or a shorter --t-max")
     return Solution(t=result.t, y=result.y.T, nfev=count[0])
