@@ -7,6 +7,7 @@
     reduced-dynamics sweep    MODEL --grid FIELD=V1,V2,... [--grid ...] [spec flags] --measure NAME[,NAME]
                               [--side theory|reference|both] [--out DIR] [--workers N]
                               [--dask local | --scheduler ADDRESS] [--chunk-size N] [--[no-]workers-write]
+    reduced-dynamics ledger   [--quick] [--study NAME] [--seeds N] [--out DIR] [--workers N] [--write-into FILE]
     reduced-dynamics models
 
 Spec flags are generated from the model's spec dataclass (underscores become hyphens), so the CLI and the
@@ -503,12 +504,15 @@ def _main(argv: list[str]) -> int:
             return _run_figures(rest)
         if verb == "sweep":
             return _run_sweep(rest)
+        if verb == "ledger":
+            from .ledger import main as run_ledger
+            return run_ledger(rest, prog="reduced-dynamics ledger")
         if verb == "models":
             width = max(map(len, FAMILIES))
             for fam in FAMILIES.values():
                 print(f"{fam.name:{width}}  {fam.title}   [{fam.path}]")
             return 0
-        raise UsageError(f"unknown command {verb!r}: expected one of {', '.join(VERBS)}, figures, sweep, models")
+        raise UsageError(f"unknown command {verb!r}: expected one of {', '.join(VERBS)}, figures, sweep, ledger, models")
     except (ReducedDynamicsError, UsageError) as exc:
         print(f"reduced-dynamics: error: {one_line(exc)}", file=sys.stderr)
         return 2

@@ -270,8 +270,13 @@ def write_into(path: str | Path, table: str) -> Path:
     return atomic_write_text(path, f"{head}{BEGIN}\n{table}{END}{tail}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reduced_dynamics.ledger", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None, prog: str = "python -m reduced_dynamics.ledger") -> int:
+    """Run the ledger from the command line (``reduced-dynamics ledger`` calls this); bad input: one line,
+    exit code 2."""
+    import sys
+    from .cli import UsageError, _Parser
+    from .errors import one_line
+    parser = _Parser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--study", action="append", choices=list(STUDIES), help="run only this study (repeatable)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds 0 .. N-1 (default 8; 2 with --quick)")
     parser.add_argument("--quick", action="store_true", help="small sizes for CI")
@@ -279,14 +284,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="process-pool workers (default 2)")
     parser.add_argument("--write-into", metavar="FILE", help="also replace the table between the seeds markers of "
                         "this Markdown file (README.md)")
-    args = parser.parse_args(argv)
-    seeds = args.seeds if args.seeds is not None else (2 if args.quick else 8)
     try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        seeds = args.seeds if args.seeds is not None else (2 if args.quick else 8)
+        if args.workers is not None and args.workers < 1:
+            raise SpecError("workers", "a positive integer", args.workers)
         rows = run_ledger(args.out, args.study, seeds, args.quick, workers=args.workers)
         if args.write_into:
             write_into(args.write_into, markdown(rows))
-    except ReducedDynamicsError as exc:
-        parser.exit(2, f"{parser.prog}: error: {str(exc).splitlines()[0]}\n")
+    except (ReducedDynamicsError, UsageError) as exc:
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
     print(markdown(rows), end="")
     return 0
 

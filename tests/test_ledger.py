@@ -81,3 +81,16 @@ def test_write_into_replaces_only_the_marked_block(tmp_path):
     with pytest.raises(OutputError, match="one block"):
         ledger.write_into(page, "| new |\n")
     assert page.read_text() == "no markers\n"          # nothing half-written
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--study", "nope"], "argument --study: invalid choice"),
+    (["--seeds", "0"], "seeds: expected a positive integer"),
+    (["--workers", "0"], "workers: expected a positive integer"),
+    (["--seeds", "x"], "argument --seeds: invalid int value"),
+])
+def test_the_ledger_verb_refuses_bad_input_in_one_line(argv, says, capsys):
+    from reduced_dynamics.cli import main
+    assert main(["ledger", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0], err

@@ -1,6 +1,6 @@
 """The Python API runs gradient descent on one BLAS thread, as the command line does (issue 20: on every
 thread it cost 4.5x the CPU); ``blas_threads=None`` leaves the caller's setting. The CPU comparison of the
-API against the CLI is a benchmark (benchmarks/api_threads.py), not a timed test."""
+API against the CLI is a benchmark (benchmarks/simulate_cpu.py), not a timed test."""
 import pytest
 from threadpoolctl import threadpool_limits
 
