@@ -56,5 +56,6 @@ def estimate(spec, verb):
 
 
 def max_stable_lr(spec):
-    from ..theory.linear_attention import merged
-    return merged.max_stable_lr(spec)
+    """The bound of the system the run follows (LRA-2): every weight when unfrozen, the manifold when frozen."""
+    from ..theory import lr_atlas
+    return lr_atlas.run_bound(spec)
