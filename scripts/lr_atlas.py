@@ -52,33 +52,41 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     at = lr_atlas.atlas(spec, rates)
     gd_rates = np.linspace(0.1, 0.6, 8)
     gd = [gd_outcome(spec.replace(lr=float(r))) for r in gd_rates]
-    fig, (top, bottom) = plotting.figure(width=plotting.FULL_WIDTH, height=4.2, nrows=2, sharex=True)
+    labels = at.coarse_labels
+    fig, (top, bottom) = plotting.figure(width=plotting.FULL_WIDTH, height=4.2, nrows=2)
     width = rates[1] - rates[0]
-    for r, label in zip(rates, at.coarse_labels):
+    for r, label in zip(rates, labels):
         for ax in (top, bottom):
             ax.axvspan(r - width / 2, r + width / 2, color=COLOURS[label], alpha=0.25, lw=0)
-    top.semilogy(rates, at.final, "k.", ms=3, label="atlas: final loss")
-    top.semilogy(rates, at.peak, "^", color="0.4", ms=2, label="atlas: peak")
+    ok = np.array([x != "divergent" for x in labels])
+    top.semilogy(rates[ok], at.final[ok], "k.", ms=3, label="atlas: final loss")
+    top.semilogy(rates, at.peak, "^", color="0.4", ms=2, label="atlas: peak loss")
     for r, out in zip(gd_rates, gd):
-        if out["label"] != "divergent":
-            top.semilogy(r, out["final"], "o", mfc="none", mec=COLOURS[out["label"]], ms=7)
-        top.annotate(out["label"][:3], (r, top.get_ylim()[1] if False else max(at.final[np.isfinite(at.final)].max(), 1)),
-                     fontsize=5, ha="center")
-    top.plot([], [], "o", mfc="none", mec="k", label="full GD (reference), colour = its regime")
+        y = out["final"] if out["label"] != "divergent" else at.peak.max()
+        top.semilogy(r, y, "o" if out["label"] != "divergent" else "x", mfc="none", mec=COLOURS[out["label"]],
+                     color=COLOURS[out["label"]], ms=7)
+    top.plot([], [], "o", mfc="none", mec="k", label="full GD (reference) final loss; x: diverged; colour: regime")
+    for label, colour in COLOURS.items():
+        top.fill_between([], [], color=colour, alpha=0.25, label=label)
     for ax in (top, bottom):
         ax.axvline(bound["eta_max"], ls="--", color="k", lw=0.8)
     top.set_ylabel("training loss")
-    top.legend(fontsize=6, loc="upper left")
-    bottom.semilogy(rates, at.sharpness, "k.", ms=3, label="atlas: final lambda_max")
-    bottom.semilogy(rates, 2.0 / rates, "-", color="0.3", lw=0.8, label="2 / lr")
-    bottom.set_xlabel("learning rate")
+    top.legend(fontsize=5, loc="upper left", ncol=2)
+    bottom.semilogy(rates[ok], at.sharpness[ok], "k.", ms=3, label="atlas: lambda_max at the end")
+    bottom.semilogy(rates, 2.0 / rates, "-", color="0.3", lw=0.8, label="2 / lr (edge of stability)")
+    bottom.sharex(top)
+    bottom.set_xlabel("learning rate (dashed: the run's bound eta_max, LRA-2)")
     bottom.set_ylabel("sharpness")
     bottom.legend(fontsize=6, loc="upper right")
-    fig.suptitle(f"attn-m (unfrozen), D = 2, H = 2, P = 200: regimes by rate; bound eta_max = {bound['eta_max']:.3f}",
+    fig.suptitle(f"attn-m (unfrozen), D = 2, H = 2, P = 200, t = 60: regimes by rate; eta_max = {bound['eta_max']:.3f}",
                  fontsize=8)
+    gd_ok = [o["label"] != "divergent" for o in gd]
     summary = {"eta_max": bound["eta_max"], "system": bound["system"], "first_divergent": at.first_divergent(),
                "gd_rates": gd_rates.tolist(), "gd_labels": [o["label"] for o in gd],
-               "atlas_labels_at_gd_rates": lr_atlas.atlas(spec, gd_rates, lyapunov=False).coarse_labels}
-    arrays = {"rates": rates, "final": at.final, "peak": at.peak, "minimum": at.minimum, "sharpness": at.sharpness,
-              "lyapunov": at.lyapunov, "gd_rates": gd_rates, "gd_final": np.array([o["final"] for o in gd])}
+               "atlas_labels_at_gd_rates": lr_atlas.atlas(spec, gd_rates, lyapunov=False).coarse_labels,
+               "atlas_labels": labels}
+    arrays = {"rates": rates, "peak": at.peak, "minimum": at.minimum, "settled_rates": rates[ok],
+              "settled_final": at.final[ok], "settled_sharpness": at.sharpness[ok],
+              "settled_lyapunov": at.lyapunov[ok], "divergent_rates": rates[~ok], "gd_rates": gd_rates,
+              "gd_settled_rates": gd_rates[gd_ok], "gd_settled_final": np.array([o["final"] for o in gd])[gd_ok]}
     return figures.save(fig, Path(out_dir) / NAME, spec, arrays, summary)
