@@ -21,7 +21,7 @@ from reduced_dynamics.theory import lr_atlas
 
 NAME = "lr_atlas"
 SMALL = dict(dim=2, heads=2, init_scale=0.1, train_size=200, t_max=60.0)
-COLOURS = {"monotone": "#4c72b0", "catapult": "#55a868", "oscillating": "#dd8452", "divergent": "#c44e52"}
+COLOURS = {"monotone": "#4c72b0", "damped": "#8172b2", "catapult": "#55a868", "oscillating": "#dd8452", "divergent": "#c44e52"}
 
 
 def gd_outcome(spec) -> dict:

@@ -105,6 +105,7 @@ def test_classify_names_the_regimes():
     assert lr_atlas.classify(np.array([1.0, 0.5, 0.4, 0.4]), tail, True) == "divergent"
     assert lr_atlas.classify(np.array([1.0, 0.5, 0.3, 0.2, 0.1, 0.1]), tail, False) == "monotone"
     assert lr_atlas.classify(np.array([1.0, 3.0, 0.3, 0.2, 0.1, 0.1]), tail, False) == "catapult"
+    assert lr_atlas.classify(np.array([1.0, 0.3, 0.5, 0.2, 0.1, 0.1]), tail, False) == "damped"
     orbit = np.array([[1.0, 0.0], [0.0, 1.0]] * 5)[:lr_atlas.PERIODS + 1]
     loss = np.array([1.0, 0.5, 0.7] * 4)
     assert lr_atlas.classify(loss, orbit, False) == "period-2"

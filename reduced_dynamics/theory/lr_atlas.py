@@ -28,12 +28,13 @@ PERIOD_RATIO = 0.05    # |y_S - y_{S-k}| below this fraction of one step |y_S - 
 SETTLE_TOL = 1e-12     # a loss rise below this (relative) is rounding, not a rise
 CHAOS = 0.01           # finite-time Lyapunov exponent per step above this: chaotic
 RISE = 1e-6            # the loss exceeds its start by more than this (relative): a catapult
-COARSE = {"monotone": "monotone", "catapult": "catapult", "chaotic": "oscillating", "oscillating": "oscillating",
-          "divergent": "divergent"}
+STEP_RISE = 1e-9       # one step raises the loss by more than this (relative): the descent is not monotone
+COARSE = {"monotone": "monotone", "damped": "damped", "catapult": "catapult", "chaotic": "oscillating",
+          "oscillating": "oscillating", "divergent": "divergent"}
 
 
 def coarse(label: str) -> str:
-    """The four labels GD is compared on: monotone, catapult, oscillating (period-k, chaotic, aperiodic),
+    """The labels GD is compared on: monotone, damped, catapult, oscillating (period-k, chaotic, aperiodic),
     divergent."""
     return "oscillating" if label.startswith("period-") else COARSE[label]
 
@@ -90,10 +91,51 @@ class BatchedMap:
         return float(eigsh(op, k=1, which="LA", v0=v0, tol=1e-10, return_eigenvectors=False)[0])
 
 
-def system(spec, moments: str = "sample") -> tuple[BatchedMap, np.ndarray, str]:
-    """(map, initial state, name) of the system the spec's run follows: attn-m, linear attention, every rate."""
+class SoftmaxMap:
+    """The softmax family's map on its reduced M (LRA-7): M <- M - eta grad L(M), grad L = G diag(p) with the
+    exact finite-N gradient G (SF-13, SF-19d; ``features.exact_gd_map`` for one rate), for K states at once (the
+    Laplace quadrature takes stacks). Its Jacobian-vector product is a central difference of the exact gradient
+    along the direction (relative error ~1e-10, as the modified flow's, docs/theory/finite_learning_rate.md)."""
+
+    def __init__(self, evaluator, probabilities: np.ndarray, h: float = 1e-5):
+        self.evaluator, self.p, self.h = evaluator, np.asarray(probabilities, float), float(h)
+        self.K = self.p.size
+        self.n = self.K * self.K
+        self.mask = np.ones(self.n)
+
+    def _stack(self, Y):
+        return np.asarray(Y, float).reshape(len(Y), self.K, self.K)
+
+    def loss(self, Y: np.ndarray) -> np.ndarray:
+        return self.evaluator.losses(self._stack(Y)) @ self.p
+
+    def gradient(self, Y: np.ndarray) -> np.ndarray:
+        return -self.evaluator.flow_rhs(self._stack(Y)).reshape(len(Y), -1)
+
+    def hvp(self, Y: np.ndarray, U: np.ndarray) -> np.ndarray:
+        scale = np.maximum(np.linalg.norm(U, axis=1, keepdims=True), 1e-300)
+        step = self.h / scale
+        return (self.gradient(Y + step * U) - self.gradient(Y - step * U)) / (2.0 * step)
+
+    def sharpness(self, y: np.ndarray) -> float:
+        """lambda_max of the Hessian (dense: K^2 directions, symmetrised)."""
+        y = np.asarray(y, float)[None]
+        H = self.hvp(np.repeat(y, self.n, axis=0), np.eye(self.n))
+        return float(np.linalg.eigvalsh(0.5 * (H + H.T))[-1])
+
+
+def system(spec, moments: str = "sample"):
+    """(map, initial state, name) of the system the spec's run follows: attn-m with linear attention (every
+    weight, or the manifold when frozen), or softmax (its exact-gradient map on M, LRA-7)."""
+    if spec.model == "softmax":
+        from .softmax import features
+        if spec.limit != "exact":
+            raise SpecError("limit", "exact (the map on M uses the exact finite-N gradient)", spec.limit)
+        p, M0 = features.start(spec)
+        evaluator = features.exact_evaluator(p, spec.context, spec.include_query_token)
+        return SoftmaxMap(evaluator, p), M0.reshape(-1), "exact finite-N GD map on M (SF-13, LR-1)"
     if spec.model != "attn-m" or spec.attention != "linear":
-        raise SpecError("model", "attn-m with linear attention (the map that equals its GD run)", spec.model)
+        raise SpecError("model", "attn-m with linear attention, or softmax (a map that equals the run)", spec.model)
     flow, y0, _ = iwl.setup(spec.replace(discretisation="flow"), moments=moments, level="full")
     mask = None
     name = "all weights (LA-44, LR-9): unfrozen full-batch GD"
@@ -161,14 +203,17 @@ class Atlas:
 def classify(loss: np.ndarray, tail: np.ndarray, diverged: bool, lyapunov: float = math.nan) -> str:
     """(LRA-4) from the loss curve L_0..L_S and the last states ``tail`` (PERIODS + 1, n; tail[-1] = y_S):
     divergent; settled when the loss never rises over the last quarter of the run (by more than rounding,
-    SETTLE_TOL relative), as catapult if it ever rose above its start, else monotone; period-k when y_S is back
+    SETTLE_TOL relative), as catapult if it ever rose above its start, damped if some step raised it (by more
+    than STEP_RISE relative) but never above its start, else monotone; period-k when y_S is back
     near y_{S-k} (|y_S - y_{S-k}| <= PERIOD_RATIO |y_S - y_{S-1}|, smallest k >= 2; a slow drift along the
     minima is allowed); otherwise chaotic when the Lyapunov exponent exceeds CHAOS, else oscillating."""
     if diverged:
         return "divergent"
     last = loss[-max(len(loss) // 4, 2):]
     if np.all(np.diff(last) <= SETTLE_TOL * np.abs(last[1:])):
-        return "catapult" if np.max(loss) > loss[0] * (1.0 + RISE) else "monotone"
+        if np.max(loss) > loss[0] * (1.0 + RISE):
+            return "catapult"
+        return "damped" if np.any(np.diff(loss) > STEP_RISE * np.abs(loss[1:])) else "monotone"
     gaps = [float(np.linalg.norm(tail[-1] - tail[-1 - k])) for k in range(1, PERIODS + 1)]
     for k in range(2, PERIODS + 1):
         if gaps[k - 1] <= PERIOD_RATIO * gaps[0]:
@@ -232,6 +277,8 @@ def atlas(spec, rates, lyapunov: bool = True) -> Atlas:
     rates = np.asarray(rates, dtype=float)
     if rates.ndim != 1 or rates.size == 0 or np.any(~np.isfinite(rates)) or np.any(rates <= 0):
         raise SpecError("rates", "positive finite learning rates", rates)
+    if spec.model == "softmax" and spec.discretisation != "map":
+        spec = spec.replace(discretisation="map")
     bm, y0, name = system(spec)
     steps = run_steps(spec, rates)
     losses, tails, lengths, lyap, diverged = iterate(bm, y0, rates, steps, lyapunov)
