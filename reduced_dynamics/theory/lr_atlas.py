@@ -228,11 +228,14 @@ def run_steps(spec, rates: np.ndarray) -> np.ndarray:
 
 def iterate(bm: BatchedMap, y0: np.ndarray, rates: np.ndarray, steps: np.ndarray, lyapunov: bool = True):
     """The map for every rate at once from y0 (LRA-3): losses (S+1, K), the last PERIODS + 1 states (K, P+1, n),
-    step lengths (S, K), the Lyapunov exponent over each run's second half (LRA-5) and the diverging step."""
+    step lengths (S, K), the Lyapunov exponent over each run's second half (LRA-5; the tangent vector starts
+    there, from one fixed random unit vector, so it measures the Jacobian product over that window and not a
+    direction that an earlier contracting phase wore away) and the diverging step."""
     K, S = len(rates), int(steps.max())
     Y = np.repeat(np.asarray(y0, float)[None], K, axis=0)
-    V = np.random.default_rng(0).standard_normal((K, bm.n)) * bm.mask
-    V /= np.linalg.norm(V, axis=1, keepdims=True)
+    v0 = np.random.default_rng(0).standard_normal(bm.n) * bm.mask      # one start vector for every rate
+    v0 /= np.linalg.norm(v0)
+    V = np.zeros((K, bm.n))
     losses = np.full((S + 1, K), np.nan)
     lengths = np.full((S, K), np.nan)
     ring = np.zeros((K, PERIODS + 1, bm.n))
@@ -254,13 +257,14 @@ def iterate(bm: BatchedMap, y0: np.ndarray, rates: np.ndarray, steps: np.ndarray
         idx = np.nonzero(moving)[0]
         Ym = Y[idx]
         with np.errstate(over="ignore", invalid="ignore"):
-            if lyapunov:
-                Vm = V[idx] - eta[idx] * bm.hvp(Ym, V[idx])
+            late = idx[k >= steps[idx] // 2]                     # (LRA-5): the second half of each run
+            if lyapunov and late.size:
+                V[late[k == steps[late] // 2]] = v0                   # a fresh start at the window's first step
+                Vm = V[late] - eta[late] * bm.hvp(Y[late], V[late])
                 norm = np.linalg.norm(Vm, axis=1)
-                late = k >= steps[idx] // 2
-                log_growth[idx[late]] += np.log(norm[late])
-                counted[idx[late]] += 1
-                V[idx] = Vm / np.where(norm > 0, norm, 1.0)[:, None]
+                log_growth[late] += np.log(norm)
+                counted[late] += 1
+                V[late] = Vm / np.where(norm > 0, norm, 1.0)[:, None]
             step = -eta[idx] * bm.gradient(Ym)
             Y[idx] = Ym + step
             lengths[k, idx] = np.linalg.norm(step, axis=1)
