@@ -1,7 +1,7 @@
 """``reduced-dynamics atlas MODEL --lr-range A B --points K [spec flags]``: the lr atlas (docs/theory/lr_atlas.md,
 LRA-4) of the run the spec describes, one row per rate on a geometric grid from A to B, written as CSV, JSON and
 npz (``--out-dir``, default out/MODEL-atlas.{csv,json,npz}). Only families with a map that equals their run
-(attn-m with linear attention; softmax, exact finite N) are accepted; others get a one-line error naming the model."""
+(attn-m and attn-s with linear attention; softmax, exact finite N) are accepted; others get a one-line error naming the model."""
 from __future__ import annotations
 
 import csv
@@ -15,7 +15,7 @@ from .errors import SpecError
 from .families import family
 from .files import all_or_nothing, atomic_save_npz, atomic_write_json, atomic_write_text, check_target, to_json
 
-MODELS = ("attn-m", "softmax")
+MODELS = ("attn-m", "attn-s", "softmax")
 
 
 def run(argv: list[str]) -> int:

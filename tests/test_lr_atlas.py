@@ -172,3 +172,47 @@ def test_lyapunov_exponent_is_the_growth_of_a_small_separation_between_two_gd_or
             Z = Y + (Z - Y) * (eps / sep)
         assert lyap[j] == pytest.approx(np.mean(growth), abs=1e-4)
     assert lyap[1] > lr_atlas.CHAOS > abs(lyap[0])
+
+
+SMALL_S = dict(dim=3, heads=2, rank=2, context=7, init_scale=0.3, init_rule="normal", output_scale="paper",
+               train_size=300)
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_attn_s_all_weights_map_is_full_gd(frozen):
+    """(LRA-8): the three-factor map on the quadratic in Theta is attn-s GD of every weight (or the frozen GD),
+    step by step, and its Hessian-vector product is the central difference of its gradient."""
+    spec = rd.spec("attn-s", **SMALL_S, steps=40, lr=0.1, freeze_off_manifold=frozen)
+    bm, y0, _ = lr_atlas.system(spec)
+    cov, params, data = ref.problem_separate(spec)
+    model = ref.SeparateAttention(spec.kappa)
+    D, H = spec.dim, spec.heads
+
+    def state(p):
+        return np.concatenate([p["r"], p["K"].reshape(H, -1), p["Q"][:, :, :D].reshape(H, -1)], axis=1).reshape(-1)
+    mask = model.off_manifold_mask(params) if frozen else None
+    losses, states, _ = ref.gradient_descent(model, params, ref.Batch.from_training_set(data), 0.1, 40, mask=mask,
+                                             record=state, progress=False)
+    mapped, tails, _, _, _ = lr_atlas.iterate(bm, y0, np.array([0.1]), np.array([40]))
+    assert np.max(np.abs(tails[0] - np.array(states[-9:]))) <= 1e-9 * np.max(np.abs(states))
+    assert np.max(np.abs(mapped[:, 0] - losses)) <= 1e-9 * losses[0]
+    rng = np.random.default_rng(1)
+    Y = y0[None] + 0.3 * rng.standard_normal((2, y0.size))
+    U = rng.standard_normal((2, y0.size)) * bm.mask
+    eps = 1e-6
+    fd = (bm.gradient(Y + eps * U) - bm.gradient(Y - eps * U)) / (2 * eps)
+    assert np.max(np.abs(bm.hvp(Y, U) - fd)) <= 1e-8 * np.max(np.abs(fd))
+
+
+def test_attn_s_bounds_frozen_is_the_manifolds_and_unfrozen_is_safe():
+    from reduced_dynamics.theory.linear_attention import separate
+    from reduced_dynamics.scripts.lr_atlas import gd_outcome_separate
+    spec = rd.spec("attn-s", **SMALL_S, t_max=30.0)
+    frozen = lr_atlas.run_bound(spec.replace(freeze_off_manifold=True))
+    assert frozen["eta_max"] == pytest.approx(separate.max_stable_lr(spec.replace(freeze_off_manifold=True))["eta_max"],
+                                              rel=1e-5)
+    free = lr_atlas.run_bound(spec)
+    assert "all weights" in free["system"] and free["eta_max"] < 0.5 * frozen["eta_max"]
+    out = gd_outcome_separate(spec.replace(lr=0.9 * free["eta_max"]))
+    assert out["label"] in ("monotone", "damped", "catapult")
+    assert out["final"] == pytest.approx(free["final_loss"], rel=0.01)

@@ -91,6 +91,86 @@ class BatchedMap:
         return float(eigsh(op, k=1, which="LA", v0=v0, tol=1e-10, return_eigenvectors=False)[0])
 
 
+class SeparateMap(BatchedMap):
+    """The all-weights map of attn-s (LRA-8): the full model is linear in Theta[a, b, c] = sum_i (K_i^T Q_i)[a, c]
+    r_i[b] (c < D; Q_i[:, D] meets the query's empty label slot), so its training loss is the same quadratic
+    yy - 2 b.theta + theta^T A theta as attn-m's, in the moments of the run's own training set, and GD moves
+    (r_i, K_i, Q_i^x) by the three factors' gradients. State per head: r_i (D+1), K_i (R, D+1) and Q_i[:, :D]
+    (R, D), row-major; the Hessian-vector product by the product rule (exact: every term is a product)."""
+
+    def __init__(self, moments: iwl.Moments, dim: int, rank: int, heads: int, mask: np.ndarray | None = None):
+        self.A, self.b, self.yy = moments.A, moments.b, moments.yy
+        self.D, self.R, self.heads = dim, rank, heads
+        self.width = (dim + 1) + rank * (dim + 1) + rank * dim
+        self.n = heads * self.width
+        self.mask = np.ones(self.n) if mask is None else np.asarray(mask, dtype=float)
+
+    def _split(self, Y):
+        D, R = self.D, self.R
+        Y = Y.reshape(len(Y), self.heads, self.width)
+        r = Y[:, :, :D + 1]
+        K = Y[:, :, D + 1:D + 1 + R * (D + 1)].reshape(len(Y), self.heads, R, D + 1)
+        Q = Y[:, :, D + 1 + R * (D + 1):].reshape(len(Y), self.heads, R, D)
+        return r, K, Q
+
+    def _join(self, r, K, Q):
+        k, h = r.shape[:2]
+        return np.concatenate([r, K.reshape(k, h, -1), Q.reshape(k, h, -1)], axis=2).reshape(k, -1)
+
+    @staticmethod
+    def _theta(r, K, Q):
+        return np.einsum("khsa,khb,khsc->kabc", K, r, Q).reshape(len(r), -1)
+
+    def theta(self, Y: np.ndarray) -> np.ndarray:
+        return self._theta(*self._split(Y))
+
+    def _drive(self, Y):
+        return (2.0 * self.b - 2.0 * self.theta(Y) @ self.A).reshape(len(Y), self.D + 1, self.D + 1, self.D)
+
+    @staticmethod
+    def _pullback(G, r, K, Q):
+        """-(dL/dr, dL/dK, dL/dQ^x) for the drive G = -dL/dTheta."""
+        return (np.einsum("kabc,khsa,khsc->khb", G, K, Q), np.einsum("kabc,khb,khsc->khsa", G, r, Q),
+                np.einsum("kabc,khsa,khb->khsc", G, K, r))
+
+    def gradient(self, Y: np.ndarray) -> np.ndarray:
+        r, K, Q = self._split(Y)
+        return -self.mask * self._join(*self._pullback(self._drive(Y), r, K, Q))
+
+    def hvp(self, Y: np.ndarray, U: np.ndarray) -> np.ndarray:
+        r, K, Q = self._split(Y)
+        dr, dK, dQ = self._split(self.mask * U)
+        G = self._drive(Y)
+        dth = (np.einsum("khsa,khb,khsc->kabc", dK, r, Q) + np.einsum("khsa,khb,khsc->kabc", K, dr, Q)
+               + np.einsum("khsa,khb,khsc->kabc", K, r, dQ)).reshape(len(Y), -1)
+        dG = (-2.0 * dth @ self.A).reshape(G.shape)
+        out_r = (np.einsum("kabc,khsa,khsc->khb", dG, K, Q) + np.einsum("kabc,khsa,khsc->khb", G, dK, Q)
+                 + np.einsum("kabc,khsa,khsc->khb", G, K, dQ))
+        out_K = (np.einsum("kabc,khb,khsc->khsa", dG, r, Q) + np.einsum("kabc,khb,khsc->khsa", G, dr, Q)
+                 + np.einsum("kabc,khb,khsc->khsa", G, r, dQ))
+        out_Q = (np.einsum("kabc,khsa,khb->khsc", dG, K, r) + np.einsum("kabc,khsa,khb->khsc", G, dK, r)
+                 + np.einsum("kabc,khsa,khb->khsc", G, K, dr))
+        return -self.mask * self._join(out_r, out_K, out_Q)
+
+
+def separate_system(spec):
+    """(map, initial state, name) of an attn-s run: every weight, or the manifold (k_i^y, r_i^x frozen)."""
+    from ..tasks import linear_attention as task
+    drawn = task.draw(spec, train=True)
+    moments = iwl.sample_moments(drawn.train, spec.kappa)
+    D, R, H = spec.dim, spec.rank, spec.heads
+    W = drawn.weights
+    y0 = np.concatenate([W["r"], W["K"].reshape(H, -1), W["Q"][:, :, :D].reshape(H, -1)], axis=1).reshape(-1)
+    mask, name = None, "all weights (LRA-8): unfrozen full-batch GD"
+    if spec.freeze_off_manifold:
+        per_head = np.ones((D + 1) + R * (D + 1) + R * D)
+        per_head[:D] = 0.0                                               # r_i^x
+        per_head[D + 1 + np.arange(R) * (D + 1) + D] = 0.0               # k_i^y = K_i[:, D]
+        mask = np.tile(per_head, H)
+        name = "invariant manifold (LR-1): GD with k_i^y, r_i^x frozen"
+    return SeparateMap(moments, D, R, H, mask), y0, name
+
+
 class SoftmaxMap:
     """The softmax family's map on its reduced M (LRA-7): M <- M - eta grad L(M), grad L = G diag(p) with the
     exact finite-N gradient G (SF-13, SF-19d; ``features.exact_gd_map`` for one rate), for K states at once (the
@@ -134,8 +214,11 @@ def system(spec, moments: str = "sample"):
         p, M0 = features.start(spec)
         evaluator = features.exact_evaluator(p, spec.context, spec.include_query_token)
         return SoftmaxMap(evaluator, p), M0.reshape(-1), "exact finite-N GD map on M (SF-13, LR-1)"
-    if spec.model != "attn-m" or spec.attention != "linear":
-        raise SpecError("model", "attn-m with linear attention, or softmax (a map that equals the run)", spec.model)
+    if spec.model not in ("attn-m", "attn-s") or spec.attention != "linear":
+        raise SpecError("model", "attn-m or attn-s with linear attention, or softmax (a map that equals the run)",
+                        spec.model)
+    if spec.model == "attn-s":
+        return separate_system(spec)
     flow, y0, _ = iwl.setup(spec.replace(discretisation="flow"), moments=moments, level="full")
     mask = None
     name = "all weights (LA-44, LR-9): unfrozen full-batch GD"
