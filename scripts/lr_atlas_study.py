@@ -5,6 +5,8 @@ the coarse regime labels of the atlas and of GD at 8 rates from 0.5 to 1.2 times
 catapult peaks where both catapult.
 
     python -m reduced_dynamics.scripts.lr_atlas_study SIZE SEEDS     (SIZE: small or c6)
+    python -m reduced_dynamics.scripts.lr_atlas_study s-small SEEDS  (attn-s: the bound and GD at 0.9 of it only;
+                                                                     s-default: attn-s at its defaults)
 """
 from __future__ import annotations
 
@@ -15,10 +17,23 @@ import time
 import numpy as np
 
 import reduced_dynamics as rd
-from reduced_dynamics.scripts.lr_atlas import SMALL, gd_outcome
+from reduced_dynamics.scripts.lr_atlas import SMALL, gd_outcome, gd_outcome_separate
 from reduced_dynamics.theory import lr_atlas
 
 SIZES = {"small": SMALL, "c6": {}}
+SEPARATE = {"s-small": dict(dim=3, heads=2, rank=2, context=7, init_scale=0.3, init_rule="normal",
+                            output_scale="paper", train_size=300, t_max=30.0), "s-default": {}}
+
+
+def safety_separate(size: str, seed: int) -> dict:
+    """attn-s: the run's bound (LRA-2, LRA-8) and full GD at 0.9 of it."""
+    spec = rd.spec("attn-s", **SEPARATE[size], seed=seed)
+    bound = lr_atlas.run_bound(spec)
+    out = gd_outcome_separate(spec.replace(lr=0.9 * bound["eta_max"]))
+    manifold = lr_atlas.run_bound(spec.replace(freeze_off_manifold=True))["eta_max"]
+    return {"size": size, "seed": seed, "eta_max": bound["eta_max"], "manifold_eta_max": manifold,
+            "gd_at_0.9": out["label"], "gd_final_at_0.9": out["final"], "flow_final": bound["final_loss"],
+            "steps": spec.replace(lr=0.9 * bound["eta_max"]).gd_steps}
 
 
 def study(size: str, seed: int) -> dict:
@@ -52,4 +67,4 @@ def study(size: str, seed: int) -> dict:
 if __name__ == "__main__":
     size, seeds = sys.argv[1], int(sys.argv[2])
     for seed in range(seeds):
-        print(json.dumps(study(size, seed)), flush=True)
+        print(json.dumps(safety_separate(size, seed) if size in SEPARATE else study(size, seed)), flush=True)
