@@ -20,7 +20,6 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 from ..errors import SpecError
-from .linear_attention import iwl
 
 BLOWUP = 1e6           # the reference's divergence rule: loss > BLOWUP * max(L_0, 1), or not finite
 PERIODS = 8            # period-k orbits looked for, k = 1..PERIODS
@@ -44,7 +43,8 @@ class BatchedMap:
     for K states at once (rows of Y). ``mask`` (n,) is 1 where a weight moves, 0 where GD holds it (frozen
     u_i, r_i^x); the map is Y -> Y - eta m * grad L (LRA-1), its Jacobian I - eta m H (LRA-3)."""
 
-    def __init__(self, flow: iwl.IWLFlow, mask: np.ndarray | None = None):
+    def __init__(self, flow, mask: np.ndarray | None = None):
+        """``flow``: the all-weights flow (``iwl.IWLFlow``) whose moments and shapes the map uses."""
         self.flow, self.rows, self.cols, self.heads = flow, flow.rows, flow.cols, flow.heads
         self.A, self.b, self.yy = flow.train.A, flow.train.b, flow.train.yy
         self.n = self.heads * (self.rows + self.cols)
@@ -98,7 +98,8 @@ class SeparateMap(BatchedMap):
     (r_i, K_i, Q_i^x) by the three factors' gradients. State per head: r_i (D+1), K_i (R, D+1) and Q_i[:, :D]
     (R, D), row-major; the Hessian-vector product by the product rule (exact: every term is a product)."""
 
-    def __init__(self, moments: iwl.Moments, dim: int, rank: int, heads: int, mask: np.ndarray | None = None):
+    def __init__(self, moments, dim: int, rank: int, heads: int, mask: np.ndarray | None = None):
+        """``moments``: the training set's ``iwl.Moments`` (A, b, yy of the quadratic in Theta)."""
         self.A, self.b, self.yy = moments.A, moments.b, moments.yy
         self.D, self.R, self.heads = dim, rank, heads
         self.width = (dim + 1) + rank * (dim + 1) + rank * dim
@@ -156,6 +157,7 @@ class SeparateMap(BatchedMap):
 def separate_system(spec):
     """(map, initial state, name) of an attn-s run: every weight, or the manifold (k_i^y, r_i^x frozen)."""
     from ..tasks import linear_attention as task
+    from .linear_attention import iwl
     drawn = task.draw(spec, train=True)
     moments = iwl.sample_moments(drawn.train, spec.kappa)
     D, R, H = spec.dim, spec.rank, spec.heads
@@ -219,6 +221,7 @@ def system(spec, moments: str = "sample"):
                         spec.model)
     if spec.model == "attn-s":
         return separate_system(spec)
+    from .linear_attention import iwl
     flow, y0, _ = iwl.setup(spec.replace(discretisation="flow"), moments=moments, level="full")
     mask = None
     name = "all weights (LA-44, LR-9): unfrozen full-batch GD"
