@@ -8,6 +8,7 @@
                               [--side theory|reference|both] [--out DIR] [--workers N]
                               [--dask local | --scheduler ADDRESS] [--chunk-size N] [--[no-]workers-write]
     reduced-dynamics ledger   [--quick] [--study NAME] [--seeds N] [--out DIR] [--workers N] [--write-into FILE]
+    reduced-dynamics atlas    MODEL --lr-range A B [--points K] [spec flags] [--out-dir DIR]
     reduced-dynamics models
 
 Spec flags are generated from the model's spec dataclass (underscores become hyphens), so the CLI and the
@@ -116,8 +117,8 @@ def _output_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--plot", metavar="FILE", help="where to write a figure (.pdf or .png; both are written)")
     if verb == "predict":
         parser.add_argument("--max-lr", action="store_true",
-                            help="print the largest stable learning rate of the reduced GD map, 2 / lambda_max of "
-                                 "the reduced loss's Hessian along the flow (LR-8), and exit")
+                            help="print the largest stable learning rate, 2 / lambda_max of the Hessian of the system "
+                                 "the run follows along its flow (LR-8, LRA-2), name that system, and exit")
     parser.add_argument("--yes", action="store_true",
                         help="run even if the estimated time exceeds the budget (memory limits still apply)")
     if verb == "compare":
@@ -195,10 +196,11 @@ def _run_model_verb(verb: str, argv: list[str]) -> int:
             raise SpecError("max_lr", "a family with a reduced GD map (one whose face defines max_stable_lr)", fam.name)
         fam.guard(spec, "predict", confirm_time=True, yes=args.yes)
         found = fam.face.max_stable_lr(spec)
-        print(f"{fam.name}: largest stable learning rate of the reduced GD map (LR-8): eta_max = "
+        print(f"{fam.name}: largest stable learning rate (LR-8, LRA-2): eta_max = "
               f"{found['eta_max']:.6g}" + "".join(f"; {k} {v:.6g}" for k, v in found.items()
                                                  if k != "eta_max" and isinstance(v, float)))
-        print("(the bound of the reduced system: for frozen off-manifold blocks; the full model can be sharper)")
+        print(f"(the system: {found['system']})" if "system" in found else
+              "(the bound of the reduced system: for frozen off-manifold blocks; the full model can be sharper)")
         return 0
     targets = output_targets(fam.name, verb, args)      # every output checked before any work is done
     fam.guard(spec, verb, confirm_time=True, yes=args.yes)
@@ -507,12 +509,16 @@ def _main(argv: list[str]) -> int:
         if verb == "ledger":
             from .ledger import main as run_ledger
             return run_ledger(rest, prog="reduced-dynamics ledger")
+        if verb == "atlas":                  # the lr atlas (docs/theory/lr_atlas.md), its own module
+            from .atlas_cli import run as run_atlas
+            with one_blas_thread():
+                return run_atlas(rest)
         if verb == "models":
             width = max(map(len, FAMILIES))
             for fam in FAMILIES.values():
                 print(f"{fam.name:{width}}  {fam.title}   [{fam.path}]")
             return 0
-        raise UsageError(f"unknown command {verb!r}: expected one of {', '.join(VERBS)}, figures, sweep, ledger, models")
+        raise UsageError(f"unknown command {verb!r}: expected one of {', '.join(VERBS)}, figures, sweep, ledger, atlas, models")
     except (ReducedDynamicsError, UsageError) as exc:
         print(f"reduced-dynamics: error: {one_line(exc)}", file=sys.stderr)
         return 2

@@ -77,16 +77,21 @@ def test_boolean_flags_and_python_module_entry(tmp_path):
     assert meta["spec"]["freeze_off_manifold"] is True and meta["kind"] == "reference-gd"
 
 
-def test_max_lr_prints_the_reduced_bound(capsys):
-    """predict --max-lr prints 2 / lambda_max of the reduced loss's Hessian (LR-8), the number the theory
-    module computes, and a family without a reduced GD map is refused by name."""
+def test_max_lr_prints_the_bound_of_the_run(capsys):
+    """predict --max-lr prints 2 / lambda_max of the Hessian of the system the run follows (LR-8, LRA-2), the
+    number the theory module computes, names that system (all weights unfrozen, the manifold frozen), and a family
+    without a reduced GD map is refused by name."""
     import reduced_dynamics as rd
-    from reduced_dynamics.theory.linear_attention import merged
-    flags = ["--dim", "2", "--heads", "2", "--context", "5", "--t-max", "20", "--init-scale", "0.1"]
-    assert main(["predict", "attn-m", *flags, "--max-lr"]) == 0
-    printed = capsys.readouterr().out
-    expected = merged.max_stable_lr(rd.spec("attn-m", dim=2, heads=2, context=5, t_max=20.0, init_scale=0.1))
-    assert f"eta_max = {expected['eta_max']:.6g}" in printed and expected["eta_max"] > 0
+    from reduced_dynamics.theory import lr_atlas
+    flags = ["--dim", "2", "--heads", "2", "--context", "5", "--t-max", "20", "--init-scale", "0.1",
+             "--train-size", "200"]
+    for extra, system in (([], "all weights"), (["--freeze-off-manifold"], "invariant manifold")):
+        assert main(["predict", "attn-m", *flags, *extra, "--max-lr"]) == 0
+        printed = capsys.readouterr().out
+        expected = lr_atlas.run_bound(rd.spec("attn-m", dim=2, heads=2, context=5, t_max=20.0, init_scale=0.1,
+                                              train_size=200, freeze_off_manifold=bool(extra)))
+        assert f"eta_max = {expected['eta_max']:.6g}" in printed and expected["eta_max"] > 0
+        assert f"(the system: {system}" in printed
     assert main(["predict", "sparse", "--max-lr"]) == 2
     assert capsys.readouterr().err.startswith("reduced-dynamics: error: max_lr:")
 

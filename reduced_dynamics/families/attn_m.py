@@ -12,7 +12,8 @@ AXIS = "flow_time"
 GIVEN_INPUTS = ("initial_weights", "training_set")     # rule 18: the projection (LA-35)
 MEASURES = ("drop_time", "final_loss")
 FIGURES = ("reduced_dynamics.scripts.attn_m_loss:make_figure", "reduced_dynamics.scripts.discretisation_order:make_figure",
-           "reduced_dynamics.scripts.attn_m_icl_iwl:make_figure", "reduced_dynamics.scripts.softmax_linear_regression:make_figure")
+           "reduced_dynamics.scripts.attn_m_icl_iwl:make_figure", "reduced_dynamics.scripts.softmax_linear_regression:make_figure",
+           "reduced_dynamics.scripts.lr_atlas:make_figure")
 
 
 def draw(spec):
@@ -56,5 +57,6 @@ def estimate(spec, verb):
 
 
 def max_stable_lr(spec):
-    from ..theory.linear_attention import merged
-    return merged.max_stable_lr(spec)
+    """The bound of the system the run follows (LRA-2): every weight when unfrozen, the manifold when frozen."""
+    from ..theory import lr_atlas
+    return lr_atlas.run_bound(spec)

@@ -61,5 +61,6 @@ def estimate(spec, verb):
 
 
 def max_stable_lr(spec):
-    from ..theory.linear_attention import separate
-    return separate.max_stable_lr(spec)
+    """The bound of the system the run follows (LRA-2, LRA-8): every weight when unfrozen, the manifold when frozen."""
+    from ..theory import lr_atlas
+    return lr_atlas.run_bound(spec)
