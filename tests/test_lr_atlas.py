@@ -131,6 +131,21 @@ def test_atlas_command_writes_its_table_and_refuses_bad_input(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_atlas_cost_and_outputs_are_checked_before_any_work(tmp_path, capsys):
+    """A rate range whose smallest rate needs 1e9 steps is refused from the estimate (the (steps, rates) arrays
+    would need terabytes) naming --lr-range and --points; an output folder under a file is refused too."""
+    flags = ["--dim", "2", "--heads", "2", "--train-size", "100", "--t-max", "10"]
+    assert main(["atlas", "attn-m", *flags, "--lr-range", "1e-8", "1", "--points", "100",
+                 "--out-dir", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "raise the smallest rate A of --lr-range" in err and "--points" in err and "\n" not in err
+    (tmp_path / "file").write_text("")
+    assert main(["atlas", "attn-m", *flags, "--lr-range", "0.1", "0.5", "--points", "3",
+                 "--out-dir", str(tmp_path / "file" / "sub")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_softmax_atlas_is_the_exact_gd_map_and_stays_monotone_above_its_bound():
     """(LRA-7): the batched map on M equals the one-rate exact GD map (``features.exact_gd_map``) step by step, and
     at these sizes the exact map descends monotonically even at 4 times eta_max (measured, docs §5): the bounded
