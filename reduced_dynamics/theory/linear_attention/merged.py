@@ -44,9 +44,9 @@ def pack(v: np.ndarray, U: np.ndarray, basis: np.ndarray) -> np.ndarray:
     return np.concatenate([v[None, :], U_rot.reshape(H, -1).T], axis=0).reshape(-1)
 
 
-def merged_flow(dim: int, heads: int, moments, cache_dir=None) -> ReducedFlow:
-    """The flow (LA-22): head map B_i = v_i U_i (LA-11), n = 1 + D^2 numbers per head."""
-    return ReducedFlow(derivation, {"D": dim}, 1 + dim * dim, dim, heads, moments, cache_dir)
+def merged_flow(dim: int, heads: int, moments, cache_dir=None, decay: float = 0.0) -> ReducedFlow:
+    """The flow (LA-22): head map B_i = v_i U_i (LA-11), n = 1 + D^2 numbers per head; weight decay (WD-2)."""
+    return ReducedFlow(derivation, {"D": dim}, 1 + dim * dim, dim, heads, moments, cache_dir, decay)
 
 
 def setup(spec: LinearMergedSpec, moments: str | None = None, cache_dir=None, initial_weights=None,
@@ -60,7 +60,7 @@ def setup(spec: LinearMergedSpec, moments: str | None = None, cache_dir=None, in
     data = None if training_set is None else given.training_set(spec, training_set)
     cov = cov if data is None else given.covariance(data)     # the eigenbasis of the observables
     mom = given.moments(spec, drawn, data, moments)
-    flow = merged_flow(spec.dim, spec.heads, mom, cache_dir)
+    flow = merged_flow(spec.dim, spec.heads, mom, cache_dir, spec.weight_decay)
     v, U = projection(weights["W"], weights["r"])
     return flow, pack(v, U, mom.basis), cov
 
