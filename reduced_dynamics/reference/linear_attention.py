@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import DivergenceError
-from ..events import midpoint_drop_time
+from ..events import midpoint_drop_time, transience_events
 from ..specs import LinearMergedSpec, LinearSeparateSpec
 from ..tasks import linear_attention as task
 from ..trajectory import Trajectory, provenance
@@ -346,6 +346,8 @@ def simulate_merged(spec: LinearMergedSpec, progress: bool | None = None, test_s
     events = {"drop_time": midpoint_drop_time(t, losses)}
     if tests:
         events.update(iwl_events(spec, cov, t, columns[3], columns[4]))
+        if spec.icl != 1.0:          # the mixture: does in-context learning emerge, and does it fade (WD-9)
+            events.update(transience_events(t, columns[3], columns[4]))
     meta = provenance("attn-m", spec, "reference-gd", train_size=spec.sample_size, c=spec.c,
                       test_size=test_size, attention=spec.attention, icl=spec.icl,
                       loss="training MSE without 1/2 (LA-12)", time="t = lr * step (LA-13)")

@@ -28,7 +28,7 @@ import sympy as sp
 from reduced_dynamics.derivations import linear_iwl as derivation
 
 from ... import compile as compiler
-from ...events import midpoint_drop_time
+from ...events import midpoint_drop_time, transience_events
 from ...integrate import integrate
 from ...specs import LinearMergedSpec
 from ...tasks import linear_attention as task
@@ -366,7 +366,8 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, level: str = "fu
     laws = drop_laws(spec, flow, y0, drawn)
     kind = moments or ("sample" if spec.train_size is not None else "population")
     events = {"drop_time": midpoint_drop_time(sol.t, loss),
-              **task.drop_events(sol.t, L_ic, L_iw, drawn.covariance, spec.context)}
+              **task.drop_events(sol.t, L_ic, L_iw, drawn.covariance, spec.context),
+              **(transience_events(sol.t, L_ic, L_iw) if spec.icl != 1.0 else {})}     # (WD-9)
     meta = provenance("attn-m", spec, f"theory-iwl-{kind}-{level}", compiler.derivation_hash(derivation),
                       icl=spec.icl, level=level, test_moments=tests, discretisation=spec.discretisation, t_in_weight_formula=laws.t_in_weight, s1=laws.s1, a1=laws.a1,
                       U0=laws.U0, delay_linear_formula=laws.delay_linear, L_min=flow.train.minimum,

@@ -23,7 +23,7 @@ import numpy as np
 from reduced_dynamics.derivations import linear_merged as derivation
 
 from ... import compile as compiler
-from ...events import midpoint_drop_time
+from ...events import midpoint_drop_time, transience_summary
 from ...specs import LinearMergedSpec
 from ...tasks import linear_attention as task
 from ...trajectory import Trajectory, provenance
@@ -166,8 +166,13 @@ def closed_form(spec: LinearMergedSpec, t: np.ndarray | None = None) -> Trajecto
 
 def summarise(spec: LinearMergedSpec, trajectory: Trajectory) -> dict:
     """Metrics applied identically to theory and reference curves: the midpoint drop time (LA-28's
-    definition, levels from the curve itself) and the final loss."""
-    return {"drop_time": midpoint_drop_time(trajectory.t, trajectory.loss), "final_loss": float(trajectory.loss[-1])}
+    definition, levels from the curve itself) and the final loss; on the mixture (icl < 1) also the transience
+    measures of the two test losses (WD-9)."""
+    out = {"drop_time": midpoint_drop_time(trajectory.t, trajectory.loss), "final_loss": float(trajectory.loss[-1])}
+    obs = trajectory.observables
+    if spec.icl != 1.0 and "test_loss_in_context" in obs:
+        out.update(transience_summary(trajectory.t, obs["test_loss_in_context"], obs["test_loss_in_weight"]))
+    return out
 
 
 def comparison_theories(spec: LinearMergedSpec) -> dict[str, Trajectory]:
