@@ -333,6 +333,7 @@ class SoftmaxFeaturesSpec(TrainingTime, Spec):
     steps: int | None = param(None, "gradient-descent steps (default: t_max / lr, or 300)", check=positive_int)
     t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 300)", check=positive_float)
     discretisation: str = discretisation_param()
+    weight_decay: float = weight_decay_param()
     batch: int = param(4000, "prompts per gradient-descent step", check=positive_int)
     fresh_batches: bool = param(True, "draw a fresh batch every step (else one fixed batch)", check=boolean)
     eval_prompts: int = param(10000, "contexts (each paired with every query feature) for the GD loss curves", check=positive_int)

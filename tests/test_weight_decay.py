@@ -197,3 +197,30 @@ def test_zero_decay_is_neutral_and_softmax_expansion_refuses_decay():
     with pytest.raises(SpecError, match="weight_decay"):
         rd.spec("attn-m", weight_decay=-1.0)
     assert math.isnan(wd.rest_roots(0.1, 0.01, 1.0, 1.0)[0])         # decay too strong: no rest at all
+
+
+@pytest.mark.parametrize("limit", ["large-n", "exact"])
+def test_softmax_flow_with_decay_is_minus_the_regularised_gradient(limit):
+    """Softmax: M = V Q V^T are orthonormal coordinates of Q (LR-1), so decay adds -lambda M (WD-2): the flow
+    probe's right-hand side is minus the finite-difference gradient of L + (lambda/2)|M|^2."""
+    spec = rd.spec("softmax", features=3, dim=4, context=6, limit=limit, weight_decay=0.05)
+    from reduced_dynamics.theory.softmax import features
+    rhs, loss, y0 = features.flow_probe(spec)
+    y = y0 + 0.5 * np.random.default_rng(2).standard_normal(y0.size)
+    h = 1e-5
+    fd = np.array([-(loss(y + h * e) - loss(y - h * e)) / (2 * h) for e in np.eye(y.size)])
+    assert np.max(np.abs(rhs(y) - fd)) <= 1e-6 * np.max(np.abs(fd))
+
+
+def test_softmax_reference_decay_term_and_gd_map():
+    """The reference's separate decay term is the gradient of (lambda/2)|Q|^2 (finite differences), and the
+    exact-gradient GD map with decay stays within 0.1 % of the flow with decay at lr 0.1 (LR-7)."""
+    from reduced_dynamics.reference import softmax_features as sref
+    Q = np.random.default_rng(4).standard_normal((3, 3))
+    fd = central_gradient(lambda p: 0.25 * float(np.sum(p["Q"] ** 2)), {"Q": Q})["Q"]
+    assert np.max(np.abs(sref.decay_gradient(Q, 0.5) - fd)) < 1e-8
+    spec = rd.spec("softmax", features=3, dim=4, context=6, lr=0.1, steps=200, weight_decay=0.05)
+    flow, gd_map = rd.predict(spec), rd.predict(spec.replace(discretisation="map"))
+    assert abs(gd_map.loss[-1] / flow.loss[-1] - 1) < 1e-3
+    no_decay = rd.predict(spec.replace(weight_decay=0.0))
+    assert flow.loss[-1] > 1.05 * no_decay.loss[-1]          # decay holds the attention back: a higher loss
