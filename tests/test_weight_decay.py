@@ -224,3 +224,16 @@ def test_softmax_reference_decay_term_and_gd_map():
     assert abs(gd_map.loss[-1] / flow.loss[-1] - 1) < 1e-3
     no_decay = rd.predict(spec.replace(weight_decay=0.0))
     assert flow.loss[-1] > 1.05 * no_decay.loss[-1]          # decay holds the attention back: a higher loss
+
+
+def test_comparison_levels_and_refusals_with_decay():
+    """With decay the comparison shows the regularised levels (WD-5, WD-8) and leaves out the logistic course
+    (LA-27), which has no decay; asking for it is a SpecError naming the field."""
+    spec = rd.spec("attn-m", dim=2, heads=2, context=5, weight_decay=0.05)
+    levels = merged.levels(spec, rd.predict(spec))
+    flow, _, _ = merged.setup(spec)
+    assert levels["regularised minimum (WD-5)"] == wd.merged_minimum(flow)[1] > levels["L* (LA-21)"]
+    with pytest.raises(SpecError, match="weight_decay"):
+        merged.closed_form(spec)
+    s_spec = LinearSeparateSpec(dim=2, heads=2, context=5, weight_decay=0.01)
+    assert list(separate.levels(s_spec, None).values()) == wd.separate_ladder(s_spec)

@@ -23,6 +23,7 @@ import numpy as np
 from reduced_dynamics.derivations import linear_merged as derivation
 
 from ... import compile as compiler
+from ...errors import SpecError
 from ...events import midpoint_drop_time, transience_summary
 from ...specs import LinearMergedSpec
 from ...tasks import linear_attention as task
@@ -153,6 +154,9 @@ def logistic_course(spec: LinearMergedSpec) -> LogisticCourse:
 
 def closed_form(spec: LinearMergedSpec, t: np.ndarray | None = None) -> Trajectory:
     """Trajectory of the logistic course (LA-27); exact for Lambda = lambda I on the aligned set."""
+    if spec.weight_decay:
+        raise SpecError("weight_decay", "0 for the logistic course (LA-27); with decay the end point is the "
+                        "regularised minimum (WD-5)", spec.weight_decay)
     course = logistic_course(spec)
     t = np.linspace(0.0, spec.final_time, 2001) if t is None else np.asarray(t, dtype=float)
     meta = provenance("attn-m", spec, "closed-form", compiler.derivation_hash(derivation),
@@ -188,7 +192,7 @@ def comparison_theories(spec: LinearMergedSpec) -> dict[str, Trajectory]:
     manifold = sample_spec.replace(all_weights=False)
     curves = {"theory": predict(sample_spec), "population flow": predict(spec.replace(all_weights=False),
                                                                          moments="population"),
-              "closed form": closed_form(spec),
+              **({} if spec.weight_decay else {"closed form": closed_form(spec)}),     # (LA-27) has no decay
               "modified flow": predict(manifold.replace(discretisation="modified")),    # (LR-5) at spec.lr
               "reduced GD map": predict(manifold.replace(discretisation="map"))}        # (LR-3) at spec.lr
     if not spec.freeze_off_manifold:      # unfrozen GD also moves the off-manifold blocks: LA-44 at the step
@@ -200,6 +204,9 @@ def levels(spec: LinearMergedSpec, theory: Trajectory) -> dict[str, float]:
     """Horizontal reference levels: the population minimum L* (LA-21) and the sample minimum."""
     cov = task.draw(spec, train=False).covariance
     out = {"L* (LA-21)": population_moments(spec, cov).minimum}
+    if spec.weight_decay and spec.icl == 1.0 and spec.attention == "linear":
+        from .weight_decay import merged_minimum
+        out["regularised minimum (WD-5)"] = merged_minimum(setup(spec.replace(all_weights=False))[0])[1]
     if theory.meta.get("kind") == "theory-sample":
         out["sample minimum"] = float(theory.meta["L_star"])
     return out

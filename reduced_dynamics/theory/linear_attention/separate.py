@@ -279,7 +279,10 @@ def comparison_theories(spec: LinearSeparateSpec) -> dict[str, Trajectory]:
 
 
 def levels(spec: LinearSeparateSpec, theory: Trajectory) -> dict[str, float]:
-    """The saddle ladder (LA-30) as dotted levels."""
+    """The saddle ladder (LA-30) as dotted levels; with weight decay the regularised ladder (WD-8)."""
+    if spec.weight_decay:
+        from .weight_decay import separate_ladder
+        return {f"L(M_{m}), decay": value for m, value in enumerate(separate_ladder(spec))}
     return {f"L(M_{m})": value for m, value in enumerate(ladder(spec))}
 
 
