@@ -38,6 +38,39 @@ def midpoint_drop_time(t: np.ndarray, loss: np.ndarray, min_fall: float = 0.01) 
     return first_crossing_below(t, loss, 0.5 * (loss[0] + lowest))
 
 
+EMERGENCE_FALL = 0.1      # a test loss "emerges" only if it falls by at least this fraction of its start (WD-9)
+
+
+def emergence_and_fade(t: np.ndarray, loss: np.ndarray, min_fall: float = EMERGENCE_FALL) -> tuple[float, float]:
+    """(emergence, fade) of a test-loss curve (WD-9): emergence is the midpoint drop time (the curve crosses the
+    midpoint of its start and its minimum going down), counted only when the curve falls by at least ``min_fall``
+    of its start (a 1 % dip while the other route is learned is not a learned solution); fade is the first time
+    after the minimum that it crosses back up through the same level. NaN for what does not happen."""
+    loss = np.asarray(loss, dtype=float)
+    emergence = midpoint_drop_time(t, loss, min_fall)
+    if math.isnan(emergence):
+        return emergence, math.nan
+    k = int(np.argmin(loss))
+    level = 0.5 * (loss[0] + loss[k])
+    return emergence, first_crossing_below(np.asarray(t, dtype=float)[k:], -loss[k:], -level)
+
+
+def transience_events(t: np.ndarray, L_ic: np.ndarray, L_iw: np.ndarray) -> dict:
+    """``icl_emergence``, ``icl_fade`` on the in-context test loss and ``iwl_emergence``, ``iwl_fade`` on the
+    in-weight one (WD-9), NaN where they do not happen: one definition for theory and reference."""
+    icl, iwl = emergence_and_fade(t, L_ic), emergence_and_fade(t, L_iw)
+    return {"icl_emergence": icl[0], "icl_fade": icl[1], "iwl_emergence": iwl[0], "iwl_fade": iwl[1]}
+
+
+def transience_summary(t: np.ndarray, L_ic: np.ndarray, L_iw: np.ndarray) -> dict:
+    """Sweep measures of the mixture's two test losses (WD-9): the four events, ``icl_phase`` (0 never emerges,
+    1 emerges and persists, 2 emerges and fades), the lowest and final values of both curves."""
+    events = transience_events(t, L_ic, L_iw)
+    phase = 0 if math.isnan(events["icl_emergence"]) else 1 if math.isnan(events["icl_fade"]) else 2
+    return {**events, "icl_phase": phase, "icl_min": float(np.min(L_ic)), "icl_final": float(L_ic[-1]),
+            "iwl_min": float(np.min(L_iw)), "iwl_final": float(L_iw[-1])}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Staircases: plateaus and the drops between them (saddle-to-saddle dynamics, linear_attention.md §7.2)
 

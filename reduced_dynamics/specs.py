@@ -140,6 +140,14 @@ def discretisation_param() -> Any:
                  "flow of L + (lr/4)|grad L|^2 (finite_learning_rate.md)", choices=("flow", "map", "modified"))
 
 
+def weight_decay_param() -> Any:
+    """The ``weight_decay`` field of a spec whose theory and reference both take it (weight_decay.md, WD-1): GD
+    steps theta <- theta - lr (grad L + lambda theta), the flow of L + (lambda/2) |theta|^2. 0 leaves every
+    number as it was."""
+    return param(0.0, "weight decay lambda: GD theta <- theta - lr (grad L + lambda theta), the flow of "
+                 "L + (lambda/2)|theta|^2 (weight_decay.md)", check=nonnegative_float)
+
+
 def consistent_duration(spec: Any) -> None:
     """Steps and final time given together must agree (t = lr * steps): a comparison of a 5-step run
     against a 100-unit flow means nothing. And one step may not cover the whole run (lr above the final
@@ -248,6 +256,7 @@ class LinearAttentionSpec(TrainingTime, Spec):
     steps: int | None = param(None, "gradient-descent steps (default: t_max / lr)", check=positive_int)
     t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 40)", check=positive_float)
     discretisation: str = discretisation_param()
+    weight_decay: float = weight_decay_param()
     integrator: str = param("compiled", "integrator of the flow: compiled (DOP853 in machine code, the reference) or "
                                         "stiff (LSODA on the compiled right-hand side and Jacobian: far fewer steps on "
                                         "the long late plateaus of attn-s)", choices=("compiled", "stiff"))
@@ -324,6 +333,7 @@ class SoftmaxFeaturesSpec(TrainingTime, Spec):
     steps: int | None = param(None, "gradient-descent steps (default: t_max / lr, or 300)", check=positive_int)
     t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 300)", check=positive_float)
     discretisation: str = discretisation_param()
+    weight_decay: float = weight_decay_param()
     batch: int = param(4000, "prompts per gradient-descent step", check=positive_int)
     fresh_batches: bool = param(True, "draw a fresh batch every step (else one fixed batch)", check=boolean)
     eval_prompts: int = param(10000, "contexts (each paired with every query feature) for the GD loss curves", check=positive_int)

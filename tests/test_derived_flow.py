@@ -117,3 +117,12 @@ def test_integrate_names_the_methods_a_derived_flow_takes():
     from reduced_dynamics.errors import IntegrationError
     with pytest.raises(IntegrationError, match="compiled, or one of"):
         integrate(flow, y0, 1.0, method="stiff")
+
+
+def test_decay_is_minus_lambda_times_the_state_on_both_paths():
+    """(WD-2) in the kernel: DerivedFlow(decay=l) is the program minus l y, on the compiled and the SciPy path."""
+    flow, _, _ = restricted_flow()
+    decayed = DerivedFlow.of(restricted_system(), "rhs", (3.0, 15.0), decay=0.25)
+    y = np.random.default_rng(3).normal(size=flow.size)
+    np.testing.assert_allclose(decayed(y), flow(y) - 0.25 * y, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(decayed.python_rhs(0.0, y), flow.python_rhs(0.0, y) - 0.25 * y, rtol=0, atol=1e-15)

@@ -1,7 +1,7 @@
 """Every theory label the project cites is defined exactly once on a documentation page.
 
 A label is an equation label such as LA-22, SF-19a, SM-30 or DL-6 (the deep-linear plug-in example), or a
-check label such as SM-C12 or SM-C12c (pattern ``(LA|SF|SM|DL)-C?<digits>[a-z]?``). The rule for defining
+check label such as SM-C12 or SM-C12c (pattern ``(LA|SF|SM|DL|LR|WD)-C?<digits>[a-z]?``). The rule for defining
 one, stated in ``docs/theory/index.md``:
 
 * equation label L: an anchor ``<a id="L"></a>`` followed (before the next anchor) by a display-math block
@@ -27,11 +27,11 @@ DOCS = ROOT / "docs"
 CITING = ["reduced_dynamics", "derivations", "scripts", "benchmarks", "examples", "tests", "docs", "README.md"]
 TEXT_SUFFIXES = {".py", ".md", ".txt", ".rst", ".cfg", ".toml", ".yml", ".yaml"}
 
-LABEL = r"(?:LA|SF|SM|DL|LRA|LR)-C?\d+[a-z]?"
+LABEL = r"(?:LA|SF|SM|DL|LRA|LR|WD)-C?\d+[a-z]?"
 CITED = re.compile(rf"\b({LABEL})\b")
 ANCHOR = re.compile(rf'<a id="({LABEL})"></a>')
 TAG = re.compile(rf"\\tag\{{({LABEL})\}}")
-CHECK_ID = re.compile(r"^(?:LA|SF|SM|DL|LRA|LR)-C\d+[a-z]?$")
+CHECK_ID = re.compile(r"^(?:LA|SF|SM|DL|LRA|LR|WD)-C\d+[a-z]?$")
 
 
 def _files(entry: str):

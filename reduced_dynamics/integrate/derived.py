@@ -167,7 +167,7 @@ def program_rhs(y, system, dy, regs):
     """dy = the program's outputs at inputs (y, then the fixed parameter groups). ``system`` is
     ``DerivedFlow.packed``; ``regs`` a register file with the constants written in (a copy of its first
     entry)."""
-    _, params, unpack, op, dst, start, count, power, operands, outputs = system
+    _, params, decay, unpack, op, dst, start, count, power, operands, outputs = system
     n_state = y.size
     for r in range(unpack.size):
         k = unpack[r]
@@ -195,23 +195,30 @@ def program_rhs(y, system, dy, regs):
         regs[dst[i]] = v
     for j in range(outputs.size):
         dy[j] = regs[outputs[j]]
+    if decay != 0.0:                      # weight decay in orthonormal coordinates: -lambda y (WD-2)
+        for j in range(outputs.size):
+            dy[j] -= decay * y[j]
 
 
 @dataclass(frozen=True)
 class DerivedFlow:
-    """dy/dt = program(y, *params): a compile-cache program whose first argument group is the state and whose
-    other groups are held fixed (``params``, in group order). ``python_rhs`` is the same flow through the
+    """dy/dt = program(y, *params) - decay y: a compile-cache program whose first argument group is the state
+    and whose other groups are held fixed (``params``, in group order), with an optional weight-decay rate in
+    coordinates where decay is a multiple of the state (WD-2). ``python_rhs`` is the same flow through the
     emitted NumPy function (the SciPy path; a test holds the two together)."""
     program: dict = field(repr=False)
     params: tuple = ()
     python_rhs: Callable | None = field(default=None, compare=False, repr=False)
+    decay: float = 0.0
 
     @classmethod
-    def of(cls, system, name: str, *params) -> "DerivedFlow":
-        """The function ``name`` of a ``compile.CompiledSystem`` with its later argument groups fixed."""
+    def of(cls, system, name: str, *params, decay: float = 0.0) -> "DerivedFlow":
+        """The function ``name`` of a ``compile.CompiledSystem`` with its later argument groups fixed, minus
+        ``decay`` times the state."""
         function = system[name]
+        decay = float(decay)
         return cls(system.programs[name], tuple(np.asarray(p, dtype=float).ravel() for p in params),
-                   lambda t, y: np.asarray(function(y, *params), dtype=float).ravel())
+                   lambda t, y: np.asarray(function(y, *params), dtype=float).ravel() - decay * np.asarray(y), decay)
 
     @functools.cached_property
     def bytecode(self) -> Bytecode:
@@ -235,8 +242,8 @@ class DerivedFlow:
         params = np.concatenate([*self.params, np.zeros(0)]).astype(float)
         registers = np.zeros(code.registers)          # the template of the register file: constants written in
         registers[code.constant_registers] = code.constants
-        return (registers, params, code.unpack, code.op, code.dst, code.start, code.count, code.power,
-                code.operands, code.outputs)
+        return (registers, params, float(self.decay), code.unpack, code.op, code.dst, code.start, code.count,
+                code.power, code.operands, code.outputs)
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         """The right-hand side evaluated by the compiled kernel (for checks)."""

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import DivergenceError
-from ..events import midpoint_drop_time
+from ..events import midpoint_drop_time, transience_events
 from ..specs import LinearMergedSpec, LinearSeparateSpec
 from ..tasks import linear_attention as task
 from ..trajectory import Trajectory, provenance
@@ -256,9 +256,17 @@ def mean_squared_error(model, params: dict, batch) -> float:
     return float(np.mean((model.predict(params, batch) - batch.yq) ** 2))
 
 
+def decay_gradients(params: dict, weight_decay: float) -> dict:
+    """Gradient of the penalty (lambda/2) sum |theta|^2 over every weight array: lambda theta (WD-1). Kept apart
+    from the models' loss gradients; the recorded loss stays the data loss."""
+    return {name: weight_decay * value for name, value in params.items()}
+
+
 def gradient_descent(model, params: dict, batch: Batch, lr: float, steps: int, *, mask: dict | None = None,
-                     record=None, progress: bool | None = None, desc: str = "gradient descent"):
-    """Full-batch GD (LA-13). Returns (losses (steps+1,), records list, final params).
+                     record=None, progress: bool | None = None, desc: str = "gradient descent",
+                     weight_decay: float = 0.0):
+    """Full-batch GD (LA-13), with weight decay theta <- theta - lr (grad L + lambda theta) (WD-1) when
+    ``weight_decay`` > 0 (frozen entries stay frozen). Returns (losses (steps+1,), records list, final params).
 
     ``record(params)`` is called at every step k = 0..steps (before the update) and its results are
     collected. A non-finite or exploding loss stops with DivergenceError naming the step.
@@ -281,6 +289,8 @@ def gradient_descent(model, params: dict, batch: Batch, lr: float, steps: int, *
             records.append(record(params))
         if k == steps:
             break
+        if weight_decay:
+            grads = {name: grads[name] + decay for name, decay in decay_gradients(params, weight_decay).items()}
         for name, grad in grads.items():
             if mask is not None:
                 grad = grad * mask[name]
@@ -329,13 +339,15 @@ def simulate_merged(spec: LinearMergedSpec, progress: bool | None = None, test_s
 
     steps = spec.gd_steps
     losses, records, _ = gradient_descent(model, params, batch, spec.lr, steps, mask=mask, record=record,
-                                          progress=progress, desc="attn-m GD")
+                                          progress=progress, desc="attn-m GD", weight_decay=spec.weight_decay)
     columns = [np.array(x) for x in zip(*records)]
     t = spec.lr * np.arange(steps + 1)
     observables = dict(zip(["beta", "v", "balance", "test_loss_in_context", "test_loss_in_weight"], columns))
     events = {"drop_time": midpoint_drop_time(t, losses)}
     if tests:
         events.update(iwl_events(spec, cov, t, columns[3], columns[4]))
+        if spec.icl != 1.0:          # the mixture: does in-context learning emerge, and does it fade (WD-9)
+            events.update(transience_events(t, columns[3], columns[4]))
     meta = provenance("attn-m", spec, "reference-gd", train_size=spec.sample_size, c=spec.c,
                       test_size=test_size, attention=spec.attention, icl=spec.icl,
                       loss="training MSE without 1/2 (LA-12)", time="t = lr * step (LA-13)")
@@ -370,7 +382,7 @@ def run_separate(spec: LinearSeparateSpec, params: dict, cov: task.Covariance, d
 
     steps = spec.gd_steps
     losses, records, _ = gradient_descent(model, params, batch, spec.lr, steps, mask=mask, record=record,
-                                          progress=progress, desc="attn-s GD")
+                                          progress=progress, desc="attn-s GD", weight_decay=spec.weight_decay)
     columns = [np.array(x) for x in zip(*records)]
     t = spec.lr * np.arange(steps + 1)
     names = ["beta", "v", "balance", "gram", "leak"] + (["test_loss_in_context", "test_loss_in_weight"]

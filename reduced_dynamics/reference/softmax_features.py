@@ -123,10 +123,16 @@ class GDRun:
     info: dict = field(default_factory=dict)
 
 
+def decay_gradient(Q: np.ndarray, weight_decay: float) -> np.ndarray:
+    """Gradient of the penalty (lambda/2) |Q|_F^2: lambda Q (WD-1), kept apart from the loss gradient."""
+    return weight_decay * Q
+
+
 def train(features: np.ndarray, probabilities, context: int, lr: float, steps: int, batch: int,
           rng: np.random.Generator, fresh_batches: bool = True, include_query_token: bool = False,
           eval_prompts: int = 20000, record_every: int = 1, progress: bool | None = None,
-          eval_rng: np.random.Generator | None = None, Q0: np.ndarray | None = None) -> GDRun:
+          eval_rng: np.random.Generator | None = None, Q0: np.ndarray | None = None,
+          weight_decay: float = 0.0) -> GDRun:
     """Gradient descent from Q = 0 (SF-10) on the full model, gradient (SF-11) averaged over the batch.
 
     ``fresh_batches``: draw a new batch of ``batch`` prompts every step, else one fixed batch for the whole run.
@@ -169,6 +175,8 @@ def train(features: np.ndarray, probabilities, context: int, lr: float, steps: i
     for step in tqdm(range(1, steps + 1), disable=not show, desc="softmax GD", leave=False):
         prompts = fixed if fixed is not None else sample_prompts(features, p, batch, context, rng)
         _, grad = loss_and_grad(Q, prompts, include_query_token)
+        if weight_decay:                                         # Q <- Q - lr (grad L + lambda Q) (WD-1)
+            grad = grad + decay_gradient(Q, weight_decay)
         Q = Q - lr * grad
         if not np.all(np.isfinite(Q)):
             raise DivergenceError("softmax", step, float("nan"), f"lower --lr (now {lr:g}); Q became non-finite")
@@ -197,7 +205,7 @@ def simulate(spec: SoftmaxFeaturesSpec, progress: bool | None = None) -> Traject
     run = train(problem.features, problem.probabilities, spec.context, spec.lr, spec.gd_steps, spec.batch,
                 problem.training, fresh_batches=spec.fresh_batches, include_query_token=spec.include_query_token,
                 eval_prompts=spec.eval_prompts, record_every=spec.record_every, progress=progress,
-                eval_rng=problem.evaluation, Q0=problem.initial_Q)
+                eval_rng=problem.evaluation, Q0=problem.initial_Q, weight_decay=spec.weight_decay)
     keep = run.t <= spec.final_time + 1e-12
     t, loss_k, M, att = run.t[keep], run.loss_k[keep], run.M[keep], run.attention[keep]
     events = curve_events(t, loss_k, M, att, spec.p, spec.levels)

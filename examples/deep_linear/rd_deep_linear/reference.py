@@ -18,6 +18,11 @@ from . import task
 from .spec import DeepLinearSpec
 
 
+def decay_gradients(W1: np.ndarray, W2: np.ndarray, weight_decay: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient of the penalty (lambda/2)(|W1|^2 + |W2|^2) (weight decay, WD-1), kept apart from the loss's."""
+    return weight_decay * W1, weight_decay * W2
+
+
 def simulate(spec: DeepLinearSpec, progress: bool | None = None) -> Trajectory:
     """Loss and mode strengths u_i = U_i^T W2 W1 V_i at every step; DivergenceError on a non-finite loss
     or one a thousand times above the start."""
@@ -36,7 +41,8 @@ def simulate(spec: DeepLinearSpec, progress: bool | None = None) -> Trajectory:
         if k == steps:
             break
         G = E @ X / X.shape[0]
-        W1, W2 = W1 - lr * (W2.T @ G), W2 - lr * (G @ W1.T)
+        D1, D2 = decay_gradients(W1, W2, spec.weight_decay)
+        W1, W2 = W1 - lr * (W2.T @ G + D1), W2 - lr * (G @ W1.T + D2)
     meta = provenance("deep-linear", spec, "reference-gd", None, steps=steps, lr=lr, train_size=X.shape[0],
                       loss="(1/2) mean |y - W2 W1 x|^2 over the training set", time="t = lr * step")
     return Trajectory(t=lr * np.arange(steps + 1), loss=losses, observables={"u": modes}, meta=meta)

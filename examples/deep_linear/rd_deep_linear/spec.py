@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from reduced_dynamics.errors import SpecError
 from reduced_dynamics.specs import (Spec, TrainingTime, consistent_duration, float_tuple, nonnegative_float,
-                                    nonnegative_int, one_of, param, positive_float, positive_int)
+                                    nonnegative_int, one_of, param, positive_float, positive_int, weight_decay_param)
 
 INITS = ("aligned", "random")
 
@@ -35,6 +35,7 @@ class DeepLinearSpec(TrainingTime, Spec):
     steps: int | None = param(None, "gradient-descent steps (default: t_max / lr)")
     t_max: float | None = param(None, "final gradient-flow time (default: lr * steps, or 15)")
     seed: int = param(0, "random seed (mode bases, initial weights, training set)")
+    weight_decay: float = weight_decay_param()
 
     default_t_max: ClassVar[float] = 15.0
 

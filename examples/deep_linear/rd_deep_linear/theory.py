@@ -11,7 +11,9 @@ The loss is L = (1/2) E|y - W2 W1 x|^2 (with the factor 1/2), plus noise^2 out_d
 """
 from __future__ import annotations
 
+
 import numpy as np
+import sympy as sp
 
 from reduced_dynamics import compile as compiler
 from reduced_dynamics.integrate import DerivedFlow, integrate
@@ -43,6 +45,13 @@ def matrix_functions(spec: DeepLinearSpec):
     return system["rhs"], system["loss"]
 
 
+def mode_decay_rate(weight_decay: float) -> float:
+    """The rate r of a mode's derived decay term -r u (``derivation.mode_decay``: -2 lambda u, both factors of
+    u = a b decay), read off the derivation rather than typed."""
+    u = derivation.mode_system().u
+    return -float(sp.diff(derivation.mode_decay(), u).subs(derivation.LAMBDA_WD, weight_decay))
+
+
 def initial_modes(spec: DeepLinearSpec, problem: task.Problem) -> np.ndarray:
     """u_i(0) of the draw; modes without a hidden unit (i >= hidden) start, and stay, at exactly 0."""
     u0 = task.mode_strengths(problem, problem.W2 @ problem.W1)
@@ -58,7 +67,8 @@ def predict(spec: DeepLinearSpec, t_eval: np.ndarray | None = None, rtol: float 
     if spec.init == "aligned":
         system = mode_system(spec.modes)           # both flows run in compiled code (integrate.DerivedFlow)
         loss_of = system["loss"]
-        sol = integrate(DerivedFlow.of(system, "rhs", s), initial_modes(spec, problem), T, method="compiled",
+        sol = integrate(DerivedFlow.of(system, "rhs", s, decay=mode_decay_rate(spec.weight_decay)),
+                        initial_modes(spec, problem), T, method="compiled",
                         t_eval=t_eval, rtol=rtol, atol=atol)
         u, loss = sol.y, loss_of(sol.y.T, s)[0]
         kind, system = "theory-modes", "mode flow (DL-6)"
@@ -67,8 +77,8 @@ def predict(spec: DeepLinearSpec, t_eval: np.ndarray | None = None, rtol: float 
         loss_of = system["loss"]
         C, q = problem.sigma_yx.ravel(), np.array([0.5 * np.sum(s ** 2)])
         y0 = np.concatenate([problem.W1.ravel(), problem.W2.ravel()])
-        sol = integrate(DerivedFlow.of(system, "rhs", C, q), y0, T, method="compiled", t_eval=t_eval, rtol=rtol,
-                        atol=atol)
+        sol = integrate(DerivedFlow.of(system, "rhs", C, q, decay=spec.weight_decay), y0, T, method="compiled",
+                        t_eval=t_eval, rtol=rtol, atol=atol)          # weight decay: -lambda W (WD-2)
         h, n_in = problem.W1.shape
         W1 = sol.y[:, :h * n_in].reshape(-1, h, n_in)
         W2 = sol.y[:, h * n_in:].reshape(-1, spec.out_dim, h)
@@ -83,9 +93,9 @@ def closed_form(spec: DeepLinearSpec, t: np.ndarray | None = None) -> Trajectory
     """The sigmoid (DL-7) per mode from the draw's u_i(0), and the loss (DL-3) on it; half-learning times
     (DL-8) in the events. Exact for the balanced aligned start; a mode with u_i(0) = 0 stays at 0."""
     problem = task.draw(spec)
-    s, u0 = problem.s, initial_modes(spec, problem)
+    s, u0 = problem.s - spec.weight_decay, initial_modes(spec, problem)     # decay: s -> s - lambda (WD-2)
     t = np.linspace(0.0, spec.final_time, 2001) if t is None else np.asarray(t, dtype=float)
-    learnt = u0 > 0
+    learnt = (u0 > 0) & (s > 0)
     u = np.zeros((t.size, s.size))
     ratio = s[learnt] / u0[learnt] - 1.0
     u[:, learnt] = s[learnt] / (1.0 + ratio * np.exp(-2.0 * s[learnt] * t[:, None]))
@@ -93,7 +103,7 @@ def closed_form(spec: DeepLinearSpec, t: np.ndarray | None = None) -> Trajectory
     halves[learnt] = np.log(ratio) / (2.0 * s[learnt])
     meta = provenance("deep-linear", spec, "closed-form", compiler.derivation_hash(derivation),
                       u0=u0.tolist(), half_times_formula=halves.tolist())
-    return Trajectory(t=t, loss=0.5 * np.sum((s - u) ** 2, axis=1) + noise_floor(spec), observables={"u": u},
+    return Trajectory(t=t, loss=0.5 * np.sum((problem.s - u) ** 2, axis=1) + noise_floor(spec), observables={"u": u},
                       events={f"half_time_{i + 1}": float(x) for i, x in enumerate(halves)}, meta=meta)
 
 
@@ -108,7 +118,8 @@ def comparison_theories(spec: DeepLinearSpec) -> dict[str, Trajectory]:
 def levels(spec: DeepLinearSpec, theory: Trajectory) -> dict[str, float]:
     """The floor (DL-2) a network with ``hidden`` units reaches: the modes it has no unit for, and noise."""
     s = np.asarray(spec.singular_values)        # largest first (the spec checks it)
-    return {"floor": float(0.5 * np.sum(s[spec.hidden:] ** 2) + noise_floor(spec))}
+    kept = np.minimum(s[:spec.hidden], spec.weight_decay)      # a learnt mode rests at s - lambda (WD-2), else 0
+    return {"floor": float(0.5 * np.sum(kept ** 2) + 0.5 * np.sum(s[spec.hidden:] ** 2) + noise_floor(spec))}
 
 
 def flow_probe(spec: DeepLinearSpec):
@@ -118,4 +129,5 @@ def flow_probe(spec: DeepLinearSpec):
     rhs, loss_of = matrix_functions(spec)
     C, q = problem.sigma_yx.ravel(), np.array([0.5 * np.sum(problem.s ** 2)])
     y0 = np.concatenate([problem.W1.ravel(), problem.W2.ravel()])
-    return (lambda y: rhs(y, C, q)), (lambda y: float(loss_of(y, C, q)[0])), y0
+    lam = spec.weight_decay
+    return (lambda y: rhs(y, C, q) - lam * y), (lambda y: float(loss_of(y, C, q)[0]) + 0.5 * lam * float(y @ y)), y0

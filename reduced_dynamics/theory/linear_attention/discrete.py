@@ -40,17 +40,20 @@ class ModifiedFlow:
         Ju = self._jvp(th, ut).sum(axis=1)                         # sum_j J_j u_j, (D^2,)
         w = f.hess_times(Ju)                                       # Hess vec(J u): diagonal or dense
         G = np.repeat(f.G(y)[:, None], f.heads, axis=1)
-        return (f._head_rhs(th, np.repeat(w[:, None], f.heads, axis=1)) - self._curv_vec(th, G, ut)).reshape(-1)
+        out = (f._head_rhs(th, np.repeat(w[:, None], f.heads, axis=1)) - self._curv_vec(th, G, ut)).reshape(-1)
+        return out + f.decay * np.asarray(u) if f.decay else out  # Hess of L + (lambda/2)|theta|^2 (WD-3)
 
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
-        """-grad L - (eta/2) Hess L grad L (LR-5), with grad L = -rhs of the flow."""
+        """-grad L - (eta/2) Hess L grad L (LR-5), with grad L = -rhs of the flow; with weight decay L is the
+        regularised loss L + (lambda/2)|theta|^2 throughout (WD-3)."""
         f = self.flow.rhs(t, y)
         return f + 0.5 * self.eta * self.hvp(y, f)
 
     def modified_loss(self, y: np.ndarray) -> float:
-        """L~ = L + (eta/4) |grad L|^2 (LR-4)."""
+        """L~ = L + (eta/4) |grad L|^2 (LR-4), L regularised with weight decay (WD-3)."""
         f = self.flow.rhs(0.0, y)
-        return float(self.flow.loss(y)) + 0.25 * self.eta * float(f @ f)
+        penalty = 0.5 * self.flow.decay * float(np.dot(y, y))
+        return float(self.flow.loss(y)) + penalty + 0.25 * self.eta * float(f @ f)
 
 
 def gd_map(flow: ReducedFlow, y0: np.ndarray, eta: float, steps: int, blowup: float = 1e8) -> Solution:

@@ -73,8 +73,10 @@ class ReducedFlow:
     factors written in ``moments.basis``.
     """
 
-    def __init__(self, derivation, sizes: dict, n: int, dim: int, heads: int, moments: Moments, cache_dir=None):
+    def __init__(self, derivation, sizes: dict, n: int, dim: int, heads: int, moments: Moments, cache_dir=None,
+                 decay: float = 0.0):
         self.dim, self.heads, self.moments, self.n = dim, heads, moments, n
+        self.decay = float(decay)       # weight decay lambda (WD-2): the flow of L + (lambda/2)|theta|^2
         self.system = compiler.compile_system(derivation, "index_system", {**sizes, "moments": moments.kind},
                                               cache_dir, polynomials=HEAD_POLYNOMIALS)
         f = self.system.functions
@@ -123,7 +125,8 @@ class ReducedFlow:
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         """dtheta_i/dt = (dB_i/dtheta_i)^T G(B) for every head (LA-22 via the derived head pull-back)."""
         G = self.G(y)
-        return self._head_rhs(self.theta(y), np.repeat(G[:, None], self.heads, axis=1)).reshape(-1)
+        out = self._head_rhs(self.theta(y), np.repeat(G[:, None], self.heads, axis=1)).reshape(-1)
+        return out - self.decay * np.asarray(y) if self.decay else out     # (WD-2): orthonormal coordinates
 
     def jacobian(self, t: float, y: np.ndarray) -> np.ndarray:
         """d rhs / d theta = -J^T Hess J + blockdiag(sum_ab G_ab d^2 B_ab / dtheta^2), with J = d vec B / d theta
@@ -137,6 +140,7 @@ class ReducedFlow:
         curv = self._head_curv(th, np.repeat(G[:, None], self.heads, axis=1))     # (n, n, H)
         heads = np.arange(self.heads)
         out.reshape(self.n, self.heads, self.n, self.heads)[:, heads, :, heads] += curv.transpose(2, 0, 1)
+        out[np.diag_indices_from(out)] -= self.decay                      # (WD-2)
         return out
 
     def b_jacobian(self, th: np.ndarray) -> sparse.csr_matrix:
@@ -161,7 +165,11 @@ class ReducedFlow:
         DOP853 in machine code on ``head_flow``; ``method="stiff"`` runs LSODA (Adams while the flow is not stiff,
         BDF on the long late plateaus of attn-s, where the relaxation of the learned components limits any
         explicit step) on the compiled right-hand side and the compiled Jacobian -J^T Hess J + curvature; a SciPy
-        method name (``"DOP853"``, ``"Radau"`` ...) runs ``rhs`` (and ``jacobian``) in NumPy."""
+        method name (``"DOP853"``, ``"Radau"`` ...) runs ``rhs`` (and ``jacobian``) in NumPy. With weight decay
+        (WD-2) the compiled kernels, which carry no decay term, are replaced by the same methods on the NumPy
+        right-hand side and Jacobian (DOP853 for "compiled", LSODA for "stiff")."""
+        if self.decay and method in ("compiled", "stiff"):
+            method = {"compiled": "DOP853", "stiff": "LSODA"}[method]
         return integrate(self.head_flow, y0, t_max, method=method, **options)
 
 

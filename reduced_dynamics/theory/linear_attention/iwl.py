@@ -28,7 +28,7 @@ import sympy as sp
 from reduced_dynamics.derivations import linear_iwl as derivation
 
 from ... import compile as compiler
-from ...events import midpoint_drop_time
+from ...events import midpoint_drop_time, transience_events
 from ...integrate import integrate
 from ...specs import LinearMergedSpec
 from ...tasks import linear_attention as task
@@ -168,12 +168,15 @@ def sample_moments(data: task.TrainingSet, kappa: float) -> Moments:
 class IWLFlow:
     """Gradient flow of L(Theta) with Theta = sum_i r_i w_i^T (rows x cols):
     dr_i/dt = G w_i, dw_i/dt = G^T r_i, G = 2 b - 2 A Theta (LA-44; ``derivation.head_pullback``).
-    State: heads stacked, each (r_i, w_i)."""
+    State: heads stacked, each (r_i, w_i). ``decay``: weight decay lambda, the flow of L + (lambda/2)|y|^2
+    (WD-2); every level's state is orthonormal coordinates of the full weights (LA-41, LA-46), so the decay
+    term is -lambda y at each."""
     train: Moments
     tests: dict          # name -> Moments (same coordinates)
     rows: int
     cols: int
     heads: int
+    decay: float = 0.0
 
     def split(self, y: np.ndarray):
         y = np.asarray(y).reshape(self.heads, self.rows + self.cols)
@@ -190,7 +193,8 @@ class IWLFlow:
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         R, Wv = self.split(y)
         G = self.drive(R, Wv)
-        return np.concatenate([Wv @ G.T, R @ G], axis=1).reshape(-1)
+        out = np.concatenate([Wv @ G.T, R @ G], axis=1).reshape(-1)
+        return out - self.decay * np.asarray(y) if self.decay else out        # (WD-2)
 
     def hvp(self, y: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Hess L . u at the state y (LR-9): minus the derivative of the right-hand side along u. With
@@ -200,7 +204,8 @@ class IWLFlow:
         dR, dW = self.split(u)
         G = self.drive(R, Wv)
         dG = (-2.0 * self.train.A @ (dR.T @ Wv + R.T @ dW).reshape(-1)).reshape(self.rows, self.cols)
-        return -np.concatenate([Wv @ dG.T + dW @ G.T, R @ dG + dR @ G], axis=1).reshape(-1)
+        out = -np.concatenate([Wv @ dG.T + dW @ G.T, R @ dG + dR @ G], axis=1).reshape(-1)
+        return out + self.decay * np.asarray(u)          # Hess of the regularised loss (WD-3)
 
     def modified_rhs(self, eta: float):
         """Right-hand side of the modified flow (LR-5) of this flow at step eta: f + (eta/2) Hess L f."""
@@ -302,17 +307,17 @@ def setup(spec: LinearMergedSpec, moments: str | None = None, level: str = "full
                  "in_weight": law_moments("noise", cov, w_bar, N, kappa)}
     D, H = spec.dim, spec.heads
     if level == "full":
-        flow = IWLFlow(train, tests, D + 1, (D + 1) * D, H)
+        flow = IWLFlow(train, tests, D + 1, (D + 1) * D, H, spec.weight_decay)
         return flow, full_state(drawn.weights), drawn
     if not np.allclose(drawn.covariance.eigenvalues, drawn.covariance.eigenvalues[0], rtol=1e-12, atol=0):
         raise ValueError("the symmetric sector (LA-41) needs a white covariance (Lambda = lambda I)")
     Pi, _, _ = sector_basis(w_bar)
-    sector = IWLFlow(train.project(Pi), {k: m.project(Pi) for k, m in tests.items()}, 2, 3, H)
+    sector = IWLFlow(train.project(Pi), {k: m.project(Pi) for k, m in tests.items()}, 2, 3, H, spec.weight_decay)
     y0 = sector_state(drawn.weights, w_bar)
     if level == "sector":
         return sector, y0, drawn
     y1, _ = head1_state(y0, sector.train, 2, H)
-    return IWLFlow(sector.train, sector.tests, 2, 3, 1), y1, drawn
+    return IWLFlow(sector.train, sector.tests, 2, 3, 1, spec.weight_decay), y1, drawn
 
 
 @dataclass(frozen=True)
@@ -361,7 +366,8 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, level: str = "fu
     laws = drop_laws(spec, flow, y0, drawn)
     kind = moments or ("sample" if spec.train_size is not None else "population")
     events = {"drop_time": midpoint_drop_time(sol.t, loss),
-              **task.drop_events(sol.t, L_ic, L_iw, drawn.covariance, spec.context)}
+              **task.drop_events(sol.t, L_ic, L_iw, drawn.covariance, spec.context),
+              **(transience_events(sol.t, L_ic, L_iw) if spec.icl != 1.0 else {})}     # (WD-9)
     meta = provenance("attn-m", spec, f"theory-iwl-{kind}-{level}", compiler.derivation_hash(derivation),
                       icl=spec.icl, level=level, test_moments=tests, discretisation=spec.discretisation, t_in_weight_formula=laws.t_in_weight, s1=laws.s1, a1=laws.a1,
                       U0=laws.U0, delay_linear_formula=laws.delay_linear, L_min=flow.train.minimum,

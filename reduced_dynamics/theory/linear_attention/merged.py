@@ -23,7 +23,8 @@ import numpy as np
 from reduced_dynamics.derivations import linear_merged as derivation
 
 from ... import compile as compiler
-from ...events import midpoint_drop_time
+from ...errors import SpecError
+from ...events import midpoint_drop_time, transience_summary
 from ...specs import LinearMergedSpec
 from ...tasks import linear_attention as task
 from ...trajectory import Trajectory, provenance
@@ -44,9 +45,9 @@ def pack(v: np.ndarray, U: np.ndarray, basis: np.ndarray) -> np.ndarray:
     return np.concatenate([v[None, :], U_rot.reshape(H, -1).T], axis=0).reshape(-1)
 
 
-def merged_flow(dim: int, heads: int, moments, cache_dir=None) -> ReducedFlow:
-    """The flow (LA-22): head map B_i = v_i U_i (LA-11), n = 1 + D^2 numbers per head."""
-    return ReducedFlow(derivation, {"D": dim}, 1 + dim * dim, dim, heads, moments, cache_dir)
+def merged_flow(dim: int, heads: int, moments, cache_dir=None, decay: float = 0.0) -> ReducedFlow:
+    """The flow (LA-22): head map B_i = v_i U_i (LA-11), n = 1 + D^2 numbers per head; weight decay (WD-2)."""
+    return ReducedFlow(derivation, {"D": dim}, 1 + dim * dim, dim, heads, moments, cache_dir, decay)
 
 
 def setup(spec: LinearMergedSpec, moments: str | None = None, cache_dir=None, initial_weights=None,
@@ -60,7 +61,7 @@ def setup(spec: LinearMergedSpec, moments: str | None = None, cache_dir=None, in
     data = None if training_set is None else given.training_set(spec, training_set)
     cov = cov if data is None else given.covariance(data)     # the eigenbasis of the observables
     mom = given.moments(spec, drawn, data, moments)
-    flow = merged_flow(spec.dim, spec.heads, mom, cache_dir)
+    flow = merged_flow(spec.dim, spec.heads, mom, cache_dir, spec.weight_decay)
     v, U = projection(weights["W"], weights["r"])
     return flow, pack(v, U, mom.basis), cov
 
@@ -153,6 +154,9 @@ def logistic_course(spec: LinearMergedSpec) -> LogisticCourse:
 
 def closed_form(spec: LinearMergedSpec, t: np.ndarray | None = None) -> Trajectory:
     """Trajectory of the logistic course (LA-27); exact for Lambda = lambda I on the aligned set."""
+    if spec.weight_decay:
+        raise SpecError("weight_decay", "0 for the logistic course (LA-27); with decay the end point is the "
+                        "regularised minimum (WD-5)", spec.weight_decay)
     course = logistic_course(spec)
     t = np.linspace(0.0, spec.final_time, 2001) if t is None else np.asarray(t, dtype=float)
     meta = provenance("attn-m", spec, "closed-form", compiler.derivation_hash(derivation),
@@ -166,8 +170,13 @@ def closed_form(spec: LinearMergedSpec, t: np.ndarray | None = None) -> Trajecto
 
 def summarise(spec: LinearMergedSpec, trajectory: Trajectory) -> dict:
     """Metrics applied identically to theory and reference curves: the midpoint drop time (LA-28's
-    definition, levels from the curve itself) and the final loss."""
-    return {"drop_time": midpoint_drop_time(trajectory.t, trajectory.loss), "final_loss": float(trajectory.loss[-1])}
+    definition, levels from the curve itself) and the final loss; on the mixture (icl < 1) also the transience
+    measures of the two test losses (WD-9)."""
+    out = {"drop_time": midpoint_drop_time(trajectory.t, trajectory.loss), "final_loss": float(trajectory.loss[-1])}
+    obs = trajectory.observables
+    if spec.icl != 1.0 and "test_loss_in_context" in obs:
+        out.update(transience_summary(trajectory.t, obs["test_loss_in_context"], obs["test_loss_in_weight"]))
+    return out
 
 
 def comparison_theories(spec: LinearMergedSpec) -> dict[str, Trajectory]:
@@ -183,7 +192,7 @@ def comparison_theories(spec: LinearMergedSpec) -> dict[str, Trajectory]:
     manifold = sample_spec.replace(all_weights=False)
     curves = {"theory": predict(sample_spec), "population flow": predict(spec.replace(all_weights=False),
                                                                          moments="population"),
-              "closed form": closed_form(spec),
+              **({} if spec.weight_decay else {"closed form": closed_form(spec)}),     # (LA-27) has no decay
               "modified flow": predict(manifold.replace(discretisation="modified")),    # (LR-5) at spec.lr
               "reduced GD map": predict(manifold.replace(discretisation="map"))}        # (LR-3) at spec.lr
     if not spec.freeze_off_manifold:      # unfrozen GD also moves the off-manifold blocks: LA-44 at the step
@@ -195,6 +204,9 @@ def levels(spec: LinearMergedSpec, theory: Trajectory) -> dict[str, float]:
     """Horizontal reference levels: the population minimum L* (LA-21) and the sample minimum."""
     cov = task.draw(spec, train=False).covariance
     out = {"L* (LA-21)": population_moments(spec, cov).minimum}
+    if spec.weight_decay and spec.icl == 1.0 and spec.attention == "linear":
+        from .weight_decay import merged_minimum
+        out["regularised minimum (WD-5)"] = merged_minimum(setup(spec.replace(all_weights=False))[0])[1]
     if theory.meta.get("kind") == "theory-sample":
         out["sample minimum"] = float(theory.meta["L_star"])
     return out

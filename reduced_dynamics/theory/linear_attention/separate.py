@@ -42,9 +42,10 @@ class SeparateFlow(ReducedFlow):
     Everything but the head map is the shared flow's (loss, G, rhs, Jacobian, solve).
     """
 
-    def __init__(self, dim: int, heads: int, rank: int, moments: Moments, cache_dir=None):
+    def __init__(self, dim: int, heads: int, rank: int, moments: Moments, cache_dir=None, decay: float = 0.0):
         self.rank = rank
-        super().__init__(derivation, {"D": dim, "R": rank}, 1 + 2 * rank * dim, dim, heads, moments, cache_dir)
+        super().__init__(derivation, {"D": dim, "R": rank}, 1 + 2 * rank * dim, dim, heads, moments, cache_dir,
+                         decay)
 
     def unpack(self, y: np.ndarray):
         """(v (..., H), K (..., H, R, D), Q (..., H, R, D)) from one state or stacked states (T, n H)."""
@@ -81,7 +82,7 @@ def setup(spec: LinearSeparateSpec, moments: str | None = None, cache_dir=None, 
     data = None if training_set is None else given.training_set(spec, training_set)
     cov = cov if data is None else given.covariance(data)     # the eigenbasis of the observables
     mom = given.moments(spec, drawn, data, moments)
-    flow = SeparateFlow(spec.dim, spec.heads, spec.rank, mom, cache_dir)
+    flow = SeparateFlow(spec.dim, spec.heads, spec.rank, mom, cache_dir, spec.weight_decay)
     return flow, pack(v, K, Q, mom.basis), cov
 
 
@@ -278,7 +279,10 @@ def comparison_theories(spec: LinearSeparateSpec) -> dict[str, Trajectory]:
 
 
 def levels(spec: LinearSeparateSpec, theory: Trajectory) -> dict[str, float]:
-    """The saddle ladder (LA-30) as dotted levels."""
+    """The saddle ladder (LA-30) as dotted levels; with weight decay the regularised ladder (WD-8)."""
+    if spec.weight_decay:
+        from .weight_decay import separate_ladder
+        return {f"L(M_{m}), decay": value for m, value in enumerate(separate_ladder(spec))}
     return {f"L(M_{m})": value for m, value in enumerate(ladder(spec))}
 
 

@@ -150,6 +150,9 @@ def predict(spec, t_eval: np.ndarray | None = None, rtol: float = 1e-8, weights:
     ``approximation`` says it is an expansion, ``ladder`` the centred levels (LA-53)."""
     if spec.icl != 1.0:
         raise SpecError("icl", "1 for the softmax expansion (§13 treats the random-task law only)", spec.icl)
+    if spec.weight_decay:
+        raise SpecError("weight_decay", "0 for the softmax expansion (weight_decay.md covers linear attention)",
+                        spec.weight_decay)
     kind = moments or ("sample" if spec.train_size is not None else "population")
     drawn = task.draw(spec, train=(kind == "sample"))
     sample = SampleExpansion(drawn.train, drawn.covariance.basis) if kind == "sample" else None

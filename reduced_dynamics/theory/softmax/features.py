@@ -69,15 +69,16 @@ def _integrate(rhs, y0: np.ndarray, t_eval: np.ndarray, rtol: float, atol: float
 
 
 def large_n_flow(probabilities, t_eval, M0=None, rtol: float = 1e-10, atol: float = 1e-12,
-                 cache_dir=None, modified_lr: float | None = None) -> FlowResult:
+                 cache_dir=None, modified_lr: float | None = None, decay: float = 0.0) -> FlowResult:
     """Integrate the large-N flow (SF-21) from M0 (default 0) and evaluate L_k^inf (SF-20) on the grid
-    (with ``modified_lr``: the modified flow (LR-5) at that learning rate)."""
+    (with ``modified_lr``: the modified flow (LR-5) at that learning rate; ``decay``: weight decay, WD-2)."""
     p = check_probabilities(probabilities)
     K = p.size
     system = large_n_system(K, cache_dir)
     rhs, losses = system["rhs"], system["losses"]
     y0 = np.zeros(K * K) if M0 is None else np.asarray(M0, float).reshape(K * K)
-    flow = DerivedFlow.of(system, "rhs", p) if modified_lr is None else _at_lr(lambda y: rhs(y, p), modified_lr)
+    flow = (DerivedFlow.of(system, "rhs", p, decay=decay) if modified_lr is None
+            else _at_lr(_decayed(lambda y: np.asarray(rhs(y, p), float), decay), modified_lr))
     ys = _integrate(flow, y0, t_eval, rtol, atol, "large-N softmax flow")
     loss_k = np.asarray(losses(ys.T, p[:, None]), float).T
     return FlowResult(np.asarray(t_eval, float), ys.reshape(-1, K, K), loss_k)
@@ -108,7 +109,7 @@ def observe_states(evaluator, Ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def exact_flow(probabilities, context: int, t_eval, M0=None, include_query_token: bool = False,
                rtol: float = 1e-8, atol: float = 1e-10, observe: bool = True, method: str = "laplace",
-               modified_lr: float | None = None) -> FlowResult:
+               modified_lr: float | None = None, decay: float = 0.0) -> FlowResult:
     """Integrate the exact finite-N flow dM[:,k]/dt = -p_k grad L_k(M[:,k]) (SF-13, SF-31); ``method`` picks the
     evaluator of the expectations (:func:`exact_evaluator`; ``"enumeration"`` is SF-19a).
 
@@ -118,11 +119,19 @@ def exact_flow(probabilities, context: int, t_eval, M0=None, include_query_token
     K = p.size
     enum = exact_evaluator(p, context, include_query_token, method)
     y0 = np.zeros(K * K) if M0 is None else np.asarray(M0, float).reshape(K * K)
-    ys = _integrate(_at_lr(lambda y: enum.flow_rhs(y.reshape(K, K)).ravel(), modified_lr), y0, t_eval, rtol, atol,
-                    f"exact-N softmax flow (N = {context})")
+    ys = _integrate(_at_lr(_decayed(lambda y: enum.flow_rhs(y.reshape(K, K)).ravel(), decay), modified_lr), y0,
+                    t_eval, rtol, atol, f"exact-N softmax flow (N = {context})")
     Ms = ys.reshape(-1, K, K)
     loss_k = observe_states(enum, Ms)[0] if observe else np.full((len(Ms), K), np.nan)
     return FlowResult(np.asarray(t_eval, float), Ms, loss_k)
+
+
+def _decayed(rhs, decay: float):
+    """The flow's right-hand side with weight decay: M = V Q V^T are orthonormal coordinates of Q (LR-1), so
+    -lambda Q becomes -lambda M (WD-2); the identity at decay 0."""
+    if not decay:
+        return rhs
+    return lambda y: rhs(y) - decay * np.asarray(y)
 
 
 def _at_lr(rhs, modified_lr):
@@ -191,14 +200,14 @@ def predict(spec: SoftmaxFeaturesSpec, t_eval: np.ndarray | None = None, cache_d
     t = output_grid(spec) if t_eval is None else np.asarray(t_eval, dtype=float)
     lr = spec.lr if spec.discretisation == "modified" else None
     if spec.limit == "large-n":
-        flow = large_n_flow(p, t, M0=M0, cache_dir=cache_dir, modified_lr=lr)
+        flow = large_n_flow(p, t, M0=M0, cache_dir=cache_dir, modified_lr=lr, decay=spec.weight_decay)
         attention = large_n_attention(flow.M, p)
         kind, note = "theory-large-N", "large-N flow (SF-21) of the derived loss (SF-20)"
         if spec.include_query_token:
             note += "; the query token's O(1/N) share of the softmax vanishes in this limit (SF-6)"
     else:
         flow = exact_flow(p, spec.context, t, M0=M0, include_query_token=spec.include_query_token, observe=False,
-                          modified_lr=lr)
+                          modified_lr=lr, decay=spec.weight_decay)
         flow.loss_k, attention = observe_states(exact_evaluator(p, spec.context, spec.include_query_token), flow.M)
         kind, note = "theory-exact-N", ("exact finite-N flow (SF-13); expectations over the counts (SF-19a) by "
                                         "Laplace quadrature of the count generating function (SF-19d)")
@@ -230,7 +239,7 @@ def exact_gd_map(spec: SoftmaxFeaturesSpec) -> Trajectory:
             steps.append(step)
             Ms.append(M.copy())
         if step < spec.gd_steps:
-            M = M + spec.lr * enum.flow_rhs(M)
+            M = M + spec.lr * (enum.flow_rhs(M) - spec.weight_decay * M)       # weight decay (WD-1, WD-2)
     t = spec.lr * np.array(steps, dtype=float)
     keep = t <= spec.final_time + 1e-12
     t, Ms = t[keep], np.array(Ms)[keep]
@@ -278,13 +287,14 @@ def comparison_theories(spec: SoftmaxFeaturesSpec) -> dict[str, Trajectory]:
 def flow_probe(spec: SoftmaxFeaturesSpec):
     """(rhs(y), loss(y), y0) of the spec's reduced flow on y = M row-major, for the common RHS = -grad test."""
     p = np.asarray(spec.p)
-    K = spec.features
+    K, lam = spec.features, spec.weight_decay
     if spec.limit == "large-n":
         rhs, losses = large_n_functions(K)
-        return (lambda y: np.asarray(rhs(y, p), float)), (lambda y: float(np.asarray(losses(y, p)) @ p)), np.zeros(K * K)
-    enum = exact_evaluator(p, spec.context, spec.include_query_token)
-    return (lambda y: enum.flow_rhs(y.reshape(K, K)).ravel()), (lambda y: float(enum.losses(y.reshape(K, K)) @ p)), \
-        np.zeros(K * K)
+        flow, loss = (lambda y: np.asarray(rhs(y, p), float)), (lambda y: float(np.asarray(losses(y, p)) @ p))
+    else:
+        enum = exact_evaluator(p, spec.context, spec.include_query_token)
+        flow, loss = (lambda y: enum.flow_rhs(y.reshape(K, K)).ravel()), (lambda y: float(enum.losses(y.reshape(K, K)) @ p))
+    return _decayed(flow, lam), (lambda y: loss(y) + 0.5 * lam * float(y @ y)), np.zeros(K * K)      # (WD-1, WD-2)
 
 
 def large_n_error(n_features: int, sizes, t_eval, eps: float = 0.05) -> dict:

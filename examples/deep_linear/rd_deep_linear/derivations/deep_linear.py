@@ -10,6 +10,9 @@ results take the textbook forms are asserted in the functions themselves.
   checked by substitution, and solve gives the half-learning time (DL-8).
 * :func:`matrix_system` -- the population loss of the full network (DL-2) for given sizes, entry by entry,
   and its gradient flow dW1/dt = W2^T (C - W2 W1), dW2/dt = (C - W2 W1) W1^T (DL-5) as -dL/dW.
+* :func:`mode_decay` -- weight decay (docs/theory/weight_decay.md, WD-1, WD-2): the penalty (lambda/2)(a^2 + b^2)
+  on the balanced set, pulled back with the same metric, adds -2 lambda u to (DL-6); the full-matrix flow
+  (orthonormal coordinates) gains -lambda W.
 * :func:`compiled_modes`, :func:`compiled_matrix` -- builders for ``reduced_dynamics.compile.compile_system``.
 
 Pure functions returning SymPy objects; no NumPy, no I/O.
@@ -64,6 +67,21 @@ def mode_system() -> ModeSystem:
     half = sp.solve(sp.Eq(closed, s / 2), t)
     assert len(half) == 1
     return ModeSystem(a, b, s, u, u0, t, loss_ab, flow_ab, loss_u, metric, rhs_u, closed, sp.simplify(half[0]))
+
+
+LAMBDA_WD = sp.Symbol("lambda_wd", nonnegative=True)
+
+
+@lru_cache(maxsize=None)
+def mode_decay() -> sp.Expr:
+    """-g^{-1} d/du of the penalty (lambda/2)(a^2 + b^2) on the balanced set a = b = sqrt(u): -2 lambda u (WD-2
+    with the metric g = 1/(2u) of DL-6). With it (DL-6) reads du/dt = 2u(s - lambda - u): the sigmoid (DL-7) with
+    s replaced by s - lambda (asserted by substitution)."""
+    m = mode_system()
+    penalty = (LAMBDA_WD / 2 * (m.a ** 2 + m.b ** 2)).subs({m.a: sp.sqrt(m.u), m.b: sp.sqrt(m.u)})
+    term = sp.simplify(-sp.diff(penalty, m.u) / m.metric)
+    assert sp.expand(m.rhs_u + term - 2 * m.u * (m.s - LAMBDA_WD - m.u)) == 0
+    return term
 
 
 @dataclass(frozen=True)
