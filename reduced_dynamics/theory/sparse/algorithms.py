@@ -22,6 +22,7 @@ from scipy.sparse import block_diag
 from threadpoolctl import threadpool_limits
 
 from ...integrate import integrate
+from ...errors import optional_import
 from ...specs import SpecError
 
 NORMALISATIONS = ("none", "max")  # nu = 1 ("PtO") or nu = max_j |r_j| ("PtO-inf")  (SM-25)
@@ -120,8 +121,8 @@ def lasso(X: np.ndarray, y: np.ndarray, alphas: np.ndarray, tol: float = 1e-6) -
     Solved per prompt by scikit-learn's coordinate descent (``lasso_path``, warm-started along the alpha
     path; its objective is exactly SM-21 without intercept). ``tol`` is scikit-learn's duality-gap tolerance.
     """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import lasso_path
+    ConvergenceWarning = optional_import("sklearn.exceptions", "the sparse family's Lasso", "sparse").ConvergenceWarning
+    lasso_path = optional_import("sklearn.linear_model", "the sparse family's Lasso", "sparse").lasso_path
 
     alphas = np.atleast_1d(np.asarray(alphas, dtype=float))
     if np.any(alphas <= 0) or not np.all(np.isfinite(alphas)):
