@@ -111,4 +111,4 @@ def test_built_site_reads_offline_and_shows_the_notebooks(tmp_path):
         html = (site / "notebooks" / name / "index.html").read_text()
         assert "jp-Notebook" in html, name
         if os.environ.get("RD_NOTEBOOKS_EXECUTED") == "1":
-            assert '<img alt="No description has been provided for this image" src="data:image/png' in html, name
+            assert re.search(r'<img [^>]*src="data:image/png', html), name      # its figures
