@@ -132,3 +132,13 @@ def test_each_documented_install_form_works_in_a_fresh_venv(clone, kind):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert str(venv) in done.stdout, done.stdout  # the installed copy, not the checkout
+
+
+def test_the_project_address_is_the_one_in_setup_cfg_everywhere():
+    """The address is written in setup.cfg; every other mention of a repository host names the same one."""
+    files = [ROOT / name for name in ("README.md", "CHANGELOG.md", "CITATION.cff", "setup.cfg", "mkdocs.yml")]
+    files += sorted((ROOT / "docs").glob("*.md"))
+    host = URL.split("/")[2]
+    for path in files:
+        for found in re.findall(rf"https://{re.escape(host)}/[\w./-]*", path.read_text()):
+            assert found.startswith(URL), f"{path.name}: {found} is not {URL}"
