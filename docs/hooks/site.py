@@ -115,7 +115,10 @@ def mathjax_folder() -> Path:
         (tarball,) = Path(work).glob("mathjax-*.tgz")
         unpacked = Path(work) / "unpacked"
         with tarfile.open(tarball) as archive:
-            archive.extractall(unpacked, filter="data")
+            if hasattr(tarfile, "data_filter"):            # Python >= 3.10.12 / 3.11.4: refuse odd members
+                archive.extractall(unpacked, filter="data")
+            else:
+                archive.extractall(unpacked)
         cache.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=cache))
         shutil.copytree(unpacked / "package", staging, dirs_exist_ok=True)
