@@ -88,7 +88,7 @@ def test_the_package_works_without_scikit_learn():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == (
-        "the sparse family's Lasso needs sklearn.exceptions: pip install 'scikit-learn>=1.2' (the 'sparse' extra)")
+        "the sparse family's Lasso needs sklearn: pip install 'scikit-learn>=1.2' (the 'sparse' extra)")
 
 
 def install_block():

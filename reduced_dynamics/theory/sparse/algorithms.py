@@ -121,8 +121,9 @@ def lasso(X: np.ndarray, y: np.ndarray, alphas: np.ndarray, tol: float = 1e-6) -
     Solved per prompt by scikit-learn's coordinate descent (``lasso_path``, warm-started along the alpha
     path; its objective is exactly SM-21 without intercept). ``tol`` is scikit-learn's duality-gap tolerance.
     """
-    ConvergenceWarning = optional_import("sklearn.exceptions", "the sparse family's Lasso", "sparse").ConvergenceWarning
-    lasso_path = optional_import("sklearn.linear_model", "the sparse family's Lasso", "sparse").lasso_path
+    optional_import("sklearn", "the sparse family's Lasso", "sparse")     # one line naming the extra if missing
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import lasso_path
 
     alphas = np.atleast_1d(np.asarray(alphas, dtype=float))
     if np.any(alphas <= 0) or not np.all(np.isfinite(alphas)):
