@@ -14,7 +14,7 @@
 # `rd.predict` integrates the reduced gradient flow of a model family, `rd.simulate` trains the full model by
 # gradient descent, `rd.compare` puts their metrics side by side. Results are `Trajectory` objects: they show
 # as a small table, plot with `.plot(ax=...)`, and turn into pandas or xarray objects
-# (`pip install 'reduced_dynamics[data]'`). Sizes here are small so that the notebook runs in seconds.
+# (`pip install '.[data]'` in a clone). Sizes here are small so that the notebook runs in seconds.
 
 # %%
 import matplotlib.pyplot as plt

@@ -17,7 +17,7 @@
 # $1/(2c\lVert\Lambda^2\rVert_F)$ against $\ln(1/\sigma)$. A sweep of the reduced flow over $\sigma$ and the
 # dimension $D$ checks it. `run_sweep` writes one file per point and a table `sweep.csv`;
 # `reduced_dynamics.sweep.load` reads the table as a pandas DataFrame and `load_curves` the curves as an
-# xarray Dataset (`pip install 'reduced_dynamics[data]'`). Rerunning the cell skips finished points.
+# xarray Dataset (`pip install '.[data]'` in a clone). Rerunning the cell skips finished points.
 
 # %%
 import tempfile

@@ -11,6 +11,7 @@ is on another axis (sparse: depth) supplies its own metrics, and the report then
 """
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,61 @@ class Report:
         lines += staircase_table(self.metrics)
         return "\n".join(lines)
 
+    def rows(self) -> list[tuple[str, Any, Any, float | None]]:
+        """The measures side by side: (name, theory, reference, relative gap or None), names sorted; then the
+        same measures of every extra theory curve, as ``"name (curve)"``, against the same reference."""
+        def finite(gap: Any) -> float | None:
+            return gap if isinstance(gap, float) and math.isfinite(gap) else None
+        names = sorted({k[: -len("_theory")] for k in self.metrics if k.endswith("_theory")})
+        out = [(name, self.metrics[f"{name}_theory"], self.metrics.get(f"{name}_reference"),
+                finite(self.metrics.get(f"{name}_relative_gap"))) for name in names]
+        for label in self.extras:
+            for name in names:
+                key = f"{_slug(label)}_{name}"
+                if key in self.metrics:
+                    out.append((f"{name} ({label})", self.metrics[key], self.metrics.get(f"{name}_reference"),
+                                finite(self.metrics.get(f"{key}_relative_gap_to_reference"))))
+        return out
+
+    def __repr__(self) -> str:
+        """At most 1 KB: the model, the two kinds, one line per measure of the theory (a long list shows its
+        ends) and the names of the extra curves; ``text()`` and the Jupyter table have everything."""
+        head = f"Report({self.model}: {self.theory.meta.get('kind')} against {self.reference.meta.get('kind')}"
+        lines = []
+        for name, th, ref, gap in self.rows()[:len({k for k in self.metrics if k.endswith("_theory")})]:
+            lines.append(f"  {name}: theory {_short(th)}, reference {_short(ref)}"
+                         + (f", gap {100 * gap:+.2f} %" if gap is not None else ""))
+        if "max_abs_gap" in self.metrics:
+            lines.append(f"  max |loss gap| {self.metrics['max_abs_gap']:.4g}")
+        if self.extras:
+            lines.append("  also: " + ", ".join(self.extras))
+        text, kept = head, 0
+        for line in lines:
+            if len(text) + len(line) > 900:
+                break
+            text, kept = text + "\n" + line, kept + 1
+        if kept < len(lines):
+            text += f"\n  ... {len(lines) - kept} more (report.text() or the table in Jupyter)"
+        return text + ")"
+
+    def _repr_html_(self) -> str:
+        """A table for Jupyter: measure, theory, reference, relative gap; then the levels."""
+        def cell(value: Any) -> str:
+            return f"<td style='text-align:right'>{html.escape(_fmt(value))}</td>"
+        body = "".join(f"<tr><th style='text-align:left'>{html.escape(name)}</th>{cell(th)}{cell(ref)}"
+                       f"<td style='text-align:right'>{'' if gap is None else f'{100 * gap:+.2f} %'}</td></tr>"
+                       for name, th, ref, gap in self.rows())
+        if "max_abs_gap" in self.metrics:
+            body += (f"<tr><th style='text-align:left'>max |loss gap|</th>"
+                     f"<td colspan='3' style='text-align:right'>{self.metrics['max_abs_gap']:.4g}</td></tr>")
+        body += "".join(f"<tr><th style='text-align:left'>level {html.escape(label)}</th>"
+                        f"<td colspan='3' style='text-align:right'>{value:.6g}</td></tr>"
+                        for label, value in self.levels.items())
+        caption = html.escape(f"{self.model}: {self.theory.meta.get('kind')} against "
+                              f"{self.reference.meta.get('kind')} ({axes_text(self.theory, self.reference)})")
+        return (f"<table><caption>{caption}</caption><tr><th>measure</th><th>theory</th><th>reference</th>"
+                f"<th>gap</th></tr>{body}</table>")
+
     def save_curves(self, path: str | Path) -> Path:
         """The curves behind the report: t and loss of the theory, t_reference and loss_reference, and
         t_<name>, loss_<name> of every extra curve, with the report as the JSON string ``meta``."""
@@ -131,6 +187,13 @@ def _fmt(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_fmt(v) for v in value) + "]"
     return str(value)
+
+
+def _short(value: Any) -> str:
+    """A scalar as _fmt writes it; a list as its length and ends, so that one line stays short."""
+    if isinstance(value, (list, tuple)) and len(value) > 3:
+        return f"[{_fmt(value[0])}, ... {_fmt(value[-1])}] ({len(value)})"
+    return _fmt(value)
 
 
 def axes_text(theory: Trajectory, reference: Trajectory) -> str:

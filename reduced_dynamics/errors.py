@@ -97,7 +97,27 @@ class MissingExtraError(ReducedDynamicsError, ImportError):
 
     def __init__(self, what: str, module: str, extra: str):
         self.module, self.extra = module, extra
-        super().__init__(f"{what} needs {module}: pip install 'reduced_dynamics[{extra}]'")
+        command = "pip install " + " ".join(f"'{r}'" for r in extra_requirements(extra))
+        super().__init__(f"{what} needs {module}: {command} (the '{extra}' extra)")
+
+
+def extra_requirements(extra: str) -> list[str]:
+    """The requirements of one extra as the installed metadata lists them (``["pandas>=1.5", ...]``).
+
+    The package is on no index, so ``pip install 'reduced_dynamics[data]'`` would fail; the requirements
+    themselves install from PyPI wherever the package was installed from. Without metadata (sources on the
+    path, not installed) the module's own distribution name stands in."""
+    from importlib import metadata
+    try:
+        listed = metadata.requires("reduced_dynamics") or []
+    except metadata.PackageNotFoundError:
+        listed = []
+    marker = f'extra == "{extra}"'
+    found = [r.split(";")[0].strip() for r in listed if r.split(";", 1)[-1].strip() == marker]
+    return found or _DISTRIBUTIONS.get(extra, [extra])
+
+
+_DISTRIBUTIONS = {"sparse": ["scikit-learn"], "data": ["pandas", "xarray"]}
 
 
 ECHO_LIMIT = 200          # characters of a user's value echoed in a message (a 20000-item list is not)

@@ -434,6 +434,44 @@ class SweepResult:
         """One line per failed point: its parameters, its key (the name of its files) and its reason."""
         return [f"{self.parameters(key)} (point {key}): {message}" for key, message in self.failed.items()]
 
+    def _table(self, limit: int) -> tuple[list[str], list[list[str]], int]:
+        """Header (side, the grid fields that vary, the measures) and the first ``limit`` finished rows."""
+        specs = [p.spec.to_dict() for p in self.points]
+        varying = [f for f in (specs[0] if specs else {}) if len({json.dumps(s[f], default=str) for s in specs}) > 1]
+        finished = [p for p in self.points if p.key in self.records]
+        def cell(value: Any) -> str:
+            return "" if value is None else f"{value:.5g}" if isinstance(value, float) else str(value)
+        rows = [[p.side, *(cell(p.spec.to_dict()[f]) for f in varying),
+                 *(cell(self.records[p.key]["measures"].get(m)) for m in self.measures)] for p in finished[:limit]]
+        return ["side", *varying, *self.measures], rows, len(finished)
+
+    def __repr__(self) -> str:
+        """A few lines (at most 1 KB): counts, the table's path and the first rows; ``load(out_dir)`` has all."""
+        model = self.points[0].model if self.points else "?"
+        head = (f"SweepResult({model}: {len(self.points)} points, {len(self.computed)} computed, "
+                f"{len(self.skipped)} skipped, {len(self.failed)} failed; table {self.csv_path}")
+        header, rows, finished = self._table(5)
+        lines = ["  " + " | ".join(header)] + ["  " + " | ".join(r) for r in rows]
+        text = head
+        for line in lines:
+            if len(text) + len(line) > 900:
+                break
+            text += "\n" + line[:200]
+        if finished > len(rows):
+            text += f"\n  ... {finished - len(rows)} more rows"
+        return text + ")"
+
+    def _repr_html_(self) -> str:
+        """A table for Jupyter: the varying grid fields and the measures of the first 20 finished points."""
+        import html
+        header, rows, finished = self._table(20)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        more = f"<tr><td colspan='{len(header)}'>... {finished - len(rows)} more</td></tr>" if finished > len(rows) else ""
+        caption = html.escape(f"{self.points[0].model if self.points else '?'}: {len(self.points)} points, "
+                              f"{len(self.computed)} computed, {len(self.skipped)} skipped, {len(self.failed)} failed")
+        return (f"<table><caption>{caption}</caption><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header)
+                + f"</tr>{body}{more}</table>")
+
 
 def run_sweep(model: str, grid: dict[str, Sequence[Any]], measures: Sequence[str], out_dir: str | Path,
               fixed: dict[str, Any] | None = None, side: str = "theory", executor: Any = None,

@@ -53,3 +53,23 @@ def test_project_style_is_a_context_and_a_user_style_goes_on_top():
     assert ax.lines[1].get_linewidth() == plotting.STYLE["lines.linewidth"]
     assert fig.get_figwidth() == plotting.COLUMN_WIDTH and type(fig).__name__ == "Figure"
     assert {k: str(v) for k, v in matplotlib.rcParams.items()} == before
+
+
+def test_a_fresh_kernel_shows_progress_widgets_and_report_tables(tmp_path):
+    """The notebooks extra brings ipywidgets: tqdm.auto's bar is a widget, with no "IProgress not found"
+    warning; a report displays as an HTML table and its plain text stays under 1 KB."""
+    pytest.importorskip("ipywidgets", reason="part of the notebooks extra")
+    cells = ["import reduced_dynamics as rd\n"
+             "s = rd.spec('attn-m', dim=2, context=8, heads=2, train_size=200, t_max=20)\n"
+             "reference = rd.simulate(s, progress=True)",
+             "rd.run_comparison(s, progress=False)"]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    first, second = (cell.outputs for cell in notebook.cells)
+    text = "".join(o.get("text", "") for o in first if o.get("output_type") == "stream")
+    assert "IProgress not found" not in text and "TqdmWarning" not in text, text
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in first), first
+    (shown,) = [o["data"] for o in second if o.get("output_type") == "execute_result"]
+    assert "<table>" in shown["text/html"] and "<th>gap</th>" in shown["text/html"]
+    assert len(shown["text/plain"].encode()) <= 1024

@@ -1,17 +1,19 @@
-// MathJax 3 configuration for pymdownx.arithmatex (generic mode). The MathJax script itself is loaded by
-// the browser from a CDN (see extra_javascript in mkdocs.yml); building the site needs no network.
+// MathJax 3 configuration for pymdownx.arithmatex (generic mode). The MathJax script itself is served by the
+// site (javascripts/mathjax/, copied there by docs/hooks/site.py from the npm package), so pages read offline.
 // Equation labels such as (LA-22) are explicit \tag{...} in the pages, so automatic numbering stays off.
 window.MathJax = {
   tex: {
-    inlineMath: [["\\(", "\\)"]],
-    displayMath: [["\\[", "\\]"]],
+    // \( \) and \[ \] are what arithmatex writes on the pages; $ and $$ are the notebooks' own markdown
+    // (mkdocs-jupyter leaves it as written). Only those two kinds of element are processed (options below).
+    inlineMath: [["\\(", "\\)"], ["$", "$"]],
+    displayMath: [["\\[", "\\]"], ["$$", "$$"]],
     processEscapes: true,
     processEnvironments: true,
     tags: "none"
   },
   options: {
     ignoreHtmlClass: ".*|",
-    processHtmlClass: "arithmatex"
+    processHtmlClass: "arithmatex|jp-RenderedMarkdown"
   }
 };
 

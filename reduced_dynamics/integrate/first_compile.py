@@ -11,8 +11,10 @@ import sys
 
 from numba.core import event
 
+# Measured (attn-m default predict, empty NUMBA_CACHE_DIR): 8.6 s of CPU time, 17-20 s wall on 2 busy cores;
+# 40-55 s was seen on a heavily loaded machine. The notice gives the CPU time and says that load stretches it.
 MESSAGE = ("reduced_dynamics: compiling the integrator kernels with Numba (first use after installing or "
-           "updating; happens once and is cached, ~15 s) ...")
+           "updating; cached afterwards; about 10 s of CPU time, up to a minute on a busy machine) ...")
 
 
 class FirstCompileNotice(event.Listener):

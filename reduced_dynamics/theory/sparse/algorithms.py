@@ -22,6 +22,7 @@ from scipy.sparse import block_diag
 from threadpoolctl import threadpool_limits
 
 from ...integrate import integrate
+from ...errors import optional_import
 from ...specs import SpecError
 
 NORMALISATIONS = ("none", "max")  # nu = 1 ("PtO") or nu = max_j |r_j| ("PtO-inf")  (SM-25)
@@ -120,6 +121,7 @@ def lasso(X: np.ndarray, y: np.ndarray, alphas: np.ndarray, tol: float = 1e-6) -
     Solved per prompt by scikit-learn's coordinate descent (``lasso_path``, warm-started along the alpha
     path; its objective is exactly SM-21 without intercept). ``tol`` is scikit-learn's duality-gap tolerance.
     """
+    optional_import("sklearn", "the sparse family's Lasso", "sparse")     # one line naming the extra if missing
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import lasso_path
 
