@@ -36,13 +36,21 @@ def ranged_fields(name):
     return out
 
 
-CASES = [(name, field, values) for name in rd.FAMILIES for field, values in ranged_fields(name)]
+def walk_cases():
+    """(family, field, values) of every registered family with a ranged field."""
+    return [(name, field, values) for name in rd.FAMILIES for field, values in ranged_fields(name)]
+
+
+CASES = walk_cases()
 
 
 def test_every_family_with_a_ranged_field_is_walked():
-    assert {name for name, _, _ in CASES} >= {"attn-m", "attn-s"}
-    assert ("attn-m", "icl") in {(n, f) for n, f, _ in CASES} and ("attn-s", "icl") in {(n, f) for n, f, _ in CASES}
-    assert all(name in SMALL for name in rd.FAMILIES)       # a new family must say its small sizes
+    walked = {(n, f) for n, f, _ in CASES}
+    assert {("attn-m", "icl"), ("attn-s", "icl"), ("attn-s", "rank"), ("sparse", "sparsity")} <= walked
+    for name in {n for n, _, _ in CASES}:       # a family with a ranged field must say its small sizes
+        assert name in SMALL, f"add small sizes for {name} to SMALL"
+    for name, fields in SMALL.items():
+        rd.spec(name, **fields)                 # valid specs
 
 
 @pytest.mark.filterwarnings("ignore:attn-m. the loss has not dropped")
@@ -50,7 +58,7 @@ def test_every_family_with_a_ranged_field_is_walked():
 def test_predict_records_the_same_observables_at_both_ends(name, field, values):
     names = {}
     for value in values:
-        trajectory = rd.predict(rd.spec(name, **{**SMALL[name], field: value}))
+        trajectory = rd.predict(rd.spec(name, **{**SMALL.get(name, {}), field: value}))
         names[value] = sorted(trajectory.observables)
         for key, series in trajectory.observables.items():
             assert np.all(np.isfinite(np.asarray(series, dtype=float))), (name, field, value, key)
