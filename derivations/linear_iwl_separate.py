@@ -14,7 +14,7 @@ the tests). Nothing is written by hand; ``system(D, R)`` returns the pieces for 
   head_theta (state,)            Theta_i = r_i (x) vec(K_i^T Q_i^x), row-major ((D+1) x (D+1) D),
   head_rhs   (state, G)          d state_i / dt (LA-54),
   head_jvp   (state, G, u, dG)   the derivative of head_rhs along (u, dG): the Hessian-vector product of
-                                 the modified flow (LR-5, LR-9) with dG = -2 kappa^2 A dTheta.
+                                 the modified flow (LR-5, LR-9) with dG = -2 A dTheta (kappa folded into A).
 """
 from __future__ import annotations
 

@@ -179,10 +179,10 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
     beta = np.einsum("da,tde,ea->ta", cov.basis, B, cov.basis)
     learned = beta / separate.population_b_star(spec, cov)
     components = np.sum(learned >= separate.LEARNED, axis=1)
-    held = task.draw(spec, train=False, test_size=held_out).tests["in_context"]
+    held = task.draw(spec, train=False, test_size=held_out).tests["in_context"]   # separate.held_out_prompts
     test_loss = sample_moments(held, spec.kappa).loss(thetas)
-    h, xq, yq = separate.held_out_prompts(spec, cov, held_out)
-    pcr = np.array([np.mean((separate.pcr_predict(h, xq, cov, spec.context, m) - yq) ** 2)
+    h = np.einsum("pn,pnd->pd", held.y, held.x) / spec.context
+    pcr = np.array([np.mean((separate.pcr_predict(h, held.xq, cov, spec.context, m) - held.yq) ** 2)
                     for m in range(spec.dim + 1)])
     r, K, _ = (np.stack(x) for x in zip(*(flow.split(y) for y in sol.y)))
     kind = moments or ("sample" if spec.train_size is not None else "population")
