@@ -108,6 +108,21 @@ def _attn_s_staircase(spec) -> dict:
     return {"sample flow": (flow, gd)}
 
 
+def _attn_s_mixture(spec) -> dict:
+    """attn-s on the §12 mixture: GD's two test-loss drops and final test losses (LA-38, on GD's own test sets)
+    against the all-weights flow (LA-54) on the reference's own training set."""
+    import reduced_dynamics as rd
+    from .tasks import linear_attention as task
+    from .theory.linear_attention import iwl_separate
+    gd = rd.simulate(spec, progress=False)
+    flow = iwl_separate.predict(spec, moments="sample", tests="sample", test_size=task.TEST_SIZE, t_eval=gd.t)
+    out = {key: (flow.events.get(key, math.nan), gd.events.get(key, math.nan))
+           for key in ("in_weight_drop_time", "in_context_drop_time")}
+    for key in ("test_loss_in_context", "test_loss_in_weight"):
+        out[key] = (float(flow.observables[key][-1]), float(gd.observables[key][-1]))
+    return out
+
+
 STUDIES = {s.name: s for s in (
     Study("attn-m-c6", "attn-m", {"train_size": 20000}, {"dim": 2, "heads": 2, "train_size": 2000, "t_max": 30.0},
           _attn_m_c6),
@@ -120,6 +135,10 @@ STUDIES = {s.name: s for s in (
           {"dim": 2, "context": 7, "heads": 2, "train_size": 400, "steps": 300, "lr": 0.2}, _softmax_expansion_escape),
     Study("attn-s-default", "attn-s", {}, {"dim": 2, "heads": 2, "train_size": 2000, "t_max": 100.0},
           _attn_s_staircase),
+    Study("attn-s-mixture", "attn-s",
+          {"dim": 3, "context": 15, "heads": 2, "init_scale": 0.1, "lr": 0.002, "train_size": 2000, "icl": 0.5,
+           "t_max": 20.0},
+          {"dim": 2, "context": 7, "train_size": 500, "t_max": 10.0}, _attn_s_mixture),
 )}
 
 CLAIMS = (
@@ -131,6 +150,14 @@ CLAIMS = (
     Claim("attn-m-softmax-c21", "escape", "attn-m (softmax)",
           "softmax GD escapes after the small-score expansion (C21)", 0, math.inf),
     Claim("attn-s-default", "sample flow", "attn-s", "GD's drops follow the sample-moment flow (LA-29)", -1, 1),
+    Claim("attn-s-mixture", "in_weight_drop_time", "attn-s (icl 0.5)",
+          "the in-weight drop of GD follows the all-weights flow (LA-54) on the same set", -1, 1),
+    Claim("attn-s-mixture", "in_context_drop_time", "attn-s (icl 0.5)",
+          "the in-context drop of GD follows the all-weights flow (LA-54) on the same set", -1, 1),
+    Claim("attn-s-mixture", "test_loss_in_context", "attn-s (icl 0.5)",
+          "final in-context test loss (LA-38) of GD = the flow's (LA-54)", -1, 1),
+    Claim("attn-s-mixture", "test_loss_in_weight", "attn-s (icl 0.5)",
+          "final in-weight test loss (LA-38) of GD = the flow's (LA-54)", -1, 1),
 )
 
 

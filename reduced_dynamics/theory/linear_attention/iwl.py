@@ -34,6 +34,7 @@ from ...specs import LinearMergedSpec
 from ...tasks import linear_attention as task
 from ...trajectory import Trajectory, provenance
 from . import discrete
+from .mixture_observables import merged_head_observables
 
 LEVELS = ("full", "sector", "head1")
 
@@ -372,5 +373,8 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, level: str = "fu
                       icl=spec.icl, level=level, test_moments=tests, discretisation=spec.discretisation, t_in_weight_formula=laws.t_in_weight, s1=laws.s1, a1=laws.a1,
                       U0=laws.U0, delay_linear_formula=laws.delay_linear, L_min=flow.train.minimum,
                       loss="MSE without 1/2 (LA-44)", time="gradient-flow time t")
-    return Trajectory(t=sol.t, loss=loss, observables={"test_loss_in_context": L_ic, "test_loss_in_weight": L_iw},
+    full = thetas if level == "full" else thetas @ sector_basis(drawn.task_vector)[0].T     # (LA-41) -> Theta
+    heads = merged_head_observables(sol.y, full, flow.rows, flow.heads, spec.dim, drawn.covariance.basis,
+                                    spec.dim if level == "full" else 0)   # the manifold route's names (LA-40)
+    return Trajectory(t=sol.t, loss=loss, observables={**heads, "test_loss_in_context": L_ic, "test_loss_in_weight": L_iw},
                       events=events, meta=meta)

@@ -30,6 +30,7 @@ from ...tasks import linear_attention as task
 from ...trajectory import Trajectory, provenance
 from . import discrete, given
 from .flow import ReducedFlow, eigen_diagonal, population_moments
+from .mixture_observables import manifold_test_losses
 
 
 def projection(W: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +78,9 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
     ``training_set`` "given".
 
     Observables: ``beta`` (diagonal of B in the covariance eigenbasis), ``v`` (value weights),
-    ``balance`` (v_i^2 - ||U_i||_F^2, conserved by (LA-36)). Meta holds the minimum loss ``L_star``.
+    ``balance`` (v_i^2 - ||U_i||_F^2, conserved by (LA-36)) and the two test losses (LA-38) of the state,
+    ``test_loss_in_context`` (the population loss LA-19 of B) and ``test_loss_in_weight`` (LA-55), the names
+    the icl < 1 route records too. Meta holds the minimum loss ``L_star``.
 
     ``icl`` < 1 leaves the invariant manifold: the §12 flow (LA-44) of ``iwl.predict``, with both test
     losses; so does ``all_weights`` at icl = 1 (every weight that reaches the prediction moves, as in
@@ -102,11 +105,13 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
                       L_star=flow.moments.minimum, tau=cov.trace, c=spec.c, rhs_evaluations=sol.nfev,
                       discretisation=spec.discretisation, **given.meta(initial_weights, training_set),
                       loss="MSE without 1/2 (LA-12)", time="gradient-flow time t")
+    B = np.einsum("ad,tde,be->tab", flow.moments.basis, b.T.reshape(-1, spec.dim, spec.dim), flow.moments.basis)
+    tests = manifold_test_losses(B, spec, cov, task.draw(spec, train=False).task_vector)     # (LA-38, LA-55)
     drop = midpoint_drop_time(sol.t, loss)
     if math.isnan(drop) and t_eval is None:
         warnings.warn(f"attn-m: the loss has not dropped by t = {sol.t[-1]:g} (it fell {loss[0] - loss.min():.2g}); "
                       "raise --t-max to see the drop", RuntimeWarning)
-    return Trajectory(t=sol.t, loss=loss, observables={"beta": beta, "v": v, "balance": balance},
+    return Trajectory(t=sol.t, loss=loss, observables={"beta": beta, "v": v, "balance": balance, **tests},
                       events={"drop_time": drop}, meta=meta)
 
 

@@ -29,6 +29,7 @@ from ...tasks import linear_attention as task
 from ...trajectory import Trajectory, provenance
 from . import discrete, given
 from .flow import Moments, ReducedFlow, eigen_diagonal
+from .mixture_observables import manifold_test_losses
 
 STAIRCASE = {"log_time": True, "window": 0.02, "flat": 0.01}   # plateau detection (events.plateaus)
 LEARNED = 0.5          # a component counts as learned once beta_d reaches half of B*_dd
@@ -210,16 +211,22 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
       ``test_loss``    mean squared error of the model's predictor c h^T B x_q (LA-11) on held-out prompts
       ``pcr_test_loss`` the same for the PCR predictor (LA-34) with m(t) = ``components`` components
       ``v``, ``balance`` value weights and v_i^2 - ||K_i^x||_F^2 (LA-37)
+      ``test_loss_in_context``, ``test_loss_in_weight``  the two test losses (LA-38) of the state: the
+                       population loss (LA-19) of B and (LA-55)
     Meta: ``L_star`` (minimum of the moments used), ``ladder`` (LA-30).
 
     ``attention="softmax"``: the small-score expansion (LA-51, LA-52), labelled an approximation in its meta
-    (``softmax_expansion.predict``). The §12 theory covers attn-m only, so ``icl`` < 1 is a SpecError here."""
+    (``softmax_expansion.predict``). ``icl`` < 1 leaves the invariant manifold: the attn-s flow of the §12
+    mixture (LA-54, ``iwl_separate.predict``) on every weight that reaches the prediction, same observables."""
     given.supported(spec, {"initial_weights": initial_weights, "training_set": training_set})
     if spec.attention == "softmax":
         from .softmax_expansion import predict as expansion
         return expansion(spec, t_eval=t_eval)
-    if spec.icl != 1.0:
-        raise SpecError("icl", "1 for the attn-s theory (linear_attention_iwl.md §12 treats attn-m)", spec.icl)
+    if spec.icl != 1.0:                       # off the invariant manifold: the §12 flow (LA-54), all weights
+        if y0 is not None:
+            raise SpecError("y0", "nothing with icl < 1 (the mixture flow starts from the drawn weights)", "a state")
+        from .iwl_separate import predict as mixture_predict
+        return mixture_predict(spec, moments, t_eval=t_eval, held_out=test_size)
     if y0 is not None and initial_weights is not None:
         raise SpecError("y0", "nothing when initial_weights are given (one start)", "a state vector")
     flow, start, cov = setup(spec, moments, cache_dir, initial_weights, training_set)     # checks both
@@ -242,6 +249,8 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
     pcr = np.array([np.mean((pcr_predict(h, xq, cov, spec.context, m) - yq) ** 2) for m in range(spec.dim + 1)])
     v, K, _ = flow.unpack(sol.y)
     balance = v ** 2 - np.sum(K ** 2, axis=(2, 3))
+    tests = manifold_test_losses(B_orig.reshape(-1, spec.dim, spec.dim), spec, cov,      # (LA-38, LA-55)
+                                 task.draw(spec, train=False).task_vector)
     meta = provenance("attn-s", spec, f"theory-{flow.moments.kind}", flow.system.derivation_hash,
                       L_star=flow.moments.minimum, tau=cov.trace, c=spec.c, ladder=ladder(spec),
                       pcr_test_losses=pcr.tolist(), rhs_evaluations=sol.nfev,
@@ -249,7 +258,7 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
                       loss="MSE without 1/2 (LA-12)", time="gradient-flow time t")
     return Trajectory(t=sol.t, loss=loss, meta=meta, observables={
         "beta": beta, "learned": learned, "components": components.astype(float), "test_loss": test_loss,
-        "pcr_test_loss": pcr[components], "v": v, "balance": balance})
+        "pcr_test_loss": pcr[components], "v": v, "balance": balance, **tests})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -273,6 +282,8 @@ def comparison_theories(spec: LinearSeparateSpec) -> dict[str, Trajectory]:
     if spec.attention == "softmax":
         return {"theory": predict(spec)}        # labelled in its meta as an expansion (approximation)
     sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow")
+    if spec.icl != 1.0:                         # the §12 flows (LA-54)
+        return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population")}
     return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population"),
             "modified flow": predict(sample_spec.replace(discretisation="modified")),    # (LR-5) at spec.lr
             "reduced GD map": predict(sample_spec.replace(discretisation="map"))}        # (LR-3) at spec.lr
