@@ -160,3 +160,18 @@ def test_reduced_gd_map_on_sample_moments_is_the_reference_step_by_step():
     flow, modified = (iwl_separate.predict(spec.replace(discretisation=d), moments="sample", tests="sample",
                                            test_size=500, t_eval=gd.t) for d in ("flow", "modified"))
     assert np.max(np.abs(modified.loss - gd.loss)) < 0.05 * np.max(np.abs(flow.loss - gd.loss))
+
+
+def test_weight_decay_is_minus_lambda_times_the_weights_and_gd_follows_it():
+    """(WD-2, WD-3) on the attn-s mixture flow: the flow with decay is the flow minus lambda y, the Hessian-vector
+    product gains lambda u, and the reference's GD with decay (a separate term) follows the GD map of this
+    flow on its own training set step by step."""
+    spec = LinearSeparateSpec(dim=2, heads=2, icl=0.5, train_size=300, lr=0.01, steps=40, weight_decay=0.3)
+    plain, y0, _ = iwl_separate.setup(spec.replace(weight_decay=0.0))
+    decayed, _, _ = iwl_separate.setup(spec)
+    u = np.random.default_rng(1).standard_normal(y0.size)
+    np.testing.assert_allclose(decayed.rhs(0.0, y0), plain.rhs(0.0, y0) - 0.3 * y0, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(decayed.hvp(y0, u), plain.hvp(y0, u) + 0.3 * u, rtol=0, atol=1e-12)
+    gd = ref.simulate_separate(spec, progress=False)
+    theory = iwl_separate.predict(spec.replace(discretisation="map"), moments="sample")
+    assert np.max(np.abs(theory.loss[:len(gd.loss)] - gd.loss) / gd.loss) < 1e-9

@@ -40,12 +40,14 @@ def compiled_system(dim: int, rank: int, cache_dir=None):
 @dataclass(frozen=True)
 class SeparateIWLFlow:
     """Gradient flow (LA-54) of the H-head, rank-R attn-s model on a quadratic loss in Theta.
-    State: heads stacked, each (r_i (D+1), K_i row-major (R x (D+1)), Q_i^x row-major (R x D))."""
+    State: heads stacked, each (r_i (D+1), K_i row-major (R x (D+1)), Q_i^x row-major (R x D)): the full
+    weights themselves, so weight decay lambda adds -lambda y to the flow and lambda to the Hessian (WD-2, WD-3)."""
     train: Moments
     tests: dict          # name -> Moments (same coordinates as train)
     dim: int
     rank: int
     heads: int
+    decay: float = 0.0
 
     @property
     def n(self) -> int:
@@ -86,7 +88,8 @@ class SeparateIWLFlow:
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         r, K, Q = self.split(y)
         dr, dK, dQ = self._pullback(self.drive(self.theta(y)), r, K, Q)
-        return self._pack(dr, dK, dQ)
+        out = self._pack(dr, dK, dQ)
+        return out - self.decay * np.asarray(y) if self.decay else out        # (WD-2)
 
     def _pack(self, dr, dK, dQ) -> np.ndarray:
         H = self.heads
@@ -108,7 +111,8 @@ class SeparateIWLFlow:
         dr = np.einsum("abc,hbc->ha", dG, W) + np.einsum("abc,hbc->ha", G, dW)
         dK = np.einsum("hbc,hkc->hkb", dGamma, Q) + np.einsum("hbc,hkc->hkb", Gamma, uQ)
         dQ = np.einsum("hkb,hbc->hkc", uK, Gamma) + np.einsum("hkb,hbc->hkc", K, dGamma)
-        return -self._pack(dr, dK, dQ)
+        out = -self._pack(dr, dK, dQ)
+        return out + self.decay * np.asarray(u) if self.decay else out        # (WD-3)
 
     def modified_rhs(self, eta: float):
         """Right-hand side of the modified flow (LR-5) at step eta: f + (eta/2) Hess L f."""
@@ -146,7 +150,7 @@ def setup(spec: LinearSeparateSpec, moments: str | None = None, tests: str = "po
     else:
         test_moments = {"in_context": law_moments("rand", cov, w_bar, N, kappa),
                         "in_weight": law_moments("noise", cov, w_bar, N, kappa)}
-    flow = SeparateIWLFlow(train, test_moments, spec.dim, spec.rank, spec.heads)
+    flow = SeparateIWLFlow(train, test_moments, spec.dim, spec.rank, spec.heads, spec.weight_decay)
     return flow, initial_state(drawn.weights), drawn
 
 
