@@ -29,11 +29,16 @@ def gd_outcome(spec) -> dict:
     (coarse labels; no Lyapunov exponent from GD): label, loss start, peak, minimum, final loss."""
     cov, params, data = ref.problem(spec)
     model = ref.MergedAttention(spec.kappa)
-    mask = model.off_manifold_mask(params) if spec.freeze_off_manifold else None
     D = spec.dim
 
     def state(p):
         return np.concatenate([p["r"], p["W"][:, :, :D].reshape(len(p["r"]), -1)], axis=1).reshape(-1)
+    return _outcome(spec, model, params, data, state)
+
+
+def _outcome(spec, model, params, data, state) -> dict:
+    """Full-batch GD of the reference model from its own start, labelled by the atlas's classifier."""
+    mask = model.off_manifold_mask(params) if spec.freeze_off_manifold else None
     try:
         losses, states, _ = ref.gradient_descent(model, params, ref.Batch.from_training_set(data), spec.lr,
                                                  spec.gd_steps, mask=mask, record=state, progress=False)
@@ -49,20 +54,11 @@ def gd_outcome_separate(spec) -> dict:
     """As ``gd_outcome`` for attn-s: full-batch GD of the full model (the reference), state (r_i, K_i, Q_i^x)."""
     cov, params, data = ref.problem_separate(spec)
     model = ref.SeparateAttention(spec.kappa)
-    mask = model.off_manifold_mask(params) if spec.freeze_off_manifold else None
     D, H = spec.dim, spec.heads
 
     def state(p):
         return np.concatenate([p["r"], p["K"].reshape(H, -1), p["Q"][:, :, :D].reshape(H, -1)], axis=1).reshape(-1)
-    try:
-        losses, states, _ = ref.gradient_descent(model, params, ref.Batch.from_training_set(data), spec.lr,
-                                                 spec.gd_steps, mask=mask, record=state, progress=False)
-    except DivergenceError:
-        return {"label": "divergent", "peak": math.nan, "minimum": math.nan, "final": math.nan}
-    tail = np.array(states[-(lr_atlas.PERIODS + 1):])
-    label = lr_atlas.coarse(lr_atlas.classify(losses, tail, False))
-    return {"label": label, "loss0": float(losses[0]), "peak": float(losses.max()), "minimum": float(losses.min()),
-            "final": float(losses[-1])}
+    return _outcome(spec, model, params, data, state)
 
 
 def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
