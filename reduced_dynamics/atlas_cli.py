@@ -22,7 +22,7 @@ MODELS = ("attn-m", "attn-s", "softmax")
 
 
 def run(argv: list[str]) -> int:
-    from .cli import UsageError, _Parser, add_spec_arguments, spec_from_arguments
+    from .arguments import UsageError, _Parser, add_spec_arguments, spec_from_arguments
     if not argv or argv[0].startswith("-"):
         if argv and argv[0] in ("-h", "--help"):
             print("usage: reduced-dynamics atlas MODEL --lr-range A B --points K [spec flags] [--out-dir DIR] [--yes]")

@@ -22,7 +22,6 @@ nothing. The table goes to ``ledger.csv`` and ``ledger.json`` and, as Markdown, 
 """
 from __future__ import annotations
 
-import argparse
 import concurrent.futures as cf
 import json
 import math
@@ -301,7 +300,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m reduced_dynam
     """Run the ledger from the command line (``reduced-dynamics ledger`` calls this); bad input: one line,
     exit code 2."""
     import sys
-    from .cli import UsageError, _Parser
+    from .arguments import UsageError, _Parser
     from .errors import one_line
     parser = _Parser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--study", action="append", choices=list(STUDIES), help="run only this study (repeatable)")
