@@ -63,6 +63,14 @@ def none_if_nan(x):
     return None if isinstance(x, float) and math.isnan(x) else x
 
 
+def where_it_happens(name: str, grid_values: np.ndarray) -> dict[str, np.ndarray]:
+    """An event over the (lambda, p) grid, NaN where it does not happen, as the (lambda, p) indices where it
+    happens (``NAME_at``) and its values there (``NAME``): the figure's .npz holds finite numbers only, so an
+    absent event is absent rather than NaN."""
+    ii, jj = np.nonzero(np.isfinite(grid_values))
+    return {f"{name}_at": np.column_stack([ii, jj]).astype(np.int64), name: grid_values[ii, jj]}
+
+
 def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     base = base_spec(quick)
     fractions, decays = grid(quick)
@@ -106,8 +114,11 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
     ax.set_yscale("log")
     ax.set_xlabel("icl fraction p")
     ax.set_title("the in-weight route fades instead", fontsize=7)
-    arrays = {"fractions": fractions, "decays": decays, "icl_phase": phase, "icl_fade": icl_fade,
-              "iwl_fade": iwl_fade, "icl_lost_fraction": lost, "icl_emergence": icl_emerge}
+    if not np.all(np.isfinite(phase)):
+        raise RuntimeError("attn_m_transience: a grid point has no phase")
+    arrays = {"fractions": fractions, "decays": decays, "icl_phase": phase.astype(np.int64),
+              **where_it_happens("icl_fade", icl_fade), **where_it_happens("iwl_fade", iwl_fade),
+              **where_it_happens("icl_lost_fraction", lost), **where_it_happens("icl_emergence", icl_emerge)}
     summary = {"phase_counts": {name: int(np.sum(phase == k)) for k, name in enumerate(PHASES)},
                "largest_icl_lost_fraction": float(np.nanmax(lost)),
                "iwl_fades_at": int(np.sum(np.isfinite(iwl_fade))),
