@@ -367,8 +367,8 @@ def dask_client(scheduler: str | None = None, workers: int = 2, timeout: float |
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise SpecError("dask", "the dask extra installed (pip install 'reduced_dynamics[dask]')",
-                        "distributed not importable") from None
+        from .errors import MissingExtraError
+        raise MissingExtraError("a Dask sweep", "distributed", "dask") from None
     timeout = SCHEDULER_TIMEOUT if timeout is None else timeout
     with contextlib.ExitStack() as stack:
         if scheduler:
@@ -684,7 +684,7 @@ def read_table(path: str | Path) -> list[dict[str, str]]:
 def load(out_dir: str | Path) -> Any:
     """The sweep's table ``out_dir/sweep.csv`` as a pandas DataFrame, one row per point, checked against
     the point records (``check_table``), with its cells decoded as they were written: numbers, booleans, empty cells as NaN/None and JSON lists (list-valued
-    measures, tuple fields) as Python lists. Needs pandas (``pip install 'reduced_dynamics[data]'``)."""
+    measures, tuple fields) as Python lists. Needs pandas (the ``data`` extra)."""
     from .errors import ResultFileError, optional_import
     pd = optional_import("pandas", "sweep.load")
     path = Path(out_dir) / "sweep.csv"
