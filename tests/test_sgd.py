@@ -1,0 +1,183 @@
+"""Minibatch SGD of attn-m (docs/theory/sgd.md): the reference's minibatches (full batch by epochs at B = P is
+full-batch GD exactly; a batch seed changes the order only), the per-prompt gradient covariance Sigma
+(SGD-3) against the reference's own per-prompt gradients, the minibatch covariance c Sigma / B (SGD-1)
+by enumeration and by Monte Carlo, the Gaussian construction (SGD-5), and the reduced SGD model (SGD-4) at
+zero noise equal to the GD map (LR-3), whose modified flow is (LR-5)."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import reduced_dynamics as rd
+from reduced_dynamics.errors import SpecError
+from reduced_dynamics.reference import linear_attention as ref
+from reduced_dynamics.tasks import linear_attention as task
+from reduced_dynamics.theory.linear_attention import discrete, iwl, sgd
+
+SMALL = dict(dim=2, heads=2, context=5, init_scale=0.3, train_size=200, lr=0.1, t_max=2.0)
+
+
+def _flat(grads: dict, D: int) -> np.ndarray:
+    """Reference gradients in the all-weights state order (r_i, W_i[:, :D]) per head (iwl.full_state)."""
+    return iwl.full_state({"r": grads["r"], "W": grads["W"]})
+
+
+def test_full_batch_by_epochs_is_gradient_descent_exactly():
+    spec = rd.spec("attn-m", **SMALL)
+    full = ref.simulate_merged(spec, test_size=0)
+    epochs = ref.simulate_merged(spec.replace(batch_size=200, sampling="epochs"), test_size=0)
+    assert np.array_equal(full.loss, epochs.loss)
+    assert np.array_equal(full.observables["beta"], epochs.observables["beta"])
+    assert "batch_size" not in full.meta and epochs.meta["batch_size"] == 200
+
+
+def test_batch_seed_changes_the_order_not_the_weights_or_set():
+    spec = rd.spec("attn-m", **SMALL, batch_size=16)
+    a = ref.simulate_merged(spec, test_size=0)
+    b = ref.simulate_merged(spec.replace(batch_seed=1), test_size=0)
+    assert a.loss[0] == b.loss[0]                             # same weights, same training set
+    assert not np.array_equal(a.loss[1:], b.loss[1:])        # another order
+    again = ref.simulate_merged(spec, test_size=0)
+    assert np.array_equal(a.loss, again.loss)                # the order is reproducible
+
+
+def test_minibatch_orders():
+    rng = task.batch_order_rng(0, 3)
+    epochs = task.MinibatchOrder("epochs", 4, 12, rng)
+    for _ in range(2):                                       # every prompt exactly once per epoch
+        seen = np.concatenate([epochs.next() for _ in range(3)])
+        assert np.array_equal(np.sort(seen), np.arange(12))
+    repl = task.MinibatchOrder("replacement", 5, 12, rng).next()
+    assert repl.size == 5 and np.all(np.diff(repl) >= 0) and repl.max() < 12
+    assert task.MinibatchOrder("online", 5, 12, rng).next() is None
+
+
+def test_sgd_step_is_the_gradient_on_the_drawn_batch():
+    spec = rd.spec("attn-m", **{**SMALL, "t_max": None}, batch_size=8, steps=1)
+    _, params, data = ref.problem(spec)
+    model, batch = ref.MergedAttention(spec.kappa), ref.Batch.from_training_set(data)
+    drawn = task.draw(spec, train=True)
+    _, _, after = ref.gradient_descent(model, params, batch, spec.lr, 1, progress=False,
+                                       minibatches=ref.minibatch_source(spec, batch, ref.Batch, drawn))
+    idx = task.MinibatchOrder("replacement", 8, 200, task.batch_order_rng(spec.seed, spec.batch_seed)).next()
+    grads = model.loss_and_grads(params, batch.rows(idx))[1]
+    assert np.allclose(after["W"], params["W"] - spec.lr * grads["W"], rtol=0, atol=1e-15)
+    assert np.allclose(after["r"], params["r"] - spec.lr * grads["r"], rtol=0, atol=1e-15)
+
+
+def test_online_batches_are_fresh_prompts_from_the_law():
+    spec = rd.spec("attn-m", **SMALL, batch_size=50, sampling="online")
+    run = ref.simulate_merged(spec, test_size=0)
+    assert np.all(np.isfinite(run.loss)) and run.meta["sampling"] == "online"
+    with pytest.raises(SpecError, match="batch_size"):
+        rd.spec("attn-m", **SMALL, batch_size=201)
+    with pytest.raises(SpecError, match="sampling"):
+        rd.spec("attn-m", **SMALL, batch_size=20, sampling="online", centre_inputs=True)
+
+
+@pytest.fixture(scope="module")
+def small():
+    """All-weights flow, a state off the manifold, per-prompt gradients, and the reference model on the set."""
+    spec = rd.spec("attn-m", **SMALL, batch_size=4)
+    flow, y0, prompts = sgd.setup(spec)
+    _, params, data = ref.problem(spec)
+    y = y0 + 0.3 * np.random.default_rng(5).standard_normal(y0.size)      # every block non-zero
+    H, D = spec.heads, spec.dim
+    Y = y.reshape(H, -1)
+    weights = {"r": Y[:, :D + 1].copy(), "W": np.zeros((H, D + 1, D + 1))}
+    weights["W"][:, :, :D] = Y[:, D + 1:].reshape(H, D + 1, D)
+    return spec, flow, prompts, y, weights, ref.MergedAttention(spec.kappa), ref.Batch.from_training_set(data)
+
+
+def _pullback_matrix(flow, y):
+    """J^T (state x Theta): the weights' gradient of a Theta-gradient g is J^T g."""
+    n = flow.rows * flow.cols
+    return np.stack([-sgd.pullback(flow, y.reshape(1, flow.heads, -1), -e.reshape(1, flow.rows, flow.cols)).reshape(-1)
+                     for e in np.eye(n)], axis=1)
+
+
+def test_sigma_is_the_covariance_of_the_reference_per_prompt_gradients(small):
+    spec, flow, prompts, y, weights, model, batch = small
+    per = np.array([_flat(model.loss_and_grads(weights, batch.rows(np.array([p])))[1], spec.dim)
+                    for p in range(prompts.size)])
+    mean_ref = _flat(model.loss_and_grads(weights, batch)[1], spec.dim)
+    assert np.allclose(per.mean(axis=0), mean_ref, rtol=0, atol=1e-12 * np.abs(mean_ref).max())
+    cov_ref = np.cov(per.T, bias=True)
+    Jt = _pullback_matrix(flow, y)
+    cov_theory = Jt @ prompts.covariance(flow.theta(y)) @ Jt.T
+    assert np.max(np.abs(cov_theory - cov_ref)) <= 1e-10 * np.max(np.abs(cov_ref))
+
+
+def test_gaussian_construction_has_covariance_sigma_exactly(small):
+    _, flow, prompts, y, *_ = small
+    theta = flow.theta(y)
+    P = prompts.size
+    L = prompts.gaussian(np.tile(theta, (P, 1)), np.eye(P))          # column p of the linear map z -> xi
+    assert np.allclose(L.T @ L, prompts.covariance(theta), rtol=0, atol=1e-12 * np.abs(L.T @ L).max())
+
+
+def test_minibatch_covariance_without_replacement_by_enumeration(small):
+    """Every B-subset is equally likely as one batch of an epoch: the batch-mean gradient has covariance
+    (P - B)/(P - 1) Sigma / B (SGD-1) exactly; enumerated on 8 prompts."""
+    _, flow, prompts, y, *_ = small
+    sub = sgd.PerPromptGradients(prompts.phi[:8], prompts.y[:8])
+    theta = flow.theta(y)
+    g = sub.gradients(theta)
+    B = 3
+    means = np.array([g[list(c)].mean(axis=0) for c in itertools.combinations(range(8), B)])
+    cov = np.cov(means.T, bias=True)
+    expected = sgd.noise_factor("epochs", B, 8) * sub.covariance(theta) / B
+    assert np.max(np.abs(cov - expected)) <= 1e-12 * np.max(np.abs(expected))
+
+
+def test_minibatch_covariance_with_replacement_by_monte_carlo(small):
+    """The reference's SGD gradients with replacement (B = 4) scatter with covariance J^T Sigma J / B."""
+    spec, flow, prompts, y, weights, model, batch = small
+    order = task.MinibatchOrder("replacement", 4, prompts.size, np.random.default_rng(0))
+    draws = np.array([_flat(model.loss_and_grads(weights, batch.rows(order.next()))[1], spec.dim)
+                      for _ in range(6000)])
+    Jt = _pullback_matrix(flow, y)
+    expected = Jt @ prompts.covariance(flow.theta(y)) @ Jt.T / 4
+    err = np.linalg.norm(np.cov(draws.T) - expected) / np.linalg.norm(expected)
+    assert err < 0.06          # sampling error of 6000 draws: about sqrt(2/6000) ~ 0.02 per direction
+
+
+def test_zero_noise_paths_are_the_gd_map(small):
+    """At B = P by epochs c = 0 (SGD-1): every path is the GD map (LR-3), i.e. full-batch GD of every weight."""
+    spec, flow, prompts, y, *_ = small
+    steps = 20
+    band = sgd.monte_carlo(flow, prompts, y, spec.lr, steps, 200, sgd.noise_factor("epochs", 200, 200), 3,
+                           np.random.default_rng(0))
+    mapped = flow.train.loss(flow.thetas(discrete.gd_map(flow, y, spec.lr, steps).y))
+    assert np.max(np.abs(band.losses[:, 1] - mapped)) <= 1e-13 * np.max(mapped)
+    assert np.max(np.abs(band.losses[:, 0] - band.losses[:, 2])) <= 1e-13 * np.max(mapped)     # no noise at all
+
+
+def test_full_batch_drift_is_the_modified_flow(small):
+    """The SDE's drift at B = P (c = 0) is the modified flow (LR-5, SGD-2): the GD map's distance from it over
+    a fixed time falls fourfold when eta halves (order 2), from the plain flow only twofold (order 1)."""
+    from reduced_dynamics.integrate import integrate
+    _, flow, prompts, y, *_ = small
+    T, gaps = 1.0, {"modified": [], "flow": []}
+    for eta in (0.1, 0.05):
+        steps = int(round(T / eta))
+        end = discrete.gd_map(flow, y, eta, steps).y[-1]
+        for name, rhs in (("modified", flow.modified_rhs(eta)), ("flow", flow.rhs)):
+            sol = integrate(rhs, y, T, method="DOP853", rtol=1e-11, t_eval=np.array([0.0, T]))
+            gaps[name].append(np.linalg.norm(sol.y[-1] - end))
+    assert 3.5 < gaps["modified"][0] / gaps["modified"][1] < 4.5
+    assert 1.8 < gaps["flow"][0] / gaps["flow"][1] < 2.2
+
+
+@pytest.mark.parametrize("noise", ["exact", "table"])
+def test_band_scales_like_one_over_root_b(small, noise):
+    """The loss spread at a fixed time halves when B grows fourfold (SGD-2: diffusion eta c Sigma / B), while
+    the mean stays at the GD map to O(1/B)."""
+    spec, flow, prompts, y, *_ = small
+    sds = []
+    for B in (16, 64):
+        band = sgd.monte_carlo(flow, prompts, y, spec.lr, 10, B, 1.0, 400, np.random.default_rng(1), noise)
+        sds.append(band.losses[-1].std())
+    assert 1.6 < sds[0] / sds[1] < 2.5
