@@ -181,3 +181,14 @@ def test_band_scales_like_one_over_root_b(small, noise):
         band = sgd.monte_carlo(flow, prompts, y, spec.lr, 10, B, 1.0, 400, np.random.default_rng(1), noise)
         sds.append(band.losses[-1].std())
     assert 1.6 < sds[0] / sds[1] < 2.5
+
+
+def test_linear_noise_matches_the_monte_carlo_at_small_noise(small):
+    """(SGD-7) is the first order in the noise of (SGD-4): at a small noise (c / B = 1e-3) the loss's sd
+    along the way agrees with 2000 Monte-Carlo paths within their sampling error (about 3 %)."""
+    spec, flow, prompts, y, *_ = small
+    t, loss, sd = sgd.linear_noise(flow, prompts, y, spec.lr, 20, 16, 0.016, stride=1)
+    band = sgd.monte_carlo(flow, prompts, y, spec.lr, 20, 16, 0.016, 2000, np.random.default_rng(3), "exact")
+    mc = band.losses.std(axis=1)
+    assert np.max(np.abs(mc[5:] / sd[5:] - 1)) < 0.1
+    assert np.max(np.abs(band.losses.mean(axis=1) - loss)) < 0.1 * sd.max()     # mean: the GD map

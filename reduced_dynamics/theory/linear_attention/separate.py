@@ -219,6 +219,9 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
         return expansion(spec, t_eval=t_eval)
     if spec.icl != 1.0:
         raise SpecError("icl", "1 for the attn-s theory (linear_attention_iwl.md §12 treats attn-m)", spec.icl)
+    if spec.batch_size is not None:
+        raise SpecError("batch_size", "none for the attn-s theory (the SGD band, sgd.md, covers attn-m; "
+                                      "simulate takes --batch-size)", spec.batch_size)
     if y0 is not None and initial_weights is not None:
         raise SpecError("y0", "nothing when initial_weights are given (one start)", "a state vector")
     flow, start, cov = setup(spec, moments, cache_dir, initial_weights, training_set)     # checks both
@@ -271,7 +274,8 @@ def comparison_theories(spec: LinearSeparateSpec) -> dict[str, Trajectory]:
     With softmax attention, the small-score expansion (LA-51)."""
     if spec.attention == "softmax":
         return {"theory": predict(spec)}        # labelled in its meta as an expansion (approximation)
-    sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow")
+    sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow", batch_size=None)
+    spec = spec.replace(batch_size=None)              # full-batch theory: the SGD band covers attn-m only
     return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population"),
             "modified flow": predict(sample_spec.replace(discretisation="modified")),    # (LR-5) at spec.lr
             "reduced GD map": predict(sample_spec.replace(discretisation="map"))}        # (LR-3) at spec.lr

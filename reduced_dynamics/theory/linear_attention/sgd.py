@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...errors import SpecError
 from ...events import midpoint_drop_time
 from ...specs import LinearMergedSpec
 from ...tasks import linear_attention as task
@@ -158,13 +159,15 @@ def monte_carlo(flow: iwl.IWLFlow, prompts: PerPromptGradients, y0: np.ndarray, 
 
 
 def linear_noise(flow: iwl.IWLFlow, prompts: PerPromptGradients, y0: np.ndarray, eta: float, steps: int,
-                 batch_size: int, factor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 batch_size: int, factor: float, stride: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The linear-noise approximation (SGD-7) along the GD map: C_{k+1} = F_k C_k F_k^T + eta^2 (c / B)
-    J_k^T Sigma_k J_k with F_k = I - eta Hess L (LR-9); returns (t, the map's loss, the sd of the loss)."""
+    J_k^T Sigma_k J_k, F_k = I - eta Hess L (LR-9), Sigma refreshed every ``stride`` steps; returns
+    (t, the map's loss, the sd of the loss to first order, grad L^T C grad L)."""
     n = y0.size
     y = np.asarray(y0, dtype=float)
     C = np.zeros((n, n))
     eye = np.eye(n)
+    basis = np.eye(flow.rows * flow.cols).reshape(-1, flow.rows, flow.cols)
     loss, sd = np.empty(steps + 1), np.empty(steps + 1)
     for k in range(steps + 1):
         grad = -flow.rhs(0.0, y)
@@ -172,14 +175,22 @@ def linear_noise(flow: iwl.IWLFlow, prompts: PerPromptGradients, y0: np.ndarray,
         sd[k] = math.sqrt(max(float(grad @ C @ grad), 0.0))
         if k == steps:
             break
-        Hm = np.stack([flow.hvp(y, e) for e in eye], axis=1)
-        F = eye - eta * Hm
-        Jt = np.stack([pullback(flow, y.reshape(1, flow.heads, -1), e.reshape(1, flow.rows, flow.cols)).reshape(-1)
-                       for e in np.eye(flow.rows * flow.cols)], axis=1)       # (n, rows*cols): J^T
-        Sig = prompts.covariance(flow.theta(y))
+        F = eye - eta * np.stack([flow.hvp(y, e) for e in eye], axis=1)
+        Jt = pullback(flow, np.repeat(y.reshape(1, flow.heads, -1), len(basis), axis=0), basis)
+        Jt = Jt.reshape(len(basis), -1).T                                     # (n, rows cols): J^T
+        if k % stride == 0:
+            Sig = prompts.covariance(flow.theta(y))
         C = F @ C @ F.T + eta ** 2 * factor / batch_size * (Jt @ Sig @ Jt.T)
         y = y + eta * flow.rhs(0.0, y)
     return eta * np.arange(steps + 1), loss, sd
+
+
+def linear_noise_drop(t: np.ndarray, loss: np.ndarray, sd: np.ndarray) -> tuple[float, float]:
+    """(drop time of the map, its sd to first order: sd of L at the crossing over |dL/dt| there, SGD-7)."""
+    t_star = midpoint_drop_time(t, loss)
+    k = int(np.searchsorted(t, t_star))
+    slope = (loss[k] - loss[k - 1]) / (t[k] - t[k - 1])
+    return t_star, float(np.interp(t_star, t, sd) / abs(slope))
 
 
 def setup(spec: LinearMergedSpec):
@@ -200,7 +211,9 @@ def predict(spec: LinearMergedSpec) -> Trajectory:
     mean over paths; observables ``loss_q05`` ... ``loss_q95`` (quantiles of the loss at each t); events
     ``drop_time`` (mean over paths of each path's drop time), ``drop_time_sd``; meta ``drop_times``."""
     if spec.batch_size is None:
-        raise ValueError("sgd.predict needs batch_size")
+        raise SpecError("batch_size", "a batch size for the SGD band", None)
+    if spec.attention != "linear":
+        raise SpecError("attention", "linear for the SGD band (sgd.md)", spec.attention)
     flow, y0, prompts = setup(spec)
     c = noise_factor(spec.sampling, spec.batch_size, prompts.size)
     band = monte_carlo(flow, prompts, y0, spec.lr, spec.gd_steps, spec.batch_size, c, spec.paths, band_rng(spec))
