@@ -262,7 +262,7 @@ class LinearAttentionSpec(TrainingTime, Spec):
                           "from the law)", choices=("replacement", "epochs", "online"))
     batch_seed: int = param(0, "seed of the minibatch order (its own stream: the same weights and training set "
                             "for every batch_seed)", check=nonnegative_int)
-    paths: int = param(256, "Monte-Carlo paths of the reduced SGD model (predict with batch_size, SGD-4)",
+    paths: int = param(256, "Monte-Carlo paths of the reduced SGD model (predict with batch_size, SGD-5)",
                        check=positive_int)
 
     default_t_max: ClassVar[float] = 40.0

@@ -1,4 +1,4 @@
-"""Figure: minibatch SGD of attn-m against its predicted band (docs/theory/sgd.md, SGD-4). For each batch size,
+"""Figure: minibatch SGD of attn-m against its predicted band (docs/theory/sgd.md, SGD-5). For each batch size,
 left: the training loss of every seed of minibatch order (thin lines; the same initial weights and training set,
 ``batch_seed`` 0, 1, ...) over the Monte-Carlo band of the reduced SGD model (5-95 % and 25-75 % of the loss at
 each t, shaded; its mean dashed); right: the seeds' drop times (histogram) with the density of the predicted

@@ -1,7 +1,7 @@
 """Minibatch SGD of attn-m (docs/theory/sgd.md): the reference's minibatches (full batch by epochs at B = P is
 full-batch GD exactly; a batch seed changes the order only), the per-prompt gradient covariance Sigma
-(SGD-3) against the reference's own per-prompt gradients, the minibatch covariance c Sigma / B (SGD-1)
-by enumeration and by Monte Carlo, the Gaussian construction (SGD-5), and the reduced SGD model (SGD-4) at
+(SGD-4) against the reference's own per-prompt gradients, the minibatch covariance c Sigma / B (SGD-1)
+by enumeration and by Monte Carlo, the Gaussian construction (SGD-6), and the reduced SGD model (SGD-5) at
 zero noise equal to the GD map (LR-3), whose modified flow is (LR-5)."""
 from __future__ import annotations
 
@@ -184,7 +184,7 @@ def test_band_scales_like_one_over_root_b(small, noise):
 
 
 def test_linear_noise_matches_the_monte_carlo_at_small_noise(small):
-    """(SGD-7) is the first order in the noise of (SGD-4): at a small noise (c / B = 1e-3) the loss's sd
+    """(SGD-7) is the first order in the noise of (SGD-5): at a small noise (c / B = 1e-3) the loss's sd
     along the way agrees with 2000 Monte-Carlo paths within their sampling error (about 3 %)."""
     spec, flow, prompts, y, *_ = small
     t, loss, sd = sgd.linear_noise(flow, prompts, y, spec.lr, 20, 16, 0.016, stride=1)

@@ -2,14 +2,14 @@
 the reduced SGD model and its Monte-Carlo band (docs/theory/sgd.md, SGD-1 to SGD-7).
 
 The model is linear in Theta = sum_i r_i (x) W_i[:, :D], so every per-prompt gradient in Theta is
-g_p = 2 (phi_p . theta - y_p) phi_p with phi_p = kappa vec(M_p (x) x_q,p) (SGD-3): the covariance Sigma(theta)
+g_p = 2 (phi_p . theta - y_p) phi_p with phi_p = kappa vec(M_p (x) x_q,p) (SGD-4): the covariance Sigma(theta)
 of the per-prompt gradients is a moment of the draw's own P prompts, exact (no estimate beyond the set).
 A Gaussian vector of covariance Sigma(theta) is sum_p z_p (g_p - g_bar) / sqrt(P), z_p i.i.d. N(0, 1)
-(SGD-5): one pass over the prompts per path and step, no P x n^2 tensor.
+(SGD-6): one pass over the prompts per path and step, no P x n^2 tensor.
 
 The dynamics is the all-weights flow (LA-44, ``iwl.IWLFlow`` on the sample moments), which unfrozen GD
 follows step by step (its GD map is full-batch GD, LR-1, LR-3): the noise moves every weight, the
-off-manifold blocks included (SGD-6). ``monte_carlo`` runs the reduced SGD model (SGD-4): the GD map with a
+off-manifold blocks included (SGD-4). ``monte_carlo`` runs the reduced SGD model (SGD-5): the GD map with a
 Gaussian gradient noise of covariance c Sigma / B, i.e. Euler-Maruyama of the SDE (SGD-2) with the step
 eta itself. ``linear_noise`` is the linear-noise approximation (SGD-7) along the GD map.
 """
@@ -60,18 +60,18 @@ class PerPromptGradients:
         return self.y.size
 
     def gradients(self, theta: np.ndarray) -> np.ndarray:
-        """(P, n): g_p = grad_theta (phi_p . theta - y_p)^2 = 2 (phi_p . theta - y_p) phi_p (SGD-3)."""
+        """(P, n): g_p = grad_theta (phi_p . theta - y_p)^2 = 2 (phi_p . theta - y_p) phi_p (SGD-4)."""
         return 2.0 * (self.phi @ theta - self.y)[:, None] * self.phi
 
     def covariance(self, theta: np.ndarray) -> np.ndarray:
-        """Sigma(theta) = (1/P) sum_p (g_p - g_bar)(g_p - g_bar)^T (SGD-3), divisor P (the law of one prompt
+        """Sigma(theta) = (1/P) sum_p (g_p - g_bar)(g_p - g_bar)^T (SGD-4), divisor P (the law of one prompt
         drawn uniformly from the set)."""
         g = self.gradients(theta)
         g = g - g.mean(axis=0)
         return g.T @ g / self.size
 
     def gaussian(self, thetas: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """(SGD-5) for many states at once: thetas (m, n), z (P, m) i.i.d. N(0, 1); returns (m, n) whose row j
+        """(SGD-6) for many states at once: thetas (m, n), z (P, m) i.i.d. N(0, 1); returns (m, n) whose row j
         is sum_p z_pj (g_p(theta_j) - g_bar(theta_j)) / sqrt(P), Gaussian with covariance Sigma(theta_j)."""
         e = self.phi @ thetas.T - self.y[:, None]                      # (P, m) residuals
         weighted = 2.0 * (self.phi.T @ (z * e)).T                      # sum_p z_p g_p
@@ -81,7 +81,7 @@ class PerPromptGradients:
 
 def pullback(flow: iwl.IWLFlow, Y: np.ndarray, G: np.ndarray) -> np.ndarray:
     """The weights' velocity for drives G (m, rows, cols) at states Y (m, H, rows + cols): dr_i = G w_i,
-    dw_i = G^T r_i (LA-44), i.e. minus J^T of a gradient -G in Theta (SGD-6)."""
+    dw_i = G^T r_i (LA-44), i.e. minus J^T of a gradient -G in Theta (SGD-4)."""
     R, Wv = Y[:, :, :flow.rows], Y[:, :, flow.rows:]
     return np.concatenate([np.einsum("mrc,mhc->mhr", G, Wv), np.einsum("mrc,mhr->mhc", G, R)], axis=2)
 
@@ -103,7 +103,7 @@ class Band:
 
 @dataclass(frozen=True)
 class CovarianceTable:
-    """Sigma along the GD map (SGD-5b): square roots S_j (S_j S_j^T = Sigma(theta_j)) at every ``stride``-th
+    """Sigma along the GD map (SGD-6, tabulated): square roots S_j (S_j S_j^T = Sigma(theta_j)) at every ``stride``-th
     step j of the map, and the map's loss there. A path at loss L gets the root of the first tabulated state
     whose loss is at most L (the dynamics escapes along one mode, so the loss says where on the way a
     path is); the pullback J(y)^T stays the path's own."""
@@ -132,10 +132,10 @@ class CovarianceTable:
 def monte_carlo(flow: iwl.IWLFlow, prompts: PerPromptGradients, y0: np.ndarray, eta: float, steps: int,
                 batch_size: int, factor: float, paths: int, rng: np.random.Generator,
                 noise: str = "table") -> Band:
-    """The reduced SGD model (SGD-4): Y_{k+1} = Y_k + eta pullback(G(Y_k) - sqrt(c / B) xi_k), xi_k Gaussian
+    """The reduced SGD model (SGD-5): Y_{k+1} = Y_k + eta pullback(G(Y_k) - sqrt(c / B) xi_k), xi_k Gaussian
     with covariance Sigma(theta_k), independent across steps and paths; the training loss of every path at
-    t = eta k. ``noise``: "exact" draws xi_k from the path's own state through the prompts (SGD-5, one pass
-    over the P prompts per path and step), "table" from Sigma tabulated along the GD map (SGD-5b, n^2 per
+    t = eta k. ``noise``: "exact" draws xi_k from the path's own state through the prompts (SGD-6, one pass
+    over the P prompts per path and step), "table" from Sigma tabulated along the GD map (SGD-6, tabulated, n^2 per
     path and step). With c = 0 every path is the GD map (LR-3) exactly."""
     A, b, H = flow.train.A, flow.train.b, flow.heads
     Y = np.tile(np.asarray(y0, dtype=float).reshape(1, H, -1), (paths, 1, 1))
@@ -206,7 +206,7 @@ def band_rng(spec: LinearMergedSpec) -> np.random.Generator:
 
 
 def predict(spec: LinearMergedSpec) -> Trajectory:
-    """Mean curve and band of minibatch SGD (SGD-4) for ``spec.batch_size``, ``spec.sampling`` at spec.lr:
+    """Mean curve and band of minibatch SGD (SGD-5) for ``spec.batch_size``, ``spec.sampling`` at spec.lr:
     ``spec.paths`` paths of the reduced SGD model on the all-weights flow of the spec's training set. Loss: the
     mean over paths; observables ``loss_q05`` ... ``loss_q95`` (quantiles of the loss at each t); events
     ``drop_time`` (mean over paths of each path's drop time), ``drop_time_sd``; meta ``drop_times``."""
