@@ -192,3 +192,22 @@ def test_linear_noise_matches_the_monte_carlo_at_small_noise(small):
     mc = band.losses.std(axis=1)
     assert np.max(np.abs(mc[5:] / sd[5:] - 1)) < 0.1
     assert np.max(np.abs(band.losses.mean(axis=1) - loss)) < 0.1 * sd.max()     # mean: the GD map
+
+
+def test_predict_band_and_its_full_batch_limit():
+    """predict with batch_size: quantiles ordered around the mean, one drop time per path; at B = P by epochs
+    (c = 0) the mean curve and every quantile are the full-batch GD map of every weight (LR-3) and the drop
+    time is its drop time with sd 0."""
+    spec = rd.spec("attn-m", **SMALL, batch_size=20, paths=40)
+    band = rd.predict(spec)
+    q = np.array([band.observables[k] for k in ("loss_q05", "loss_q25", "loss_q50", "loss_q75", "loss_q95")])
+    assert np.all(np.diff(q, axis=0) >= 0) and np.all(q[0] <= band.loss + 1e-12) and np.all(band.loss <= q[-1] + 1e-12)
+    assert len(band.meta["drop_times"]) == 40 and band.events["drop_time_sd"] > 0
+    full = rd.predict(spec.replace(batch_size=200, sampling="epochs"))
+    gd_map = rd.predict(spec.replace(batch_size=None, all_weights=True, discretisation="map"))
+    assert np.allclose(full.loss, gd_map.loss, rtol=1e-12, atol=0)
+    assert np.allclose(full.observables["loss_q95"], gd_map.loss, rtol=1e-12, atol=0)
+    assert full.events["drop_time"] == pytest.approx(gd_map.events["drop_time"], rel=1e-12)
+    assert full.events["drop_time_sd"] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(SpecError, match="batch_size"):
+        rd.predict(rd.spec("attn-s", batch_size=8))
