@@ -65,7 +65,8 @@ def make_figure(out_dir: Path, quick: bool = False) -> list[Path]:
         right.legend(fontsize=6)
         summary[str(B)] = {"seed_drop_times": seeds.tolist(), "seed_mean": float(seeds.mean()),
                            "seed_sd": float(seeds.std(ddof=1)), "predicted_mean": float(pred.mean()),
-                           "predicted_sd": float(pred.std(ddof=1)), "paths": int(pred.size)}
+                           "predicted_sd": float(pred.std(ddof=1)), "paths": int(pred.size),
+                           "seed_percentiles": [float(np.mean(pred < x)) for x in seeds]}   # where each seed falls
     arrays = {f"B{B}_{key}": value for B, res in results.items() for key, value in res.items()}
     specs = {f"B = {B}": base.replace(batch_size=B) for B in results}
     return figures.save(fig, Path(out_dir) / NAME, specs, arrays, summary)
