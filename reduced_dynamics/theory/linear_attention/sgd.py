@@ -126,7 +126,11 @@ class CovarianceTable:
         below = self.loss[None, :] <= losses[:, None]
         j = np.where(below.any(axis=1), below.argmax(axis=1), len(self.loss) - 1)
         z = rng.standard_normal((len(losses), self.roots.shape[1]))
-        return np.einsum("mij,mj->mi", self.roots[j], z)
+        out = np.empty_like(z)
+        for row in np.unique(j):                          # paths at the same tabulated state share its root
+            at = j == row
+            out[at] = z[at] @ self.roots[row].T
+        return out
 
 
 def monte_carlo(flow: iwl.IWLFlow, prompts: PerPromptGradients, y0: np.ndarray, eta: float, steps: int,
