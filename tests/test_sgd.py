@@ -211,3 +211,32 @@ def test_predict_band_and_its_full_batch_limit():
     assert full.events["drop_time_sd"] == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(SpecError, match="batch_size"):
         rd.predict(rd.spec("attn-s", batch_size=8))
+
+
+@pytest.mark.parametrize("P, B", [(12, 4), (14, 4)])
+def test_epoch_noise_has_the_second_moments_of_sampling_without_replacement(P, B):
+    """(SGD-8): over the m = floor(P/B) steps of an epoch, Var omega = (P - B)/(B (P - 1)) and Cov = -1/(P - 1),
+    the moments of batch means of a random permutation (SGD-1); 40000 epochs, one coordinate."""
+    noise = sgd.EpochNoise(P, B, 40000, 1, np.random.default_rng(2))
+    omega = np.array([noise.next()[:, 0] for _ in range(noise.m)])          # (m, epochs)
+    cov = np.cov(omega)
+    assert np.allclose(np.diag(cov), (P - B) / (B * (P - 1)), rtol=0.03)
+    off = cov[~np.eye(noise.m, dtype=bool)]
+    assert np.allclose(off, -1.0 / (P - 1), atol=0.03 * (P - B) / (B * (P - 1)))
+    if P % B == 0:                                                          # a whole epoch sums to zero
+        assert np.max(np.abs(omega.sum(axis=0))) < 1e-12
+
+
+def test_reference_epochs_have_those_moments():
+    """The reference's epochs order (MinibatchOrder) gives batch means with Var sigma^2 (P - B)/(B (P - 1)) and
+    Cov -sigma^2/(P - 1) between two steps of an epoch (SGD-1, SGD-8); P = 14, B = 4, 30000 epochs."""
+    P, B = 14, 4
+    a = np.random.default_rng(0).standard_normal(P)
+    a -= a.mean()
+    sigma2 = np.mean(a ** 2)
+    order = task.MinibatchOrder("epochs", B, P, np.random.default_rng(1))
+    means = np.array([[a[order.next()].mean() for _ in range(P // B)] for _ in range(30000)])
+    cov = np.cov(means.T)
+    assert np.allclose(np.diag(cov), sigma2 * (P - B) / (B * (P - 1)), rtol=0.04)
+    off = cov[~np.eye(P // B, dtype=bool)]
+    assert np.allclose(off, -sigma2 / (P - 1), atol=0.04 * sigma2 * (P - B) / (B * (P - 1)))

@@ -121,11 +121,13 @@ class CovarianceTable:
             roots.append(V * np.sqrt(np.clip(w, 0.0, None)))
         return cls(flow.train.loss(thetas), np.array(roots))
 
-    def gaussian(self, losses: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """(m, n) Gaussian vectors, row j of covariance Sigma at the tabulated state of the loss losses[j]."""
+    def gaussian(self, losses: np.ndarray, rng: np.random.Generator | None = None,
+                 z: np.ndarray | None = None) -> np.ndarray:
+        """(m, n) vectors S_j z_j with S_j the root at the tabulated state of the loss losses[j]: Gaussian of
+        covariance Sigma there for standard normal z (drawn from ``rng`` unless given)."""
         below = self.loss[None, :] <= losses[:, None]
         j = np.where(below.any(axis=1), below.argmax(axis=1), len(self.loss) - 1)
-        z = rng.standard_normal((len(losses), self.roots.shape[1]))
+        z = rng.standard_normal((len(losses), self.roots.shape[1])) if z is None else z
         out = np.empty_like(z)
         for row in np.unique(j):                          # paths at the same tabulated state share its root
             at = j == row
@@ -133,26 +135,53 @@ class CovarianceTable:
         return out
 
 
+class EpochNoise:
+    """Standard-normal-based weights omega_k of the steps of one epoch with the second moments of sampling
+    without replacement (SGD-8): Var omega_k = (P - B) / (B (P - 1)), Cov(omega_j, omega_k) = -1 / (P - 1),
+    so that c Sigma / B and the within-epoch anticorrelation of (SGD-1) come out of S omega_k. Built as
+    omega_k = a (zeta_k - beta zeta_bar) from i.i.d. zeta over the m = floor(P / B) batches of the epoch."""
+
+    def __init__(self, size: int, batch_size: int, paths: int, dim: int, rng: np.random.Generator):
+        self.m = size // batch_size
+        self.a = math.sqrt(size / (batch_size * (size - 1)))
+        self.beta = 1.0 - math.sqrt(max(1.0 - self.m * batch_size / size, 0.0))
+        self.shape, self.rng, self.k = (paths, dim), rng, 0
+
+    def next(self) -> np.ndarray:
+        if self.k % self.m == 0:
+            self.zeta = self.rng.standard_normal((self.m, *self.shape))
+            self.zbar = self.zeta.mean(axis=0)
+        omega = self.a * (self.zeta[self.k % self.m] - self.beta * self.zbar)
+        self.k += 1
+        return omega
+
+
 def monte_carlo(flow: iwl.IWLFlow, prompts: PerPromptGradients, y0: np.ndarray, eta: float, steps: int,
                 batch_size: int, factor: float, paths: int, rng: np.random.Generator,
-                noise: str = "table") -> Band:
+                noise: str = "table", epochs: bool = False) -> Band:
     """The reduced SGD model (SGD-5): Y_{k+1} = Y_k + eta pullback(G(Y_k) - sqrt(c / B) xi_k), xi_k Gaussian
     with covariance Sigma(theta_k), independent across steps and paths; the training loss of every path at
     t = eta k. ``noise``: "exact" draws xi_k from the path's own state through the prompts (SGD-6, one pass
-    over the P prompts per path and step), "table" from Sigma tabulated along the GD map (SGD-6, tabulated, n^2 per
-    path and step). With c = 0 every path is the GD map (LR-3) exactly."""
+    over the P prompts per path and step), "table" from Sigma tabulated along the GD map (SGD-6, tabulated,
+    n^2 per path and step). ``epochs`` (table only): the steps of an epoch anticorrelated as sampling without
+    replacement makes them (SGD-8) instead of independent. With c = 0 every path is the GD map (LR-3)."""
     A, b, H = flow.train.A, flow.train.b, flow.heads
     Y = np.tile(np.asarray(y0, dtype=float).reshape(1, H, -1), (paths, 1, 1))
     losses = np.empty((steps + 1, paths))
     scale = math.sqrt(factor / batch_size)
+    if epochs and noise != "table":
+        raise ValueError("epochs: the within-epoch correlation is built on the tabulated noise (noise='table')")
     table = CovarianceTable.along_map(flow, prompts, y0, eta, steps) if noise == "table" and scale > 0 else None
+    epoch = EpochNoise(prompts.size, batch_size, paths, A.shape[0], rng) if epochs and scale > 0 else None
     for k in range(steps + 1):
         th = thetas_of(flow, Y)
         losses[k] = flow.train.loss(th)
         if k == steps:
             break
         G = 2.0 * b - 2.0 * th @ A                                   # minus the full gradient, per path
-        if scale > 0.0:
+        if epoch is not None:
+            G = G - table.gaussian(losses[k], z=epoch.next())         # omega carries sqrt(c / B) itself
+        elif scale > 0.0:
             xi = (table.gaussian(losses[k], rng) if table is not None
                   else prompts.gaussian(th, rng.standard_normal((prompts.size, paths))))
             G = G - scale * xi
@@ -220,7 +249,8 @@ def predict(spec: LinearMergedSpec) -> Trajectory:
         raise SpecError("attention", "linear for the SGD band (sgd.md)", spec.attention)
     flow, y0, prompts = setup(spec)
     c = noise_factor(spec.sampling, spec.batch_size, prompts.size)
-    band = monte_carlo(flow, prompts, y0, spec.lr, spec.gd_steps, spec.batch_size, c, spec.paths, band_rng(spec))
+    band = monte_carlo(flow, prompts, y0, spec.lr, spec.gd_steps, spec.batch_size, c, spec.paths, band_rng(spec),
+                       epochs=spec.sampling == "epochs")
     q = band.quantiles()
     drops = band.drop_times[np.isfinite(band.drop_times)]
     observables = {f"loss_q{round(100 * x):02d}": q[i] for i, x in enumerate(QUANTILES)}
