@@ -103,8 +103,10 @@ class Band:
 
 @dataclass(frozen=True)
 class CovarianceTable:
-    """Sigma along the GD map (SGD-6, tabulated): square roots S_j (S_j S_j^T = Sigma(theta_j)) at every ``stride``-th
-    step j of the map, and the map's loss there. A path at loss L gets the root of the first tabulated state
+    """Sigma along the GD map (SGD-6, tabulated): symmetric square roots S_j = Sigma(theta_j)^(1/2) at every
+    ``stride``-th step j of the map, and the map's loss there. The symmetric root is continuous in the state, so
+    S_j S_k^T is close to the cross-covariance of the prompts' gradients at two nearby states, which the
+    within-epoch cancellation of (SGD-8) needs (an eigenvector root with arbitrary signs breaks it). A path at loss L gets the root of the first tabulated state
     whose loss is at most L (the dynamics escapes along one mode, so the loss says where on the way a
     path is); the pullback J(y)^T stays the path's own."""
     loss: np.ndarray       # (J,) decreasing along the map
@@ -118,7 +120,7 @@ class CovarianceTable:
         roots = []
         for th in thetas:
             w, V = np.linalg.eigh(prompts.covariance(th))
-            roots.append(V * np.sqrt(np.clip(w, 0.0, None)))
+            roots.append((V * np.sqrt(np.clip(w, 0.0, None))) @ V.T)     # the symmetric root: continuous in theta
         return cls(flow.train.loss(thetas), np.array(roots))
 
     def gaussian(self, losses: np.ndarray, rng: np.random.Generator | None = None,
