@@ -1,5 +1,5 @@
 """Minibatch SGD of merged linear attention (attn-m): the per-prompt gradient covariance of the training set,
-the reduced SGD model and its Monte-Carlo band (docs/theory/sgd.md, SGD-1 to SGD-7).
+the reduced SGD model and its Monte-Carlo band (docs/theory/sgd.md, SGD-1 to SGD-8).
 
 The model is linear in Theta = sum_i r_i (x) W_i[:, :D], so every per-prompt gradient in Theta is
 g_p = 2 (phi_p . theta - y_p) phi_p with phi_p = kappa vec(M_p (x) x_q,p) (SGD-4): the covariance Sigma(theta)
