@@ -106,9 +106,9 @@ class CovarianceTable:
     """Sigma along the GD map (SGD-6, tabulated): symmetric square roots S_j = Sigma(theta_j)^(1/2) at every
     ``stride``-th step j of the map, and the map's loss there. The symmetric root is continuous in the state, so
     S_j S_k^T is close to the cross-covariance of the prompts' gradients at two nearby states, which the
-    within-epoch cancellation of (SGD-8) needs (an eigenvector root with arbitrary signs breaks it). A path at loss L gets the root of the first tabulated state
-    whose loss is at most L (the dynamics escapes along one mode, so the loss says where on the way a
-    path is); the pullback J(y)^T stays the path's own."""
+    within-epoch cancellation of (SGD-8) needs (an eigenvector root with arbitrary signs breaks it). A path at
+    loss L gets the root of the first tabulated state whose loss is at most L (the dynamics escapes along one
+    mode, so the loss says where on the way a path is); the pullback J(y)^T stays the path's own."""
     loss: np.ndarray       # (J,) decreasing along the map
     roots: np.ndarray      # (J, n, n)
 
