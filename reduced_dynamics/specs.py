@@ -264,6 +264,15 @@ class LinearAttentionSpec(TrainingTime, Spec):
                             "(linear_attention_iwl.md §12; 1 = today's task, 0 = noise context)", check=fraction)
     attention: str = param("linear", "attention: linear, or softmax over the keys (linear_attention_iwl.md §13)",
                            choices=("linear", "softmax"))
+    batch_size: int | None = param(None, "prompts per gradient step (minibatch SGD, sgd.md); default: the full "
+                                   "training set every step", check=positive_int)
+    sampling: str = param("replacement", "how minibatches are drawn (with batch_size): replacement (B uniform "
+                          "indices per step), epochs (a fresh permutation per epoch) or online (fresh prompts "
+                          "from the law)", choices=("replacement", "epochs", "online"))
+    batch_seed: int = param(0, "seed of the minibatch order (its own stream: the same weights and training set "
+                            "for every batch_seed)", check=nonnegative_int)
+    paths: int = param(256, "Monte-Carlo paths of the reduced SGD model (predict with batch_size, SGD-5)",
+                       check=positive_int)
 
     default_t_max: ClassVar[float] = 40.0
 
@@ -272,6 +281,12 @@ class LinearAttentionSpec(TrainingTime, Spec):
             raise SpecError("eigenvalues", f"{self.dim} positive numbers (one per dimension)", self.eigenvalues)
         if self.whiten_tasks and self.train_size is not None and self.train_size <= self.dim:
             raise SpecError("train_size", "more sequences than dimensions when whitening tasks", self.train_size)
+        if self.batch_size is not None and self.sampling != "online" and self.batch_size > self.sample_size:
+            raise SpecError("batch_size", f"at most the training set's {self.sample_size} prompts (or --sampling "
+                                          "online)", self.batch_size)
+        if self.batch_size is not None and self.sampling == "online" and (self.centre_inputs or self.whiten_tasks):
+            raise SpecError("sampling", "replacement or epochs (centring and whitening are set-wide: online "
+                                        "batches have no set)", self.sampling)
         consistent_duration(self)
         return {}
 

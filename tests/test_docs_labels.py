@@ -27,11 +27,11 @@ DOCS = ROOT / "docs"
 CITING = ["reduced_dynamics", "derivations", "scripts", "benchmarks", "examples", "tests", "docs", "README.md"]
 TEXT_SUFFIXES = {".py", ".md", ".txt", ".rst", ".cfg", ".toml", ".yml", ".yaml"}
 
-LABEL = r"(?:LA|SF|SM|DL|LRA|LR|WD)-C?\d+[a-z]?"
+LABEL = r"(?:LA|SF|SM|DL|LRA|LR|WD|SGD)-C?\d+[a-z]?"
 CITED = re.compile(rf"\b({LABEL})\b")
 ANCHOR = re.compile(rf'<a id="({LABEL})"></a>')
 TAG = re.compile(rf"\\tag\{{({LABEL})\}}")
-CHECK_ID = re.compile(r"^(?:LA|SF|SM|DL|LRA|LR|WD)-C\d+[a-z]?$")
+CHECK_ID = re.compile(r"^(?:LA|SF|SM|DL|LRA|LR|WD|SGD)-C\d+[a-z]?$")
 
 
 def _files(entry: str):

@@ -13,7 +13,8 @@ GIVEN_INPUTS = ("initial_weights", "training_set")     # rule 18: the projection
 MEASURES = ("drop_time", "final_loss")
 FIGURES = ("reduced_dynamics.scripts.attn_m_loss:make_figure", "reduced_dynamics.scripts.discretisation_order:make_figure",
            "reduced_dynamics.scripts.attn_m_icl_iwl:make_figure", "reduced_dynamics.scripts.softmax_linear_regression:make_figure",
-           "reduced_dynamics.scripts.lr_atlas:make_figure", "reduced_dynamics.scripts.attn_m_transience:make_figure")
+           "reduced_dynamics.scripts.lr_atlas:make_figure", "reduced_dynamics.scripts.attn_m_transience:make_figure",
+           "reduced_dynamics.scripts.sgd_band:make_figure")
 
 
 def draw(spec):

@@ -48,6 +48,10 @@ class Batch:
         T = (M[:, :, :, None] * zq[:, None, None, :]).reshape(P, width ** 3)
         return cls(T=T, yq=data.yq, width=width)
 
+    def rows(self, idx: np.ndarray) -> "Batch":
+        """The minibatch of the prompts ``idx`` (SGD)."""
+        return Batch(T=self.T[idx], yq=self.yq[idx], width=self.width)
+
     def predict_from_tensor(self, K: np.ndarray, kappa: float) -> np.ndarray:
         return kappa * (self.T @ K.reshape(-1))
 
@@ -183,6 +187,9 @@ class TokenBatch:
     def from_training_set(cls, data: task.TrainingSet) -> "TokenBatch":
         return cls(Z=task.token_matrices(data), yq=data.yq)
 
+    def rows(self, idx: np.ndarray) -> "TokenBatch":
+        return TokenBatch(Z=self.Z[idx], yq=self.yq[idx])
+
 
 def _softmax_head_outputs(W: np.ndarray, r: np.ndarray, Z: np.ndarray):
     """(LA-50) per head i with merged score matrix W_i: s_im = z_m^T W_i z_q, a = softmax_m(s),
@@ -264,12 +271,14 @@ def decay_gradients(params: dict, weight_decay: float) -> dict:
 
 def gradient_descent(model, params: dict, batch: Batch, lr: float, steps: int, *, mask: dict | None = None,
                      record=None, progress: bool | None = None, desc: str = "gradient descent",
-                     weight_decay: float = 0.0):
+                     weight_decay: float = 0.0, minibatches=None):
     """Full-batch GD (LA-13), with weight decay theta <- theta - lr (grad L + lambda theta) (WD-1) when
     ``weight_decay`` > 0 (frozen entries stay frozen). Returns (losses (steps+1,), records list, final params).
 
     ``record(params)`` is called at every step k = 0..steps (before the update) and its results are
-    collected. A non-finite or exploding loss stops with DivergenceError naming the step.
+    collected. A non-finite or exploding loss stops with DivergenceError naming the step. ``minibatches``
+    (SGD): a callable giving the batch of the next step, called once per update; the recorded loss stays the
+    loss on the whole ``batch``.
     """
     params = {k: v.copy() for k, v in params.items()}
     losses = np.empty(steps + 1)
@@ -278,7 +287,11 @@ def gradient_descent(model, params: dict, batch: Batch, lr: float, steps: int, *
     bar = tqdm(total=steps, desc=desc, disable=not show, leave=False)
     first = None
     for k in range(steps + 1):
-        loss, grads = model.loss_and_grads(params, batch)
+        if minibatches is None:
+            loss, grads = model.loss_and_grads(params, batch)
+        else:
+            loss = mean_squared_error(model, params, batch)
+            grads = model.loss_and_grads(params, minibatches())[1] if k < steps else {}
         first = loss if first is None else first
         if not math.isfinite(loss) or loss > 1e6 * max(first, 1.0):
             bar.close()
@@ -298,6 +311,25 @@ def gradient_descent(model, params: dict, batch: Batch, lr: float, steps: int, *
         bar.update(1)
     bar.close()
     return losses, records, params
+
+
+def minibatch_source(spec, batch, batch_type, drawn: task.Problem):
+    """None for full-batch GD (``spec.batch_size`` None), else a callable giving the next minibatch in the
+    order of ``spec.sampling`` from the stream ``task.batch_order_rng(spec.seed, spec.batch_seed)``: rows of
+    the training set, or (online) fresh prompts from the spec's law (sgd.md, SGD-1)."""
+    if spec.batch_size is None:
+        return None
+    order = task.MinibatchOrder(spec.sampling, spec.batch_size, batch.yq.size,
+                                task.batch_order_rng(spec.seed, spec.batch_seed))
+
+    def next_batch():
+        idx = order.next()
+        if idx is not None:
+            return batch.rows(idx)
+        fresh = task.draw_mixture(drawn.covariance, spec.context, spec.batch_size, order.rng, spec.icl,
+                                  drawn.task_vector)
+        return batch_type.from_training_set(fresh)
+    return next_batch
 
 
 def problem(spec: LinearMergedSpec):
@@ -339,7 +371,8 @@ def simulate_merged(spec: LinearMergedSpec, progress: bool | None = None, test_s
 
     steps = spec.gd_steps
     losses, records, _ = gradient_descent(model, params, batch, spec.lr, steps, mask=mask, record=record,
-                                          progress=progress, desc="attn-m GD", weight_decay=spec.weight_decay)
+                                          progress=progress, desc="attn-m GD", weight_decay=spec.weight_decay,
+                                          minibatches=minibatch_source(spec, batch, batch_type, drawn))
     columns = [np.array(x) for x in zip(*records)]
     t = spec.lr * np.arange(steps + 1)
     observables = dict(zip(["beta", "v", "balance", "test_loss_in_context", "test_loss_in_weight"], columns))
@@ -349,7 +382,7 @@ def simulate_merged(spec: LinearMergedSpec, progress: bool | None = None, test_s
         if spec.icl != 1.0:          # the mixture: does in-context learning emerge, and does it fade (WD-9)
             events.update(transience_events(t, columns[3], columns[4]))
     meta = provenance("attn-m", spec, "reference-gd", train_size=spec.sample_size, c=spec.c,
-                      test_size=test_size, attention=spec.attention, icl=spec.icl,
+                      test_size=test_size, attention=spec.attention, icl=spec.icl, **sgd_meta(spec),
                       loss="training MSE without 1/2 (LA-12)", time="t = lr * step (LA-13)")
     return Trajectory(t=t, loss=losses, observables=observables, events=events, meta=meta)
 
@@ -381,8 +414,11 @@ def run_separate(spec: LinearSeparateSpec, params: dict, cov: task.Covariance, d
         return out + (test_losses(model, p, test_sets) if test_sets else ())
 
     steps = spec.gd_steps
+    minibatches = None if spec.batch_size is None else minibatch_source(spec, batch, batch_type,
+                                                                         task.draw(spec, train=False))
     losses, records, _ = gradient_descent(model, params, batch, spec.lr, steps, mask=mask, record=record,
-                                          progress=progress, desc="attn-s GD", weight_decay=spec.weight_decay)
+                                          progress=progress, desc="attn-s GD", weight_decay=spec.weight_decay,
+                                          minibatches=minibatches)
     columns = [np.array(x) for x in zip(*records)]
     t = spec.lr * np.arange(steps + 1)
     names = ["beta", "v", "balance", "gram", "leak"] + (["test_loss_in_context", "test_loss_in_weight"]
@@ -390,8 +426,16 @@ def run_separate(spec: LinearSeparateSpec, params: dict, cov: task.Covariance, d
     observables = dict(zip(names, columns))
     events = iwl_events(spec, cov, t, columns[5], columns[6]) if test_sets else {}
     meta = provenance("attn-s", spec, "reference-gd", train_size=data.yq.size, c=spec.c, attention=spec.attention,
+                      **sgd_meta(spec),
                       icl=spec.icl, loss="training MSE without 1/2 (LA-12)", time="t = lr * step (LA-13)")
     return Trajectory(t=t, loss=losses, observables=observables, events=events, meta=meta)
+
+
+def sgd_meta(spec) -> dict:
+    """How the steps saw the prompts: nothing for full batch (every existing record unchanged)."""
+    if spec.batch_size is None:
+        return {}
+    return {"batch_size": spec.batch_size, "sampling": spec.sampling, "batch_seed": spec.batch_seed}
 
 
 def simulate_separate(spec: LinearSeparateSpec, progress: bool | None = None,

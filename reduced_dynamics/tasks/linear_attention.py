@@ -46,11 +46,49 @@ class TrainingSet:
     w: np.ndarray
 
 
-STREAMS = ("basis", "init", "data", "test", "task")   # append new names at the end: existing draws stay the same
+STREAMS = ("basis", "init", "data", "test", "task", "batch")   # append new names at the end: existing draws stay the same
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
     return seed_streams(seed, STREAMS)
+
+
+def batch_order_rng(seed: int, batch_seed: int) -> np.random.Generator:
+    """The generator of the minibatch order (or of the online prompts): child ``batch_seed`` of the "batch"
+    stream of ``seed``. The weights and the training set depend on ``seed`` only, so batch seeds 0..15 are
+    sixteen minibatch orders from the same weights and set."""
+    child = np.random.SeedSequence(int(seed), spawn_key=(STREAMS.index("batch"), int(batch_seed)))
+    return np.random.default_rng(child)
+
+
+SAMPLINGS = ("replacement", "epochs", "online")
+
+
+class MinibatchOrder:
+    """Which prompts each SGD step sees (sgd.md, SGD-1): ``replacement`` (B indices uniform with replacement
+    from the P prompts, independent across steps), ``epochs`` (a fresh random permutation of the P prompts
+    every epoch, cut into consecutive batches of B; a last short remainder is dropped, the next epoch
+    starts) or ``online`` (fresh prompts from the law, ``None`` here: the caller draws them). Indices in a
+    batch are sorted (a batch is a set; sorting makes B = P with epochs exactly the full batch)."""
+
+    def __init__(self, sampling: str, batch_size: int, size: int, rng: np.random.Generator):
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling: expected one of {', '.join(SAMPLINGS)}, got {sampling!r}")
+        if sampling != "online" and batch_size > size:
+            raise ValueError(f"batch_size {batch_size} exceeds the training set ({size} prompts)")
+        self.sampling, self.B, self.P, self.rng = sampling, int(batch_size), int(size), rng
+        self._perm, self._pos = None, 0
+
+    def next(self) -> np.ndarray | None:
+        if self.sampling == "online":
+            return None
+        if self.sampling == "replacement":
+            return np.sort(self.rng.integers(0, self.P, size=self.B))
+        if self._perm is None or self._pos + self.B > self.P:
+            self._perm, self._pos = self.rng.permutation(self.P), 0
+        idx = self._perm[self._pos:self._pos + self.B]
+        self._pos += self.B
+        return np.sort(idx)
 
 
 def eigenvalues_for(kind: str, dim: int, given: tuple[float, ...] | None = None) -> np.ndarray:

@@ -85,8 +85,15 @@ def predict(spec: LinearMergedSpec, moments: str | None = None, t_eval: np.ndarr
     ``icl`` < 1 leaves the invariant manifold: the §12 flow (LA-44) of ``iwl.predict``, with both test
     losses; so does ``all_weights`` at icl = 1 (every weight that reaches the prediction moves, as in
     unfrozen GD). ``attention="softmax"``: the small-score expansion (LA-51, LA-52), labelled an
-    approximation."""
+    approximation. ``batch_size``: minibatch SGD at spec.lr, the mean curve and band of ``sgd.predict``
+    (SGD-5), with the quantiles of the loss as observables."""
     given.supported(spec, {"initial_weights": initial_weights, "training_set": training_set})
+    if spec.batch_size is not None:                 # minibatch SGD: mean curve and band (sgd.md, SGD-5)
+        if initial_weights is not None or training_set is not None:
+            raise SpecError("batch_size", "none with given initial weights or training set (the SGD band uses "
+                                          "the spec's own draw)", spec.batch_size)
+        from .sgd import predict as sgd_predict
+        return sgd_predict(spec)
     if spec.attention == "softmax":
         from .softmax_expansion import predict as expansion
         return expansion(spec, t_eval=t_eval)
@@ -190,7 +197,10 @@ def comparison_theories(spec: LinearMergedSpec) -> dict[str, Trajectory]:
     (LR-5) and the reduced GD map (LR-3) on the same sample moments (finite_learning_rate.md). With softmax
     attention, the small-score expansion (LA-51); with icl < 1, the §12 flows (LA-44)."""
     if spec.attention == "softmax":
-        return {"theory": predict(spec)}        # labelled in its meta as an expansion (approximation)
+        return {"theory": predict(spec.replace(batch_size=None))}   # an expansion (approximation), full batch
+    if spec.batch_size is not None:         # SGD: the band's mean (SGD-5) and full-batch GD of every weight (LR-3)
+        return {"theory": predict(spec), "full-batch GD map": predict(spec.replace(
+            batch_size=None, train_size=spec.sample_size, all_weights=True, discretisation="map"))}
     sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow")
     if spec.icl != 1.0:
         return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population")}

@@ -222,6 +222,9 @@ def predict(spec: LinearSeparateSpec, moments: str | None = None, t_eval: np.nda
     if spec.attention == "softmax":
         from .softmax_expansion import predict as expansion
         return expansion(spec, t_eval=t_eval)
+    if spec.batch_size is not None:
+        raise SpecError("batch_size", "none for the attn-s theory (the SGD band, sgd.md, covers attn-m; "
+                                      "simulate takes --batch-size)", spec.batch_size)
     if spec.icl != 1.0:                       # off the invariant manifold: the §12 flow (LA-54), all weights
         if y0 is not None:
             raise SpecError("y0", "nothing with icl < 1 (the mixture flow starts from the drawn weights)", "a state")
@@ -281,7 +284,8 @@ def comparison_theories(spec: LinearSeparateSpec) -> dict[str, Trajectory]:
     With softmax attention, the small-score expansion (LA-51)."""
     if spec.attention == "softmax":
         return {"theory": predict(spec)}        # labelled in its meta as an expansion (approximation)
-    sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow")
+    sample_spec = spec.replace(train_size=spec.sample_size, discretisation="flow", batch_size=None)
+    spec = spec.replace(batch_size=None)              # full-batch theory: the SGD band covers attn-m only
     if spec.icl != 1.0:                         # the §12 flows (LA-54)
         return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population")}
     return {"theory": predict(sample_spec), "population flow": predict(spec, moments="population"),
