@@ -175,11 +175,25 @@ def _gap(theory: Any, reference: Any) -> float:
     return float(gaps[np.argmax(np.abs(gaps))])
 
 
+def study_fields(name: str, seed: int, quick: bool) -> dict:
+    """The spec fields of a study at one seed (the quick sizes over the full ones)."""
+    study = STUDIES[name]
+    return {**study.fields, **(study.quick if quick else {}), "seed": seed}
+
+
+def _still_valid(record: dict, name: str, seed: int, quick: bool) -> bool:
+    """A stored record is reused only if it was run with the study's present fields and holds every claim
+    the ledger now reads from that study (a study given a new comparison, or new sizes, is run again)."""
+    keys = {c.key for c in CLAIMS if c.study == name}
+    return (record.get("spec") == json.loads(json.dumps(study_fields(name, seed, quick)))
+            and keys <= set(record.get("values", {})))
+
+
 def run_study(name: str, seed: int, quick: bool) -> dict:
     """One task: the study at one seed (runs in a worker; BLAS pinned to one thread by the pool)."""
     import reduced_dynamics as rd
     study = STUDIES[name]
-    fields = {**study.fields, **(study.quick if quick else {}), "seed": seed}
+    fields = study_fields(name, seed, quick)
     spec = rd.spec(study.model, **fields)
     values = study.run(spec)
     return {"study": name, "seed": seed, "quick": quick, "spec": fields, "version": rd.__version__,
@@ -199,7 +213,10 @@ def _number(value: Any) -> Any:
 
 
 def row_of(claim: Claim, records: Sequence[dict]) -> dict:
-    """A claim's ledger row from its study's per-seed records."""
+    """A claim's ledger row from its study's per-seed records; a record holding an ``error`` (a run that
+    failed) is counted in ``failed`` and named in the verdict, never dropped."""
+    failed = sorted(r["seed"] for r in records if "values" not in r)
+    records = [r for r in records if "values" in r]
     seeds = sorted(r["seed"] for r in records)
     pairs = {r["seed"]: r["values"][claim.key] for r in records}
     gaps = [_gap(_number(pairs[s][0]), _number(pairs[s][1])) for s in seeds]
@@ -209,7 +226,8 @@ def row_of(claim: Claim, records: Sequence[dict]) -> dict:
     return {"family": claim.family, "claim": claim.claim, "study": claim.study, "comparison": claim.key,
             "seeds": len(seeds), "gap_mean_pct": stats[0], "gap_sd_pct": stats[1], "gap_min_pct": stats[2],
             "gap_max_pct": stats[3], "gaps_pct": gaps, "no_event": len(gaps) - len(finite),
-            "gap_of_mean_pct": _gap_of_mean([pairs[s] for s in seeds]), "verdict": claim.verdict(gaps)}
+            "gap_of_mean_pct": _gap_of_mean([pairs[s] for s in seeds]), "failed": failed,
+            "verdict": claim.verdict(gaps) + (f"; run failed at seeds {failed}" if failed else "")}
 
 
 def _gap_of_mean(pairs: Sequence[Sequence[Any]]) -> float:
@@ -229,7 +247,7 @@ def run_ledger(out_dir: str | Path, studies: Sequence[str] | None = None, seeds:
     """Run every (study, seed) not yet in ``out_dir`` on ``executor`` (default: the sweep's process pool),
     write each as it completes, then the table; return the rows."""
     from tqdm.auto import tqdm
-    from .files import atomic_write_text
+    from .files import atomic_write_json, atomic_write_text
     from .sweep import process_pool
     names = list(studies or STUDIES)
     unknown = [n for n in names if n not in STUDIES]
@@ -241,7 +259,8 @@ def run_ledger(out_dir: str | Path, studies: Sequence[str] | None = None, seeds:
     out.mkdir(parents=True, exist_ok=True)
     tag = "-quick" if quick else ""
     path = {(n, s): out / f"{n}{tag}-seed{s}.json" for n in names for s in range(seeds)}
-    records = {k: json.loads(p.read_text()) for k, p in path.items() if p.exists()}
+    stored = {k: json.loads(p.read_text()) for k, p in path.items() if p.exists()}
+    records = {k: r for k, r in stored.items() if _still_valid(r, k[0], k[1], quick)}
     pending = [k for k in path if k not in records]
     own = executor is None and pending
     pool = process_pool(workers or 2) if own else executor
@@ -259,9 +278,8 @@ def run_ledger(out_dir: str | Path, studies: Sequence[str] | None = None, seeds:
     finally:
         if own:
             pool.shutdown(cancel_futures=True)
-    rows = [row_of(c, [r for (n, _), r in sorted(records.items()) if n == c.study and "values" in r])
-            for c in CLAIMS if c.study in names]
-    atomic_write_text(out / f"ledger{tag}.json", json.dumps(rows, indent=1, allow_nan=True) + "\n")
+    rows = [row_of(c, [r for (n, _), r in sorted(records.items()) if n == c.study]) for c in CLAIMS if c.study in names]
+    atomic_write_json(out / f"ledger{tag}.json", rows)              # strict JSON: a missing number is null
     atomic_write_text(out / f"ledger{tag}.md", markdown(rows))
     return rows
 

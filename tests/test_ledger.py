@@ -94,3 +94,21 @@ def test_the_ledger_verb_refuses_bad_input_in_one_line(argv, says, capsys):
     assert main(["ledger", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0], err
+
+
+def test_a_failed_seed_is_counted_not_dropped():
+    claim = ledger.Claim("s", "c", "fam", "claim", -2, 2)
+    rows = records([(10.0, 10.1), (10.0, 9.9)]) + [{"study": "s", "seed": 2, "error": "DivergenceError: ..."}]
+    row = ledger.row_of(claim, rows)
+    assert row["seeds"] == 2 and row["failed"] == [2]
+    assert row["verdict"] == "within 2 % at 2/2 seeds; run failed at seeds [2]"
+
+
+def test_a_stored_record_missing_a_claim_or_run_at_other_sizes_is_run_again(tmp_path):
+    """A study given a new comparison (or new sizes) since a record was stored does not reuse it: the record
+    lacks the claim's key, and reading it would fail; it is computed again."""
+    fields = ledger.study_fields("attn-m-c6", 0, True)
+    good = {"spec": fields, "values": {"sample flow": [1, 1], "all-weights modified flow": [1, 1]}}
+    assert ledger._still_valid(good, "attn-m-c6", 0, True)
+    assert not ledger._still_valid({**good, "values": {"sample flow": [1, 1]}}, "attn-m-c6", 0, True)
+    assert not ledger._still_valid({**good, "spec": {**fields, "dim": 3}}, "attn-m-c6", 0, True)
