@@ -174,12 +174,29 @@ def linear_attention(spec, verb: str) -> Estimate:
     data = P * (N + 1) * (D + 1) * FLOAT if spec.train_size is not None else 0
     build = 0.5 + 0.05 * D                       # index-form build (benchmarks.scaling: 0.2-2.8 s up to D = 32)
     integration = 1.5e-4 * n * H                 # the warm curve grows like its state (D = 32, 8200 numbers: ~1 s)
-    return Estimate.of(
-        {f"lower --heads (H = {H:.3g}) or --dim (D = {D})": 1400 * n * H * FLOAT,
-         f"lower --dim (D = {D})": sample,
-         f"lower --train-size (P = {P:.3g}) or --context (N = {N:.3g})": data},
-        {f"lower --dim (D = {D})": build, f"lower --heads (H = {H:.3g}) or --dim (D = {D})": integration},
-        {"reduced flow": f"D = {D}, {n * H} numbers (symbolic build cached after the first run)"}, once=build)
+    memory = {f"lower --heads (H = {H:.3g}) or --dim (D = {D})": 1400 * n * H * FLOAT,
+              f"lower --dim (D = {D})": sample,
+              f"lower --train-size (P = {P:.3g}) or --context (N = {N:.3g})": data}
+    time = {f"lower --dim (D = {D})": build, f"lower --heads (H = {H:.3g}) or --dim (D = {D})": integration}
+    if getattr(spec, "batch_size", None) is not None:
+        _add_sgd_band(spec, memory, time)
+    return Estimate.of(memory, time, {"reduced flow": f"D = {D}, {n * H} numbers (symbolic build cached after the "
+                                                      f"first run)"}, once=build)
+
+
+def _add_sgd_band(spec, memory: dict, time: dict) -> None:
+    """The SGD band's terms (``theory.linear_attention.sgd``): the losses of every path at every step, the
+    paths' states, the P per-prompt gradients in Theta ((D+1)^2 D numbers, LA-44) and Sigma's root tabulated at
+    every 5th step of the GD map; per path and step a product with that root (about 2e-9 s per entry)."""
+    D, H, P, paths, steps = spec.dim, spec.heads, spec.sample_size, spec.paths, spec.gd_steps
+    features = (D + 1) ** 2 * D
+    table = (steps // 5 + 1) * features ** 2
+    band = f"lower --paths ({paths:.3g}) or take fewer steps ({steps:.3g}: lower --t-max or raise --lr)"
+    prompts = f"lower --dim (D = {D}) or --train-size (P = {P:.3g})"
+    memory[band] = ((steps + 1) * paths + 4 * paths * (H * (D + 1) ** 2 + features)) * FLOAT
+    memory[prompts] = memory.get(prompts, 0.0) + (table + P * features) * FLOAT
+    time[band] = steps * paths * features ** 2 * 2e-9
+    time[prompts] = time.get(prompts, 0.0) + (steps // 5 + 1) * (P * features ** 2 * 1e-9 + features ** 3 * 1e-8)
 
 
 def softmax(spec, verb: str) -> Estimate:

@@ -58,3 +58,11 @@ def test_an_echoed_value_is_cut_to_200_characters(capsys):
     assert main(["predict", "attn-m", "--eigenvalues", ",".join(["0.1"] * 20000)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and len(err) < 600 and "characters)" in err
+
+
+def test_the_sgd_band_is_estimated_before_it_allocates(capsys):
+    """predict attn-m --batch-size with 1e7 paths needed a 60 GB (steps x paths) array and ended in a
+    MemoryError traceback; now it is refused from the estimate, naming --paths."""
+    assert main(["predict", "attn-m", "--batch-size", "64", "--paths", "10000000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lower --paths" in err and "Traceback" not in err
