@@ -44,7 +44,9 @@ def slurm_arguments():
 
 @pytest.fixture(scope="module")
 def pool_table(tmp_path_factory):
-    """The tiny grid on the default executor (a process pool of 2 spawned workers)."""
+    """The tiny grid on the default executor (a process pool of 2 spawned workers). The tests request it
+    before ``page_cluster``, so the pool runs and shuts down before the local Dask cluster's worker processes
+    exist: with both alive in this process, one CI run hung in the pool's shutdown after a worker was lost."""
     result = sweep.run_sweep("attn-m", TINY_GRID, MEASURES, tmp_path_factory.mktemp("pool"), fixed=TINY_FIXED,
                              workers=2)
     assert not result.failed and len(result.computed) == 36
@@ -105,7 +107,7 @@ def tiny_command(address, out):
     return tiny + ["--no-progress"]
 
 
-def test_page_command_through_the_scheduler_address_chunks_and_matches_the_pool(page_cluster, pool_table,
+def test_page_command_through_the_scheduler_address_chunks_and_matches_the_pool(pool_table, page_cluster,
                                                                                   tmp_path, capsys):
     argv = tiny_command(page_cluster["cluster"].scheduler_address, tmp_path)
     assert main(argv) == 0
@@ -138,7 +140,7 @@ class _Tiny(ast.NodeTransformer):
         return node
 
 
-def test_page_python_sweep_with_the_client_chunks_and_matches_the_pool(page_cluster, pool_table, tmp_path):
+def test_page_python_sweep_with_the_client_chunks_and_matches_the_pool(pool_table, page_cluster, tmp_path):
     tree = ast.parse(page_block("python", "run_sweep("))
     tiny = _Tiny(tmp_path)
     tree = ast.fix_missing_locations(tiny.visit(tree))
